@@ -1,0 +1,46 @@
+"""A Pardot connection's settings, as ``server.config`` parsed them from the TOML file.
+
+Secrets are resolved (from the file, ``<name>_env`` or ``<name>_file``) before they get
+here, and are kept out of ``repr`` so that logging a config can never print one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+AuthMode = Literal["oauth", "legacy"]
+GrantType = Literal["refresh_token", "password", "client_credentials"]
+
+
+@dataclass(frozen=True)
+class ConnectionConfig:
+    name: str
+    pardot_url: str = "https://pi.pardot.com"
+    api_version: int = 4
+    auth: AuthMode = "oauth"
+    # OAuth (Salesforce)
+    business_unit_id: str = ""
+    token_url: str = "https://login.salesforce.com/services/oauth2/token"
+    grant_type: GrantType = "refresh_token"
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    refresh_token: str = field(default="", repr=False)
+    username: str = ""
+    password: str = field(default="", repr=False)
+    # Legacy Pardot login
+    email: str = ""
+    user_key: str = field(default="", repr=False)
+    # Transport
+    timeout_s: float = 10.0
+    max_concurrency: int = 5
+    max_retries: int = 3
+    # The browser side (tracking snippet)
+    tracker_host: str = "pi.pardot.com"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value, for the log redactor."""
+        return tuple(
+            s for s in (self.client_secret, self.refresh_token, self.password, self.user_key) if s
+        )

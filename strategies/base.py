@@ -1,0 +1,68 @@
+"""The two seams of a strategy: the :class:`Gateway` it asks Pardot through, and the
+:class:`Strategy` it is.
+
+A strategy is decision logic only (DESIGN.md): it never builds a URL, sleeps, retries
+or locks. ``clients.gateway.PardotGateway`` implements :class:`Gateway` over HTTP (with
+auth, limits, retries, batching and dry-run recording); the unit tests implement it in
+memory. Both must honour the same contract, written down here.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar, Protocol
+
+from clients.model import Fields, Prospect
+from strategies.model import Event, Settings, SyncResult
+
+
+class Gateway(Protocol):
+    """What a strategy may ask of one Pardot connection, for one request.
+
+    Writes return the prospect as Pardot returned it (``created`` says whether it is
+    new); in a dry run they return ``planned=True`` and send nothing. Reads are always
+    made. Pardot failures raise ``clients.errors.PardotError`` (err_code and meaning
+    from the table), except the "not found" of a read, which is an empty answer.
+    """
+
+    api_version: int
+
+    async def upsert_by_email(self, email: str, fields: Fields) -> Prospect:
+        """v3 only (in v4 ``upsert/email`` always creates)."""
+        ...
+
+    async def upsert_by_id(self, prospect_id: int, fields: Fields) -> Prospect: ...
+
+    async def upsert_by_fid(self, fid: str, fields: Fields) -> Prospect: ...
+
+    async def update_by_id(self, prospect_id: int, fields: Fields) -> Prospect: ...
+
+    async def update_by_fid(self, fid: str, fields: Fields) -> Prospect: ...
+
+    async def create(self, email: str, fields: Fields) -> Prospect:
+        """``create/email``: v4 always creates; v3 fails with err 9 if the email exists."""
+        ...
+
+    async def read_by_email(self, email: str) -> list[Prospect]:
+        """Every prospect with that email (v4 may return several); [] for none."""
+        ...
+
+    async def read_by_id(self, prospect_id: int) -> Prospect | None: ...
+
+    async def read_by_fid(self, fid: str) -> Prospect | None: ...
+
+
+class Strategy(ABC):
+    """Decides how one event becomes Pardot calls. Subclasses register themselves with
+    ``strategies.registry.REGISTRY.register(name=..., priority=...)``."""
+
+    name: ClassVar[str]
+    priority: ClassVar[int]
+
+    @abstractmethod
+    def matches(self, event: Event, settings: Settings) -> bool:
+        """True when this strategy should handle the event under these settings."""
+
+    @abstractmethod
+    async def sync(self, event: Event, settings: Settings, pardot: Gateway) -> SyncResult:
+        """Create or update the prospect the event identifies."""

@@ -1,0 +1,83 @@
+"""What a strategy decides on: the event, the caller's settings (resolved against the
+connection) and the result. Plain Python values: the server converts from protobuf, so
+strategies and their unit tests never touch generated code."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from clients.model import Prospect
+
+
+class Outcome(enum.Enum):
+    """Mirrors ``prospectsync.v1.Outcome`` by name."""
+
+    CREATED = "CREATED"
+    UPDATED = "UPDATED"
+    PLANNED = "PLANNED"
+    DUPLICATE_MESSAGE = "DUPLICATE_MESSAGE"
+
+
+@dataclass(frozen=True)
+class TrackMapping:
+    """What one track event does: ``settings.track_mappings[event]``."""
+
+    fields: Mapping[str, str] = field(default_factory=dict)
+    add_to_list_ids: tuple[int, ...] = ()
+    external_activity: tuple[str, str] | None = None  # (extension, type)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``PardotSettings`` with the connection's defaults filled in: ``connection`` is a
+    configured name and ``api_version`` is 3 or 4, never unspecified."""
+
+    connection: str = "default"
+    api_version: int = 4
+    lookup_field: str = ""
+    use_user_id_as_lookup_value: bool = False
+    campaign_id: str = ""
+    strategy: str = ""
+    dry_run: bool = False
+    create_when_unmatched: bool = False
+    account_id: str = ""
+    track_mappings: Mapping[str, TrackMapping] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One identify or track call. ``traits`` are what identifies and describes the
+    person (for a track call, ``context.traits``); ``properties`` belong to track."""
+
+    kind: Literal["identify", "track"] = "identify"
+    message_id: str = ""
+    user_id: str = ""
+    anonymous_id: str = ""
+    traits: Mapping[str, Any] = field(default_factory=dict)
+    context: Mapping[str, Any] = field(default_factory=dict)
+    pardot_id: str = ""
+    pardot_fid: str = ""
+    name: str = ""
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    timestamp: datetime | None = None
+
+    @property
+    def traits_path(self) -> str:
+        """Where traits live in the request, for error messages that name the field."""
+        return "traits" if self.kind == "identify" else "context.traits"
+
+    @property
+    def email(self) -> str:
+        value = self.traits.get("email")
+        return value.strip() if isinstance(value, str) else ""
+
+
+@dataclass
+class SyncResult:
+    prospect: Prospect
+    outcome: Outcome
+    warnings: list[str] = field(default_factory=list)
