@@ -48,13 +48,15 @@ class ProspectSyncError(Exception):
 
 
 class InvalidArgument(ProspectSyncError):
-    """The caller sent something unusable; ``field`` is its path in the request."""
+    """The caller sent something unusable. ``field`` is its path in the request and
+    ``description`` a verb phrase ("is required for API v3 (EmailV3)"), so the message
+    reads as one sentence: "traits.email is required for API v3 (EmailV3)"."""
 
     code = StatusCode.INVALID_ARGUMENT
     reason = "INVALID_ARGUMENT"
 
     def __init__(self, field: str, description: str, *, reason: str | None = None) -> None:
-        super().__init__(f"{field}: {description}", reason=reason, violations=[(field, description)])
+        super().__init__(f"{field} {description}", reason=reason, violations=[(field, description)])
         self.field = field
 
 
@@ -156,3 +158,11 @@ class PardotAuthFailed(ProspectSyncError):
 
     code = StatusCode.FAILED_PRECONDITION
     reason = "PARDOT_AUTH_FAILED"
+
+
+class DeadlineExceeded(ProspectSyncError):
+    """The caller's deadline left no time for (another) Pardot call. Raised instead of
+    sending a request that could not finish in time, or retrying past the deadline."""
+
+    code = StatusCode.DEADLINE_EXCEEDED
+    reason = "DEADLINE_EXCEEDED"

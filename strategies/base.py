@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar, Protocol
 
+from clients.identity import IdentityView
 from clients.model import Fields, Prospect
 from strategies.model import Event, Settings, SyncResult
 
@@ -26,6 +27,8 @@ class Gateway(Protocol):
     """
 
     api_version: int
+    #: What earlier calls learned: (namespace, key) → prospect id, for this connection.
+    identity: IdentityView
 
     async def upsert_by_email(self, email: str, fields: Fields) -> Prospect:
         """v3 only (in v4 ``upsert/email`` always creates)."""
@@ -66,3 +69,8 @@ class Strategy(ABC):
     @abstractmethod
     async def sync(self, event: Event, settings: Settings, pardot: Gateway) -> SyncResult:
         """Create or update the prospect the event identifies."""
+
+    def identity_key(self, event: Event, settings: Settings) -> str | None:
+        """The key under which concurrent calls for one person must run one at a time,
+        because this strategy reads before it creates; None when nothing races."""
+        return None

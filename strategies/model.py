@@ -81,3 +81,14 @@ class SyncResult:
     prospect: Prospect
     outcome: Outcome
     warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, prospect: Prospect, warnings: list[str] | None = None) -> SyncResult:
+        """The outcome follows from what the gateway returned: planned, new, or not."""
+        if prospect.planned:
+            outcome = Outcome.PLANNED
+        elif prospect.created:
+            outcome = Outcome.CREATED
+        else:
+            outcome = Outcome.UPDATED
+        return cls(prospect, outcome, list(warnings or []))

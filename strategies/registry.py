@@ -38,7 +38,7 @@ class Registry:
         except KeyError:
             raise InvalidArgument(
                 "settings.strategy",
-                f"unknown strategy {name!r}; registered: {', '.join(self.names)}",
+                f"names no registered strategy ({name!r}); registered: {', '.join(self.names)}",
             ) from None
 
     def pick(self, event: Event, settings: Settings) -> Strategy:

@@ -1,0 +1,162 @@
+"""The identity map: what earlier calls learned about which Pardot prospect is whom.
+
+Pardot v4 can be read only by email, id or fid, so a prospect matched by a custom lookup
+field costs a read by email every time, and a changed email finds nothing. Remembering
+(connection, namespace, key) → prospect id fixes both: a warm identify is one update
+by id, and an email change updates the prospect the lookup value already names.
+
+Namespaces: ``email``, ``fid`` and ``field:<lookup field id>``. Only facts are stored:
+an id Pardot returned for that key. A planned write (dry run) or a batch answer without
+ids teaches nothing. Entries go when Pardot says the id is gone (err 3).
+
+The embedded default is SQLite in WAL mode under ``server.state_dir``: it survives a
+restart and needs no server. The :class:`IdentityStore` protocol is small on purpose so a
+Redis implementation can replace it for several replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Protocol
+
+from clients.model import Prospect
+
+EMAIL = "email"
+FID = "fid"
+
+
+def field_namespace(lookup_field: str) -> str:
+    return f"field:{lookup_field}"
+
+
+def _normal(namespace: str, key: str) -> str:
+    # Pardot matches emails case-insensitively; lookup values and fids are exact.
+    return key.strip().lower() if namespace == EMAIL else key
+
+
+class IdentityStore(Protocol):
+    """Where the map lives. Implementations must be safe to share across requests."""
+
+    def lookup(self, connection: str, namespace: str, key: str) -> int | None: ...
+
+    def remember(self, connection: str, namespace: str, key: str, prospect_id: int) -> None: ...
+
+    def forget(self, connection: str, prospect_id: int) -> None:
+        """Drop every entry that points at ``prospect_id`` (deleted or merged away)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SqliteIdentityStore:
+    """SQLite store. Calls run on the event loop thread: each is one indexed statement
+    on a local file (tens of microseconds), cheaper than a hop to a worker thread."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS identity ("
+            " connection TEXT NOT NULL, namespace TEXT NOT NULL, key TEXT NOT NULL,"
+            " prospect_id INTEGER NOT NULL, learned_at REAL NOT NULL DEFAULT (unixepoch('subsec')),"
+            " PRIMARY KEY (connection, namespace, key))"
+        )
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS identity_by_prospect ON identity (connection, prospect_id)"
+        )
+
+    def lookup(self, connection: str, namespace: str, key: str) -> int | None:
+        row = self._db.execute(
+            "SELECT prospect_id FROM identity WHERE connection=? AND namespace=? AND key=?",
+            (connection, namespace, _normal(namespace, key)),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def remember(self, connection: str, namespace: str, key: str, prospect_id: int) -> None:
+        self._db.execute(
+            "INSERT INTO identity (connection, namespace, key, prospect_id) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (connection, namespace, key) DO UPDATE SET"
+            " prospect_id=excluded.prospect_id, learned_at=excluded.learned_at",
+            (connection, namespace, _normal(namespace, key), prospect_id),
+        )
+
+    def forget(self, connection: str, prospect_id: int) -> None:
+        self._db.execute(
+            "DELETE FROM identity WHERE connection=? AND prospect_id=?", (connection, prospect_id)
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class MemoryIdentityStore:
+    """A dict, for unit tests and for a server run without a state directory."""
+
+    def __init__(self) -> None:
+        self._map: dict[tuple[str, str, str], int] = {}
+
+    def lookup(self, connection: str, namespace: str, key: str) -> int | None:
+        return self._map.get((connection, namespace, _normal(namespace, key)))
+
+    def remember(self, connection: str, namespace: str, key: str, prospect_id: int) -> None:
+        self._map[(connection, namespace, _normal(namespace, key))] = prospect_id
+
+    def forget(self, connection: str, prospect_id: int) -> None:
+        for entry in [k for k, v in self._map.items() if k[0] == connection and v == prospect_id]:
+            del self._map[entry]
+
+    def close(self) -> None:
+        self._map.clear()
+
+
+class IdentityView:
+    """The map as one connection's strategies see it (``pardot.identity``)."""
+
+    def __init__(self, store: IdentityStore, connection: str) -> None:
+        self._store = store
+        self._connection = connection
+
+    def lookup(self, namespace: str, key: str) -> int | None:
+        return self._store.lookup(self._connection, namespace, key)
+
+    def remember(self, namespace: str, key: str, prospect: Prospect) -> None:
+        """Learn that ``key`` names ``prospect`` — only if Pardot said so: a planned
+        write (dry run) or an answer without an id teaches nothing."""
+        if key and prospect.id is not None and not prospect.planned:
+            self._store.remember(self._connection, namespace, key, prospect.id)
+
+    def forget(self, prospect_id: int) -> None:
+        self._store.forget(self._connection, prospect_id)
+
+
+class KeyedLocks:
+    """One asyncio lock per identity key, so concurrent first identifies of one person
+    resolve one after another and create one prospect. Locks are dropped when no one
+    holds or waits for them, so memory follows concurrency, not history.
+
+    In-process only: replicas sharing a Redis identity map need a shared lock too.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, connection: str, key: str) -> AsyncIterator[None]:
+        slot = (connection, key)
+        lock, users = self._locks.get(slot, (asyncio.Lock(), 0))
+        self._locks[slot] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[slot]
+            if users == 1:
+                del self._locks[slot]
+            else:
+                self._locks[slot] = (lock, users - 1)

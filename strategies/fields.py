@@ -1,0 +1,113 @@
+"""Segment traits → Pardot prospect fields.
+
+The mapping is a table, not an if-cascade (STYLE.md): each Pardot field lists the trait
+paths that feed it, first non-empty wins, so adding a field is one line and the table is
+the documentation. Every other trait whose name is a valid Pardot field id passes
+through as a custom field. Nothing here calls Pardot or decides identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from clients.errors import InvalidArgument
+from clients.pardot_facts import READ_ONLY_FIELDS
+from strategies.validation import check_field_id
+
+#: Pardot field → the trait paths that feed it (dotted paths reach into objects).
+TRAIT_SOURCES: dict[str, tuple[str, ...]] = {
+    "email": ("email",),
+    "salutation": ("salutation",),
+    "first_name": ("first_name", "firstName"),
+    "last_name": ("last_name", "lastName"),
+    "phone": ("phone",),
+    "company": ("company", "company.name"),
+    "job_title": ("job_title", "jobTitle", "title"),
+    "website": ("website",),
+    "department": ("department",),
+    "industry": ("industry",),
+    "employees": ("employees",),
+    "annual_revenue": ("annual_revenue", "annualRevenue"),
+    "address_one": ("address.street",),
+    "city": ("address.city",),
+    "state": ("address.state",),
+    "zip": ("address.postal_code",),
+    "country": ("address.country",),
+    "notes": ("notes",),
+    "comments": ("description",),
+    "years_in_business": ("years_in_business",),
+}
+
+#: Top-level traits the table consumes; they never pass through as custom fields.
+#: ``name`` is split into first and last name when those are absent.
+CONSUMED_TRAITS: frozenset[str] = frozenset(
+    {path.split(".")[0] for paths in TRAIT_SOURCES.values() for path in paths} | {"name"}
+)
+
+
+@dataclass
+class MappedFields:
+    fields: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def prospect_fields(traits: Mapping[str, Any], *, path: str = "traits") -> MappedFields:
+    """Map traits to Pardot fields; ``path`` names the traits in error messages."""
+    mapped = MappedFields()
+    for pardot_field, sources in TRAIT_SOURCES.items():
+        for source in sources:
+            value = _at(traits, source)
+            if value is None or isinstance(value, dict):
+                continue  # an object at a scalar path (company: {...}) → the next source
+            mapped.fields[pardot_field] = format_value(value, f"{path}.{source}")
+            break
+    _split_name(traits, mapped.fields)
+    for name, value in traits.items():
+        if name in CONSUMED_TRAITS:
+            continue
+        if name in READ_ONLY_FIELDS:
+            mapped.warnings.append(f"{path}.{name} ignored: {name} is read-only in Pardot")
+            continue
+        check_field_id(name, f"{path}.{name}")
+        mapped.fields[name] = format_value(value, f"{path}.{name}")
+    return mapped
+
+
+def format_value(value: Any, field_path: str) -> str:
+    """Render one trait value the way Pardot's form-encoded writes expect it.
+
+    None clears the field (Pardot clears on an empty value). Struct numbers arrive as
+    floats, so 10.0 is sent as "10". Objects and lists have no single Pardot value.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, int | str):
+        return str(value)
+    kind = "an object" if isinstance(value, dict) else "a list"
+    raise InvalidArgument(field_path, f"is {kind}; a Pardot field takes a string, number or bool")
+
+
+def _split_name(traits: Mapping[str, Any], fields: dict[str, str]) -> None:
+    name = traits.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return
+    first, _, last = name.strip().partition(" ")
+    if "first_name" not in fields:
+        fields["first_name"] = first
+    if "last_name" not in fields and last.strip():
+        fields["last_name"] = last.strip()
+
+
+def _at(traits: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = traits
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value

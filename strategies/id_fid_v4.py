@@ -1,0 +1,37 @@
+"""IdFidV4: Pardot API v4 when the caller knows the prospect's Pardot id or Salesforce fid
+(Segment's ``integrations.Pardot.id`` / ``.fid``)."""
+
+from __future__ import annotations
+
+from clients.identity import EMAIL, FID
+from strategies.base import Gateway, Strategy
+from strategies.fields import prospect_fields
+from strategies.model import Event, Settings, SyncResult
+from strategies.registry import REGISTRY
+from strategies.validation import check_fid, check_prospect_id
+
+
+@REGISTRY.register(name="IdFidV4", priority=90)
+class IdFidV4(Strategy):
+    """One ``upsert/id`` or ``upsert/fid`` updates that very prospect; an email trait
+    changes its email. An id Pardot does not know is NOT_FOUND (err 3 / 77), never a
+    silent new prospect: the caller named someone who is not there.
+    """
+
+    def matches(self, event: Event, settings: Settings) -> bool:
+        return settings.api_version == 4 and bool(event.pardot_id or event.pardot_fid)
+
+    async def sync(self, event: Event, settings: Settings, pardot: Gateway) -> SyncResult:
+        mapped = prospect_fields(event.traits, path=event.traits_path)
+        if event.pardot_id:
+            prospect_id = check_prospect_id(event.pardot_id, "pardot.id")
+            if event.pardot_fid:
+                check_fid(event.pardot_fid, "pardot.fid")
+                mapped.warnings.append("pardot.fid ignored: pardot.id names the prospect")
+            prospect = await pardot.upsert_by_id(prospect_id, mapped.fields)
+        else:
+            fid = check_fid(event.pardot_fid, "pardot.fid")
+            prospect = await pardot.upsert_by_fid(fid, mapped.fields)
+            pardot.identity.remember(FID, fid, prospect)
+        pardot.identity.remember(EMAIL, event.email, prospect)
+        return SyncResult.of(prospect, mapped.warnings)

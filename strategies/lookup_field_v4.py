@@ -1,0 +1,116 @@
+"""LookupFieldV4: Pardot API v4, matching the prospect whose custom lookup field holds the
+value of the trait of the same name (Segment's "Lookup Field")."""
+
+from __future__ import annotations
+
+from clients.errors import InvalidArgument, PardotError
+from clients.identity import EMAIL, field_namespace
+from clients.model import Prospect
+from strategies.base import Gateway, Strategy
+from strategies.fields import format_value, prospect_fields
+from strategies.model import Event, Settings, SyncResult
+from strategies.registry import REGISTRY
+from strategies.validation import check_campaign_id, check_field_id, require_email
+
+ERR_INVALID_PROSPECT_ID = 3
+
+
+@REGISTRY.register(name="LookupFieldV4", priority=70)
+class LookupFieldV4(Strategy):
+    """Resolve by the identity map first, then by reading every prospect with the email
+    and picking the one whose field holds the value — never one with another value —
+    and create only when none does.
+
+    The map is what makes an email change safe: the lookup value still names the same
+    prospect id, so the new email is written to it instead of creating a duplicate
+    (Segment's documented weakness). A map entry whose prospect is gone (err 3) is
+    dropped and the prospect is resolved afresh, once.
+    """
+
+    def matches(self, event: Event, settings: Settings) -> bool:
+        return (
+            settings.api_version == 4
+            and bool(settings.lookup_field)
+            and not settings.use_user_id_as_lookup_value
+        )
+
+    def lookup_value(self, event: Event, settings: Settings) -> str:
+        """The value to match; raises InvalidArgument naming where it should be."""
+        field = f"{event.traits_path}.{settings.lookup_field}"
+        raw = event.traits.get(settings.lookup_field)
+        if raw is None or raw == "":
+            raise InvalidArgument(
+                field, f"is required: settings.lookup_field names it ({self.name})"
+            )
+        return format_value(raw, field)
+
+    def identity_key(self, event: Event, settings: Settings) -> str | None:
+        try:
+            return f"{settings.lookup_field}={self.lookup_value(event, settings)}"
+        except InvalidArgument:
+            return None  # sync() reports it
+
+    async def sync(self, event: Event, settings: Settings, pardot: Gateway) -> SyncResult:
+        lookup_field = check_field_id(settings.lookup_field, "settings.lookup_field")
+        value = self.lookup_value(event, settings)
+        campaign_id = check_campaign_id(settings.campaign_id)
+        mapped = prospect_fields(event.traits, path=event.traits_path)
+        fields = {**mapped.fields, lookup_field: value}
+        namespace = field_namespace(lookup_field)
+
+        known = pardot.identity.lookup(namespace, value)
+        if known is not None:
+            try:
+                prospect = await pardot.update_by_id(known, fields)
+            except PardotError as exc:
+                if exc.err_code != ERR_INVALID_PROSPECT_ID:
+                    raise
+                pardot.identity.forget(known)
+                mapped.warnings.append(
+                    f"prospect {known} is gone from Pardot (deleted or merged); resolved afresh"
+                )
+            else:
+                return self._learned(pardot, namespace, value, event, prospect, mapped.warnings)
+
+        email = require_email(event, f"to find or create a prospect by {lookup_field} ({self.name})")
+        same_email = await pardot.read_by_email(email)
+        match = _holding(same_email, lookup_field, value)
+        if match is not None:
+            prospect = await pardot.update_by_id(match.id, fields)  # type: ignore[arg-type]
+        else:
+            unset = sum(1 for p in same_email if p.get(lookup_field) in (None, ""))
+            if unset:
+                mapped.warnings.append(
+                    f"{unset} prospect(s) with this email have no {lookup_field}; created a new "
+                    f"one — run `prospect-sync backfill` to set {lookup_field} on existing prospects"
+                )
+            if campaign_id:
+                fields["campaign_id"] = campaign_id
+            prospect = await pardot.create(email, fields)
+        return self._learned(pardot, namespace, value, event, prospect, mapped.warnings)
+
+    @staticmethod
+    def _learned(
+        pardot: Gateway,
+        namespace: str,
+        value: str,
+        event: Event,
+        prospect: Prospect,
+        warnings: list[str],
+    ) -> SyncResult:
+        pardot.identity.remember(namespace, value, prospect)
+        pardot.identity.remember(EMAIL, event.email, prospect)
+        return SyncResult.of(prospect, warnings)
+
+
+def _holding(prospects: list[Prospect], lookup_field: str, value: str) -> Prospect | None:
+    """The prospect whose lookup field holds ``value``; the oldest if several do."""
+    holders = [p for p in prospects if p.id is not None and _text(p.get(lookup_field)) == value]
+    return min(holders, key=lambda p: p.id or 0) if holders else None
+
+
+def _text(value: object) -> str:
+    # Pardot returns numbers as JSON numbers; the lookup value is compared as text.
+    if value is None:
+        return ""
+    return format_value(value, "") if isinstance(value, bool | int | float | str) else str(value)

@@ -1,0 +1,31 @@
+"""UserIdLookupV4: LookupFieldV4 whose value is the caller's ``user_id`` (Segment's "Use
+UserID as Lookup Field Value")."""
+
+from __future__ import annotations
+
+from clients.errors import InvalidArgument
+from strategies.lookup_field_v4 import LookupFieldV4
+from strategies.model import Event, Settings
+from strategies.registry import REGISTRY
+
+
+@REGISTRY.register(name="UserIdLookupV4", priority=80)
+class UserIdLookupV4(LookupFieldV4):
+    """The user id is written into the lookup field, so later calls find the prospect
+    by it even when no trait carries it."""
+
+    def matches(self, event: Event, settings: Settings) -> bool:
+        return (
+            settings.api_version == 4
+            and bool(settings.lookup_field)
+            and settings.use_user_id_as_lookup_value
+        )
+
+    def lookup_value(self, event: Event, settings: Settings) -> str:
+        if not event.user_id.strip():
+            raise InvalidArgument(
+                "user_id",
+                f"is required: settings.use_user_id_as_lookup_value matches "
+                f"{settings.lookup_field} on it ({self.name})",
+            )
+        return event.user_id.strip()

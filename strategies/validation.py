@@ -1,0 +1,81 @@
+"""Checks on caller input that must pass before any Pardot call is made.
+
+Each check raises ``InvalidArgument`` naming the request field and what is wrong, so a
+caller can fix the request without reading our logs. Nothing here talks to Pardot.
+"""
+
+from __future__ import annotations
+
+import re
+
+from email_validator import EmailNotValidError, validate_email
+
+from clients.errors import InvalidArgument
+from strategies.model import Event
+
+#: Pardot caps email at 255 characters (PARDOT_API.md, "Prospect fields").
+MAX_EMAIL_LENGTH = 255
+#: A Pardot field id as used in the API (``org_id``): a letter, then letters, digits, _.
+FIELD_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
+#: Salesforce record ids are 15 (case-sensitive) or 18 (case-insensitive) characters.
+SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+PROSPECT_ID = re.compile(r"[1-9][0-9]{0,18}")
+CAMPAIGN_ID = re.compile(r"[0-9]{1,18}")
+
+
+def require_email(event: Event, purpose: str) -> str:
+    """The event's email trait, checked; ``purpose`` completes "… is required …"."""
+    field = f"{event.traits_path}.email"
+    if event.traits.get("email") in (None, ""):
+        raise InvalidArgument(field, f"is required {purpose}")
+    return check_email(event.traits.get("email"), field)
+
+
+def check_email(value: object, field: str) -> str:
+    """Return the email as the caller sent it (trimmed) once its syntax is sound.
+
+    email-validator does the RFC work; deliverability (DNS) is not checked because the
+    service runs without outside network and Pardot does not check it either. The value
+    is sent as given, not normalised: Pardot matches emails as it stored them.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgument(field, "must be a non-empty email address")
+    email = value.strip()
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise InvalidArgument(field, f"is longer than {MAX_EMAIL_LENGTH} characters")
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidArgument(field, f"is not a valid email address: {exc}") from None
+    return email
+
+
+def check_field_id(name: str, field: str) -> str:
+    if not FIELD_ID.fullmatch(name):
+        raise InvalidArgument(
+            field,
+            f"is not a Pardot field id ({name!r}): use a letter, then letters, digits or _",
+        )
+    return name
+
+
+def check_prospect_id(value: str, field: str) -> int:
+    if not PROSPECT_ID.fullmatch(value.strip()):
+        raise InvalidArgument(field, f"must be a Pardot prospect id (a positive integer), not {value!r}")
+    return int(value)
+
+
+def check_fid(value: str, field: str) -> str:
+    fid = value.strip()
+    if not SALESFORCE_ID.fullmatch(fid):
+        raise InvalidArgument(
+            field, f"must be a Salesforce id (15 or 18 letters and digits), not {value!r}"
+        )
+    return fid
+
+
+def check_campaign_id(value: str) -> str:
+    """A Pardot campaign id is an integer; "" means the account's default campaign."""
+    if value and not CAMPAIGN_ID.fullmatch(value):
+        raise InvalidArgument("settings.campaign_id", f"must be a Pardot campaign id, not {value!r}")
+    return value

@@ -1,0 +1,120 @@
+"""An in-memory Pardot behind the Gateway protocol, for unit tests of strategies.
+
+It keeps Pardot's identity rules per API version (PARDOT_API.md) so a strategy's
+decisions can be tested without a network, and records every call it is asked for.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from clients.errors import PardotError
+from clients.identity import IdentityView, MemoryIdentityStore
+from clients.model import Fields, Prospect
+
+
+@dataclass
+class MemoryGateway:
+    api_version: int = 3
+    dry_run: bool = False
+    prospects: dict[int, dict[str, Any]] = field(default_factory=dict)
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    identity: IdentityView = field(
+        default_factory=lambda: IdentityView(MemoryIdentityStore(), "default")
+    )
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
+
+    # --- test helpers -------------------------------------------------------------
+    def seed(self, **fields: Any) -> int:
+        prospect_id = next(self._ids)
+        self.prospects[prospect_id] = {"id": prospect_id, **fields}
+        return prospect_id
+
+    @property
+    def ops(self) -> list[str]:
+        return [op for op, _ in self.calls]
+
+    # --- the Gateway protocol -------------------------------------------------------
+    async def upsert_by_email(self, email: str, fields: Fields) -> Prospect:
+        self.calls.append(("upsert_by_email", email))
+        assert self.api_version == 3, "upsert/email always creates in v4"
+        matches = self._by_email(email)
+        if matches:
+            return self._write(matches[0]["id"], fields)
+        return self._write(None, {**fields, "email": email})
+
+    async def upsert_by_id(self, prospect_id: int, fields: Fields) -> Prospect:
+        self.calls.append(("upsert_by_id", prospect_id))
+        if prospect_id not in self.prospects:
+            raise PardotError(3, "Invalid prospect ID")
+        return self._write(prospect_id, fields)
+
+    async def upsert_by_fid(self, fid: str, fields: Fields) -> Prospect:
+        self.calls.append(("upsert_by_fid", fid))
+        return self._write(self._require_fid(fid), fields)
+
+    async def update_by_id(self, prospect_id: int, fields: Fields) -> Prospect:
+        self.calls.append(("update_by_id", prospect_id))
+        if prospect_id not in self.prospects:
+            raise PardotError(3, "Invalid prospect ID")
+        return self._write(prospect_id, fields)
+
+    async def update_by_fid(self, fid: str, fields: Fields) -> Prospect:
+        self.calls.append(("update_by_fid", fid))
+        return self._write(self._require_fid(fid), fields)
+
+    async def create(self, email: str, fields: Fields) -> Prospect:
+        self.calls.append(("create", email))
+        if self.api_version == 3 and self._by_email(email):
+            raise PardotError(9, "A prospect with the specified email address already exists")
+        return self._write(None, {**fields, "email": email})
+
+    async def read_by_email(self, email: str) -> list[Prospect]:
+        self.calls.append(("read_by_email", email))
+        return [_prospect(p) for p in self._by_email(email)]
+
+    async def read_by_id(self, prospect_id: int) -> Prospect | None:
+        self.calls.append(("read_by_id", prospect_id))
+        found = self.prospects.get(prospect_id)
+        return _prospect(found) if found else None
+
+    async def read_by_fid(self, fid: str) -> Prospect | None:
+        self.calls.append(("read_by_fid", fid))
+        found = self._find_fid(fid)
+        return _prospect(found) if found else None
+
+    # --- internals ------------------------------------------------------------------
+    def _by_email(self, email: str) -> list[dict[str, Any]]:
+        return [p for p in self.prospects.values() if p.get("email", "").lower() == email.lower()]
+
+    def _find_fid(self, fid: str) -> dict[str, Any] | None:
+        for p in self.prospects.values():
+            if fid in (p.get("crm_lead_fid"), p.get("crm_contact_fid")):
+                return p
+        return None
+
+    def _require_fid(self, fid: str) -> int:
+        found = self._find_fid(fid)
+        if found is None:
+            raise PardotError(77, "Invalid prospect fid")
+        return found["id"]
+
+    def _write(self, prospect_id: int | None, fields: Mapping[str, str]) -> Prospect:
+        if self.dry_run:
+            return Prospect(id=prospect_id, fields=dict(fields), planned=True)
+        created = prospect_id is None
+        if created:
+            prospect_id = next(self._ids)
+            self.prospects[prospect_id] = {"id": prospect_id}
+        stored = self.prospects[prospect_id]
+        stored.update({k: v for k, v in fields.items() if v != ""})
+        for k in [k for k, v in fields.items() if v == ""]:
+            stored.pop(k, None)
+        return replace(_prospect(stored), created=created)
+
+
+def _prospect(stored: Mapping[str, Any]) -> Prospect:
+    return Prospect(id=stored["id"], email=stored.get("email", ""), fields=dict(stored))
