@@ -35,8 +35,19 @@ class ConnectionConfig:
     timeout_s: float = 10.0
     max_concurrency: int = 5
     max_retries: int = 3
+    # Retry delays: full jitter, uniform in [0, min(backoff_max_s, backoff_base_s * 2**n)].
+    backoff_base_s: float = 0.1
+    backoff_max_s: float = 2.0
+    # After Pardot/Salesforce rejected the credentials, calls fail fast (no request
+    # at all) for this long instead of asking the token endpoint again on every call.
+    auth_failure_cooldown_s: float = 30.0
     # The browser side (tracking snippet)
     tracker_host: str = "pi.pardot.com"
+
+    def key(self, name: str) -> str:
+        """Where setting ``name`` lives in the server's configuration, for error
+        messages that tell an operator what to fix (never its value)."""
+        return f"connections.{self.name}.{name}"
 
     @property
     def secrets(self) -> tuple[str, ...]:

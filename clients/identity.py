@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -64,7 +65,8 @@ class SqliteIdentityStore:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS identity ("
             " connection TEXT NOT NULL, namespace TEXT NOT NULL, key TEXT NOT NULL,"
-            " prospect_id INTEGER NOT NULL, learned_at REAL NOT NULL DEFAULT (unixepoch('subsec')),"
+            " prospect_id INTEGER NOT NULL,"
+            " learned_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),"
             " PRIMARY KEY (connection, namespace, key))"
         )
         self._db.execute(
@@ -80,10 +82,13 @@ class SqliteIdentityStore:
 
     def remember(self, connection: str, namespace: str, key: str, prospect_id: int) -> None:
         self._db.execute(
-            "INSERT INTO identity (connection, namespace, key, prospect_id) VALUES (?, ?, ?, ?)"
+            # learned_at is set here, not by a column default: unixepoch('subsec')
+            # needs SQLite 3.42+, and older ones (Debian 12 ships 3.40) store NULL.
+            "INSERT INTO identity (connection, namespace, key, prospect_id, learned_at)"
+            " VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (connection, namespace, key) DO UPDATE SET"
             " prospect_id=excluded.prospect_id, learned_at=excluded.learned_at",
-            (connection, namespace, _normal(namespace, key), prospect_id),
+            (connection, namespace, _normal(namespace, key), prospect_id, time.time()),
         )
 
     def forget(self, connection: str, prospect_id: int) -> None:

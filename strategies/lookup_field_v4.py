@@ -72,7 +72,9 @@ class LookupFieldV4(Strategy):
             else:
                 return self._learned(pardot, namespace, value, event, prospect, mapped.warnings)
 
-        email = require_email(event, f"to find or create a prospect by {lookup_field} ({self.name})")
+        email = require_email(
+            event, f"to find or create a prospect by {lookup_field} ({self.name})"
+        )
         same_email = await pardot.read_by_email(email)
         match = _holding(same_email, lookup_field, value)
         if match is not None:
@@ -81,8 +83,9 @@ class LookupFieldV4(Strategy):
             unset = sum(1 for p in same_email if p.get(lookup_field) in (None, ""))
             if unset:
                 mapped.warnings.append(
-                    f"{unset} prospect(s) with this email have no {lookup_field}; created a new "
-                    f"one — run `prospect-sync backfill` to set {lookup_field} on existing prospects"
+                    f"{unset} prospect(s) with this email have no {lookup_field}; created a "
+                    f"new one — run `prospect-sync backfill` to set {lookup_field} on "
+                    "existing prospects"
                 )
             if campaign_id:
                 fields["campaign_id"] = campaign_id

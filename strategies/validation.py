@@ -61,7 +61,9 @@ def check_field_id(name: str, field: str) -> str:
 
 def check_prospect_id(value: str, field: str) -> int:
     if not PROSPECT_ID.fullmatch(value.strip()):
-        raise InvalidArgument(field, f"must be a Pardot prospect id (a positive integer), not {value!r}")
+        raise InvalidArgument(
+            field, f"must be a Pardot prospect id (a positive integer), not {value!r}"
+        )
     return int(value)
 
 
@@ -77,5 +79,7 @@ def check_fid(value: str, field: str) -> str:
 def check_campaign_id(value: str) -> str:
     """A Pardot campaign id is an integer; "" means the account's default campaign."""
     if value and not CAMPAIGN_ID.fullmatch(value):
-        raise InvalidArgument("settings.campaign_id", f"must be a Pardot campaign id, not {value!r}")
+        raise InvalidArgument(
+            "settings.campaign_id", f"must be a Pardot campaign id, not {value!r}"
+        )
     return value

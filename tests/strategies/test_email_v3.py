@@ -16,7 +16,9 @@ def identify(**traits) -> Event:
 
 async def test_first_identify_creates_with_one_upsert() -> None:
     pardot = MemoryGateway(api_version=3)
-    result = await EmailV3().sync(identify(email="tom@example.com", name="Tom Smykowski"), V3, pardot)
+    result = await EmailV3().sync(
+        identify(email="tom@example.com", name="Tom Smykowski"), V3, pardot
+    )
     assert result.outcome is Outcome.CREATED
     assert pardot.ops == ["upsert_by_email"]
     stored = pardot.prospects[result.prospect.id]
@@ -69,7 +71,9 @@ async def test_campaign_is_set_on_new_prospects_only() -> None:
 async def test_non_numeric_campaign_is_a_settings_argument_error() -> None:
     pardot = MemoryGateway(api_version=3)
     with pytest.raises(InvalidArgument) as caught:
-        await EmailV3().sync(identify(email="a@b.co"), Settings(api_version=3, campaign_id="x1"), pardot)
+        await EmailV3().sync(
+            identify(email="a@b.co"), Settings(api_version=3, campaign_id="x1"), pardot
+        )
     assert caught.value.field == "settings.campaign_id"
     assert pardot.calls == []
 

@@ -86,7 +86,9 @@ def test_single_word_name_sets_first_name_only() -> None:
 
 
 def test_custom_fields_pass_through_with_values_rendered_for_pardot() -> None:
-    mapped = prospect_fields({"org_id": "1sf324fd53", "seats": 12.0, "ratio": 0.5, "vip": True, "plan": None})
+    mapped = prospect_fields(
+        {"org_id": "1sf324fd53", "seats": 12.0, "ratio": 0.5, "vip": True, "plan": None}
+    )
     assert mapped.fields == {
         "org_id": "1sf324fd53",
         "seats": "12",

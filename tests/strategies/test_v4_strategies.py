@@ -134,7 +134,9 @@ async def test_prospects_with_another_value_are_never_taken() -> None:
 async def test_email_change_under_a_lookup_field_keeps_one_prospect() -> None:
     pardot = v4()
     first = await LookupFieldV4().sync(identify(email="old@example.com", org_id="o-1"), ORG, pardot)
-    changed = await LookupFieldV4().sync(identify(email="new@example.com", org_id="o-1"), ORG, pardot)
+    changed = await LookupFieldV4().sync(
+        identify(email="new@example.com", org_id="o-1"), ORG, pardot
+    )
     assert changed.outcome is Outcome.UPDATED and changed.prospect.id == first.prospect.id
     assert len(pardot.prospects) == 1
     assert pardot.prospects[first.prospect.id]["email"] == "new@example.com"

@@ -1,0 +1,349 @@
+"""Credentials for one Pardot connection: get them, cache them, refresh them once.
+
+Two modes (PARDOT_API.md, "Authentication"):
+
+- OAuth: a Salesforce token grant (refresh_token, password or client_credentials);
+  calls carry ``Authorization: Bearer`` and ``Pardot-Business-Unit-Id``.
+- Legacy: a Pardot login with email, password and user key; calls carry
+  ``Authorization: Pardot api_key=..., user_key=...``.
+
+The token is cached per connection and refreshed SINGLE-FLIGHT: when many calls see
+the same expired token, the first to take the lock fetches a new one and the others,
+finding the token already changed, reuse it. When the credentials are rejected, the
+connection fails fast for ``auth_failure_cooldown_s`` instead of asking again on every
+call (no retry storm).
+
+This module never puts a secret in a URL, an error message, a log event or a call
+record; messages name the configuration keys to fix instead. It never retries: the
+transport decides that, and a failed fetch surfaces as PardotUnavailable (retryable)
+or PardotAuthFailed (not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from abc import ABC, abstractmethod
+from urllib.parse import urlsplit
+
+import httpx
+from grpc import StatusCode
+
+from clients import pardot_facts as facts
+from clients.call_log import record_call
+from clients.config import ConnectionConfig
+from clients.config_checks import GRANT_KEYS, check_connection, check_legacy, check_oauth
+from clients.errors import (
+    PardotAuthFailed,
+    PardotError,
+    PardotUnavailable,
+    ProspectSyncError,
+)
+from clients.responses import parse_response
+
+_TRANSIENT_STATUSES = frozenset({408, 429})
+
+
+class Authenticator(ABC):
+    """One connection's credentials. ``headers(token)`` authenticates an API call;
+    ``token()`` / ``refresh(stale)`` obtain the token, at most one fetch at a time."""
+
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        http: httpx.AsyncClient,
+        limiter: asyncio.Semaphore,
+    ) -> None:
+        self.config = config
+        self._http = http
+        self._limiter = limiter
+        self._lock = asyncio.Lock()
+        self._token: str | None = None
+        self._rejection: tuple[float, PardotAuthFailed] | None = None  # (until, error)
+        self._fetches_done = 0  # fetches finished so far, however they ended
+        self._last_failure: str | None = None  # the last fetch's PardotUnavailable, if any
+        #: Successful fetches so far (tokens granted or logins made).
+        self.fetches = 0
+
+    @abstractmethod
+    def headers(self, token: str) -> dict[str, str]:
+        """The headers that authenticate one API call with ``token``."""
+
+    @abstractmethod
+    async def _fetch(self, *, request_timeout_s: float, attempt: int) -> str:
+        """Ask for a new token. Raises PardotAuthFailed when the credentials are
+        refused, PardotUnavailable when no usable answer came back."""
+
+    @abstractmethod
+    def rejected_message(self) -> str:
+        """What an operator must fix when the API refuses even a fresh token."""
+
+    async def token(self, *, request_timeout_s: float, attempt: int = 1) -> str:
+        """The cached token, fetched first if there is none."""
+        if self._token is not None:
+            return self._token
+        return await self.refresh(None, request_timeout_s=request_timeout_s, attempt=attempt)
+
+    async def refresh(
+        self,
+        stale: str | None,
+        *,
+        request_timeout_s: float,
+        attempt: int = 1,
+    ) -> str:
+        """A token newer than ``stale``. Only the first caller holding ``stale`` fetches;
+        everyone queued behind it gets the token it fetched (single flight)."""
+        queued_at = self._fetches_done
+        async with self._lock:
+            if self._token is not None and self._token != stale:
+                return self._token
+            self._raise_if_rejected()
+            if self._fetches_done != queued_at and self._last_failure is not None:
+                # The fetch this caller queued behind just failed: share its outcome
+                # (the transport backs off) instead of asking a failing endpoint again.
+                raise PardotUnavailable(self._last_failure)
+            self._token = None
+            try:
+                token = await self._fetch(request_timeout_s=request_timeout_s, attempt=attempt)
+            except PardotUnavailable as exc:
+                self._last_failure = exc.message
+                raise
+            except PardotAuthFailed as exc:
+                self._remember_rejection(exc)
+                raise
+            finally:
+                self._fetches_done += 1
+            self._last_failure = None
+            self._token = token
+            self.fetches += 1
+            return token
+
+    def reject(self, token: str, err: PardotError) -> PardotAuthFailed:
+        """The API refused ``token`` right after a refresh: the credentials cannot work.
+        Forget the token, fail fast for a while, and say what to fix."""
+        if self._token == token:
+            self._token = None
+        exc = PardotAuthFailed(
+            f"{self.rejected_message()} (Pardot err {err.err_code} again after a refresh)",
+            metadata={"err_code": str(err.err_code)},
+        )
+        self._remember_rejection(exc)
+        return exc
+
+    def _remember_rejection(self, exc: PardotAuthFailed) -> None:
+        until = time.monotonic() + self.config.auth_failure_cooldown_s
+        self._rejection = (until, exc)
+
+    def _raise_if_rejected(self) -> None:
+        if self._rejection is None:
+            return
+        until, first = self._rejection
+        if time.monotonic() < until:
+            raise PardotAuthFailed(first.message, reason=first.reason, metadata=first.metadata)
+        self._rejection = None
+
+    def _redact(self, text: str) -> str:
+        for secret in self.config.secrets:
+            text = text.replace(secret, "[REDACTED]")
+        return text
+
+
+class OAuthAuthenticator(Authenticator):
+    """Salesforce OAuth: a token grant, then Bearer + business unit headers."""
+
+    def __init__(
+        self, config: ConnectionConfig, http: httpx.AsyncClient, limiter: asyncio.Semaphore
+    ) -> None:
+        check_oauth(config)
+        super().__init__(config, http, limiter)
+        self._token_path = urlsplit(config.token_url).path or "/"
+
+    def headers(self, token: str) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {token}",
+            facts.BUSINESS_UNIT_HEADER: self.config.business_unit_id,
+        }
+
+    def rejected_message(self) -> str:
+        c = self.config
+        return (
+            f"Pardot refuses the access token of connection {c.name!r}: check that the "
+            f"Salesforce user behind {c.key('client_id')} has Pardot access to business "
+            f"unit {c.business_unit_id} ({c.key('business_unit_id')})"
+        )
+
+    def _grant_form(self) -> dict[str, str]:
+        c = self.config
+        form = {
+            "grant_type": c.grant_type,
+            "client_id": c.client_id,
+            "client_secret": c.client_secret,
+        }
+        if c.grant_type == "refresh_token":
+            form["refresh_token"] = c.refresh_token
+        elif c.grant_type == "password":
+            form |= {"username": c.username, "password": c.password}
+        return form
+
+    async def _fetch(self, *, request_timeout_s: float, attempt: int) -> str:
+        # The token request goes to Salesforce, not Pardot: it takes no Pardot slot.
+        c = self.config
+        started = time.monotonic()
+        status = 0
+        try:
+            response = await self._http.post(
+                c.token_url, data=self._grant_form(), timeout=request_timeout_s
+            )
+            status = response.status_code
+        except httpx.HTTPError as exc:
+            raise PardotUnavailable(
+                f"the Salesforce token endpoint of connection {c.name!r} did not answer "
+                f"({type(exc).__name__})"
+            ) from None
+        finally:
+            record_call(
+                None,
+                connection=c.name,
+                method="POST",
+                path=self._token_path,
+                started=started,
+                attempt=attempt,
+                http_status=status,
+                purpose="auth",
+            )
+        body = _json_object(response.content)
+        if status == 200 and body is not None and isinstance(body.get("access_token"), str):
+            # instance_url in the answer is ignored on purpose: only configuration
+            # chooses the host that receives our credentials.
+            return body["access_token"]
+        if status >= 500 or status in _TRANSIENT_STATUSES or status == 200:
+            raise PardotUnavailable(
+                f"the Salesforce token endpoint of connection {c.name!r} answered HTTP {status} "
+                "without a token"
+            )
+        if body is not None and "error" in body:
+            error = self._redact(str(body.get("error")))
+            description = self._redact(str(body.get("error_description", "")))
+            raise PardotAuthFailed(
+                f"Salesforce refused the OAuth {c.grant_type} grant of connection {c.name!r} "
+                f"({error}: {description}); fix {', '.join(_grant_keys(c))}"
+            )
+        raise ProspectSyncError(
+            f"the Salesforce token endpoint of connection {c.name!r} answered HTTP {status} "
+            f"with a body that is not OAuth's; check {c.key('token_url')}",
+            code=StatusCode.FAILED_PRECONDITION,
+            reason="PARDOT_AUTH_ENDPOINT_INVALID",
+        )
+
+
+class LegacyAuthenticator(Authenticator):
+    """Pardot's retired email/password/user_key login, for accounts that still have it."""
+
+    def __init__(
+        self, config: ConnectionConfig, http: httpx.AsyncClient, limiter: asyncio.Semaphore
+    ) -> None:
+        check_legacy(config)
+        super().__init__(config, http, limiter)
+        self._login_path = facts.LOGIN_PATH.format(version=config.api_version)
+        #: The API version the login said the account speaks (4 when it allows several
+        #: prospects per email), once known.
+        self.account_api_version: int | None = None
+
+    def headers(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Pardot api_key={token}, user_key={self.config.user_key}"}
+
+    def rejected_message(self) -> str:
+        c = self.config
+        return (
+            f"Pardot refuses the api_key of connection {c.name!r}: check "
+            f"{c.key('email')} and {c.key('user_key')}"
+        )
+
+    async def _fetch(self, *, request_timeout_s: float, attempt: int) -> str:
+        c = self.config
+        form = {"email": c.email, "password": c.password, "user_key": c.user_key}
+        started = time.monotonic()
+        status = 0
+        err_code = 0
+        try:
+            # A login is a Pardot request: it takes a slot like any other call.
+            async with self._limiter:
+                response = await self._http.post(
+                    c.pardot_url.rstrip("/") + self._login_path,
+                    params=dict([facts.FORMAT_PARAM]),
+                    data=form,
+                    timeout=request_timeout_s,
+                )
+            status = response.status_code
+            envelope = parse_response(
+                status, response.headers.get("content-type", ""), response.content
+            )
+        except httpx.HTTPError as exc:
+            raise PardotUnavailable(
+                f"Pardot did not answer the login of connection {c.name!r} ({type(exc).__name__})"
+            ) from None
+        except PardotError as exc:
+            err_code = exc.err_code
+            raise self._login_refused(exc) from None
+        finally:
+            record_call(
+                None,
+                connection=c.name,
+                method="POST",
+                path=self._login_path,
+                started=started,
+                attempt=attempt,
+                http_status=status,
+                err_code=err_code,
+                purpose="auth",
+            )
+        api_key = envelope.get("api_key")
+        if not isinstance(api_key, str) or not api_key:
+            raise PardotUnavailable(
+                f"Pardot's login answer for connection {c.name!r} has no api_key"
+            )
+        version = envelope.get("version")
+        if version is not None and str(version).isdigit():
+            self.account_api_version = int(version)
+        return api_key
+
+    def _login_refused(self, exc: PardotError) -> ProspectSyncError:
+        c = self.config
+        if exc.err_code == facts.ERR_LEGACY_AUTH_RETIRED:
+            return PardotAuthFailed(
+                f"Pardot no longer accepts legacy logins (err {exc.err_code}): set "
+                f'{c.key("auth")} = "oauth" with a business unit and Salesforce credentials',
+                reason=exc.reason,
+                metadata={"err_code": str(exc.err_code)},
+            )
+        if exc.err_code == facts.ERR_LOGIN_FAILED or exc.rule.refresh_credentials:
+            return PardotAuthFailed(
+                f"Pardot refused the login of connection {c.name!r} (err {exc.err_code}: "
+                f"{exc.text}); fix {c.key('email')}, {c.key('password')} and {c.key('user_key')}",
+                metadata={"err_code": str(exc.err_code)},
+            )
+        return exc
+
+
+def make_authenticator(
+    config: ConnectionConfig, http: httpx.AsyncClient, limiter: asyncio.Semaphore
+) -> Authenticator:
+    """The authenticator for ``config.auth``; raises FailedPrecondition naming the
+    configuration key when the settings cannot work."""
+    check_connection(config)
+    if config.auth == "oauth":
+        return OAuthAuthenticator(config, http, limiter)
+    return LegacyAuthenticator(config, http, limiter)
+
+
+def _grant_keys(config: ConnectionConfig) -> list[str]:
+    return [config.key(name) for name in GRANT_KEYS[config.grant_type]]
+
+
+def _json_object(body: bytes) -> dict[str, object] | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,124 @@
+"""The configured Pardot connections of the process, by name.
+
+One ``PardotConnection`` per configured name, each with its ``PardotClient`` (token,
+limiter), all sharing one HTTP client. The server builds this once at startup, asks
+it for a gateway per request, and closes it on shutdown.
+
+The Pardot and token hosts come only from configuration: a request names a
+connection, never a host. Connections to the same Pardot business unit share one
+limiter, since Pardot counts requests in flight per account, not per our name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import httpx
+
+from clients.config import ConnectionConfig
+from clients.config_checks import check_connection
+from clients.errors import FailedPrecondition
+from clients.gateway import PardotGateway
+from clients.identity import IdentityStore, IdentityView, MemoryIdentityStore
+from clients.transport import PardotClient, new_http_client
+
+DEFAULT_CONNECTION = "default"
+
+
+class PardotConnection:
+    """One configured connection: its settings and its client."""
+
+    def __init__(self, client: PardotClient, identity: IdentityStore) -> None:
+        self.client = client
+        self._identity = identity
+
+    @property
+    def config(self) -> ConnectionConfig:
+        return self.client.config
+
+    @property
+    def name(self) -> str:
+        return self.client.config.name
+
+    def gateway(self, *, api_version: int, dry_run: bool, deadline: float | None) -> PardotGateway:
+        """A fresh gateway for one request; ``deadline`` is absolute ``time.monotonic()``."""
+        return PardotGateway(
+            self.client,
+            api_version=api_version,
+            dry_run=dry_run,
+            deadline=deadline,
+            identity=IdentityView(self._identity, self.name),
+        )
+
+
+class PardotConnections:
+    """Every configured connection. Construction validates each configuration and
+    raises FailedPrecondition naming the key to fix.
+
+    ``identity`` is the identity map every gateway sees (default: in memory); this
+    object owns it from then on and closes it in :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        configs: Mapping[str, ConnectionConfig],
+        *,
+        http: httpx.AsyncClient | None = None,
+        identity: IdentityStore | None = None,
+    ) -> None:
+        self._closed = False
+        for name, config in configs.items():
+            if config.name != name:
+                raise ValueError(f"connection {name!r} is configured with name {config.name!r}")
+            check_connection(config)  # before anything is opened that would need closing
+        self._owns_http = http is None
+        capacity = sum(c.max_concurrency + 1 for c in configs.values()) or 1
+        self._http = http if http is not None else new_http_client(capacity)
+        # One limiter per account, at the smallest max_concurrency configured for it.
+        slots: dict[tuple[str, ...], int] = {}
+        for config in configs.values():
+            key = _account_key(config)
+            slots[key] = min(slots.get(key, config.max_concurrency), config.max_concurrency)
+        limiters = {key: asyncio.Semaphore(n) for key, n in slots.items()}
+        self.identity: IdentityStore = identity if identity is not None else MemoryIdentityStore()
+        self._connections: dict[str, PardotConnection] = {}
+        for name, config in configs.items():
+            limiter = limiters[_account_key(config)]
+            client = PardotClient(config, http=self._http, limiter=limiter)
+            self._connections[name] = PardotConnection(client, self.identity)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._connections)
+
+    def get(self, name: str) -> PardotConnection:
+        """The connection ``settings.connection`` names; "" means "default"."""
+        key = name or DEFAULT_CONNECTION
+        try:
+            return self._connections[key]
+        except KeyError:
+            configured = ", ".join(repr(n) for n in self._connections) or "none"
+            raise FailedPrecondition(
+                f"settings.connection names {key!r}, which is not a configured Pardot "
+                f"connection; configured: {configured}",
+                reason="UNKNOWN_CONNECTION",
+            ) from None
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections and the identity map; later calls do nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        for connection in self._connections.values():
+            await connection.client.aclose()
+        if self._owns_http:
+            await self._http.aclose()
+        self.identity.close()
+
+
+def _account_key(config: ConnectionConfig) -> tuple[str, ...]:
+    """What identifies the Pardot account whose concurrency limit a connection uses."""
+    if config.auth == "oauth":
+        return (config.pardot_url.rstrip("/"), config.business_unit_id)
+    return ("connection", config.name)  # a legacy login names a user, not an account

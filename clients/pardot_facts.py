@@ -1,0 +1,129 @@
+"""Facts about Pardot that the code depends on: paths, limits, error codes, field names.
+
+Every value here comes from ../shared/PARDOT_API.md (the section named beside each
+group); when Pardot changes, this module is the one place to change. It holds data
+only: it never talks to the network and never decides what a failure means (that is
+``clients.errors.PARDOT_ERRORS``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+# --- Requests (PARDOT_API.md, "Requests") ------------------------------------------
+
+#: ``/api/<object>/version/<3|4>/do/<operation>[/<id_field>/<id>...]``
+API_PATH: Final = "/api/{object}/version/{version}/do/{operation}"
+#: Legacy login (PARDOT_API.md, "Legacy Pardot login").
+LOGIN_PATH: Final = "/api/login/version/{version}"
+API_VERSIONS: Final = frozenset({3, 4})
+#: Pardot answers XML unless asked; we always ask for JSON (and still tolerate XML).
+FORMAT_PARAM: Final = ("format", "json")
+#: Parameter names the client sets itself; a caller's field may never override them.
+RESERVED_PARAMS: Final = frozenset({"format", "api_key", "user_key", "access_token"})
+
+PROSPECT: Final = "prospect"
+LIST_MEMBERSHIP: Final = "listMembership"
+
+# --- Authentication (PARDOT_API.md, "Authentication") ------------------------------
+
+#: Salesforce OAuth answers a rejected grant with HTTP 400 and this ``error``.
+OAUTH_INVALID_GRANT: Final = "invalid_grant"
+BUSINESS_UNIT_HEADER: Final = "Pardot-Business-Unit-Id"
+#: A business unit id starts with ``0Uv`` and is 18 characters long.
+BUSINESS_UNIT_ID_PATTERN: Final = re.compile(r"0Uv[A-Za-z0-9]{15}")
+#: A legacy user key is 32 hex characters.
+USER_KEY_PATTERN: Final = re.compile(r"[0-9a-fA-F]{32}")
+
+# --- Limits (PARDOT_API.md, "Limits", "Batch", "Query") ----------------------------
+
+MAX_CONCURRENT_REQUESTS: Final = 5  # the sixth in flight gets err 66
+MAX_BATCH_PROSPECTS: Final = 50  # err 70 beyond
+MAX_QUERY_LIMIT: Final = 200  # err 23 beyond
+
+# --- Error codes (PARDOT_API.md, "Error codes that matter here") -------------------
+# What each one means to the service lives in clients.errors.PARDOT_ERRORS.
+
+ERR_INVALID_API_KEY: Final = 1  # legacy api_key expired: log in again once
+ERR_INVALID_PROSPECT_ID: Final = 3
+ERR_INVALID_EMAIL: Final = 4  # on a read: no prospect with that email
+ERR_EMAIL_EXISTS: Final = 9  # v3 create of an existing email
+ERR_LOGIN_FAILED: Final = 15
+ERR_CONCURRENCY_LIMIT: Final = 66
+ERR_ALREADY_LIST_MEMBER: Final = 58
+ERR_INVALID_FID: Final = 77
+ERR_DAILY_LIMIT: Final = 122
+ERR_INVALID_ACCESS_TOKEN: Final = 184  # OAuth token expired: refresh once
+ERR_LEGACY_AUTH_RETIRED: Final = 199
+
+#: Errors Pardot returns before doing anything, so even a write that is not
+#: idempotent may be sent again: the sixth concurrent request is refused outright.
+REFUSED_BEFORE_PROCESSING: Final = frozenset({ERR_CONCURRENCY_LIMIT})
+
+# --- Prospect fields (PARDOT_API.md, "Prospect fields") ----------------------------
+
+WRITABLE_FIELDS: Final = frozenset(
+    {
+        "campaign_id",
+        "salutation",
+        "first_name",
+        "last_name",
+        "email",
+        "password",
+        "company",
+        "prospect_account_id",
+        "website",
+        "job_title",
+        "department",
+        "country",
+        "address_one",
+        "address_two",
+        "city",
+        "state",
+        "territory",
+        "zip",
+        "phone",
+        "fax",
+        "source",
+        "annual_revenue",
+        "employees",
+        "industry",
+        "years_in_business",
+        "comments",
+        "notes",
+        "score",
+        "is_do_not_email",
+        "is_do_not_call",
+        "is_reviewed",
+        "is_starred",
+        "is_archived",
+    }
+)
+
+READ_ONLY_FIELDS: Final = frozenset(
+    {
+        "id",
+        "grade",
+        "last_activity_at",
+        "recent_interaction",
+        "crm_lead_fid",
+        "crm_contact_fid",
+        "crm_owner_fid",
+        "crm_account_fid",
+        "crm_last_sync",
+        "crm_url",
+        "opted_out",
+        "salesforce_fid",
+        "created_at",
+        "updated_at",
+    }
+)
+
+#: A custom field is addressed by its API field id (``org_id``); a multi-value field
+#: is sent as ``<id>_0``, ``<id>_1``, ….
+CUSTOM_FIELD_ID_PATTERN: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
+#: ``fid`` is a Salesforce Lead (``00Q``) or Contact (``003``) id, 15 or 18 characters.
+FID_PATTERN: Final = re.compile(r"(00Q|003)[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?")
+#: Timestamps come back as ``YYYY-MM-DD HH:MM:SS`` in the account's time zone.
+TIMESTAMP_FORMAT: Final = "%Y-%m-%d %H:%M:%S"

@@ -1,0 +1,151 @@
+"""Turn one Pardot HTTP response into a dict, or into the error it really is.
+
+Pardot reports failures in the body (``stat="fail"`` with an err_code), sometimes under
+HTTP 200, and proxies in front of it answer with HTML pages or empty bodies. So the
+body decides: only a Pardot envelope with ``stat="ok"`` is success. This module never
+treats a body without ``@attributes``/``<rsp>`` as success, never sends anything and
+never decides about retries (the error's rule does).
+
+Format: JSON (we always ask for ``format=json``); XML is tolerated and converted to
+the same shape as the JSON (``{"@attributes": {...}, "prospect": {...}}``).
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from typing import Any
+
+from grpc import StatusCode
+
+from clients.errors import PardotError, PardotUnavailable, ProspectSyncError
+
+#: Statuses that mean "try again later" even when no Pardot body came with them.
+_TRANSIENT_4XX = frozenset({408, 429})
+
+
+def parse_response(status: int, content_type: str, body: bytes) -> dict[str, Any]:
+    """The success envelope as a dict; raises what a failure means.
+
+    - ``stat="fail"`` → :class:`PardotError` (err_code and text), whatever the status;
+    - HTTP 204 with an empty body (delete) → ``{}``;
+    - no Pardot envelope: 5xx, 408, 429 or 2xx → :class:`PardotUnavailable`; other 3xx/4xx
+      (a wrong ``pardot_url``, a gateway refusing us) → FAILED_PRECONDITION, since
+      retrying cannot help.
+    """
+    envelope = _decode(content_type, body)
+    if envelope is None:
+        if status == 204 and not body.strip():
+            return {}
+        what = "a body that is not Pardot's" if body.strip() else "an empty body"
+        raise not_pardot(status, what)
+    attributes = envelope["@attributes"]
+    stat = attributes.get("stat")
+    if stat == "fail":
+        raise PardotError(_err_code(attributes), _err_text(envelope.get("err")), http_status=status)
+    if stat == "ok" and 200 <= status < 300:
+        return envelope
+    raise not_pardot(status, f'a Pardot envelope with stat="{stat}"')
+
+
+def not_pardot(status: int, what: str) -> ProspectSyncError:
+    """The error for a response that carries no Pardot answer."""
+    if status >= 500 or status in _TRANSIENT_4XX or 200 <= status < 300:
+        return PardotUnavailable(f"Pardot is unavailable: HTTP {status} with {what}")
+    return ProspectSyncError(
+        f"Pardot answered HTTP {status} with {what}; check the connection's pardot_url",
+        code=StatusCode.FAILED_PRECONDITION,
+        reason="PARDOT_UNEXPECTED_RESPONSE",
+    )
+
+
+def prospects_in(envelope: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every prospect of a read or query answer, as a list.
+
+    Pardot's JSON makes ``prospect`` an object for one prospect and a list for several
+    (v4 ``read/email``); a query nests it under ``result``; none at all means none.
+    """
+    container = envelope.get("result") if "result" in envelope else envelope
+    if not isinstance(container, Mapping):
+        return []
+    found = container.get("prospect")
+    if found is None:
+        return []
+    if isinstance(found, list):
+        return [p for p in found if isinstance(p, dict)]
+    return [found] if isinstance(found, dict) else []
+
+
+def _decode(content_type: str, body: bytes) -> dict[str, Any] | None:
+    """The envelope in JSON shape, or None when the body is not one of Pardot's."""
+    text = body.strip()
+    if not text:
+        return None
+    if text.startswith(b"{") or "json" in content_type:
+        return _decode_json(text)
+    if text.startswith(b"<"):
+        return _decode_xml(text)
+    return None
+
+
+def _decode_json(text: bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("@attributes"), dict):
+        return data
+    return None
+
+
+def _decode_xml(text: bytes) -> dict[str, Any] | None:
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        return None
+    if root.tag != "rsp" or "stat" not in root.attrib:
+        return None
+    envelope: dict[str, Any] = {"@attributes": dict(root.attrib)}
+    for child in root:
+        if child.tag == "err":
+            # <err code="4">text</err> → the JSON shape: err_code beside stat.
+            envelope["@attributes"]["err_code"] = child.attrib.get("code", "0")
+            envelope["err"] = (child.text or "").strip()
+        else:
+            _add(envelope, child.tag, _xml_value(child))
+    return envelope
+
+
+def _xml_value(element: ET.Element) -> Any:
+    children = list(element)
+    if not children:
+        text = (element.text or "").strip()
+        return text or None
+    value: dict[str, Any] = {}
+    for child in children:
+        _add(value, child.tag, _xml_value(child))
+    return value
+
+
+def _add(into: dict[str, Any], key: str, value: Any) -> None:
+    """Repeated XML elements become a list, as in Pardot's JSON."""
+    if key not in into:
+        into[key] = value
+    elif isinstance(into[key], list):
+        into[key].append(value)
+    else:
+        into[key] = [into[key], value]
+
+
+def _err_code(attributes: Mapping[str, Any]) -> int:
+    try:
+        return int(attributes.get("err_code", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _err_text(err: Any) -> str:
+    if isinstance(err, list):
+        return "; ".join(str(e) for e in err)
+    return str(err) if err is not None else ""

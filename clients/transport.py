@@ -1,0 +1,366 @@
+"""One Pardot connection's HTTP client: every API request goes through ``PardotClient.call``.
+
+It owns what every call needs and no strategy should see: the URL (from configuration
+only, path values percent-encoded), credentials (via ``clients.auth``), the
+per-connection limit on requests in flight, retries with exponential backoff and full
+jitter, the caller's deadline, and a CallRecord plus a ``pardot.call`` log event for
+every attempt.
+
+It never lets a request choose the host, never puts a credential in a URL or a record,
+never retries a write that Pardot may already have applied, and never waits or
+retries past the caller's deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import structlog
+
+from clients import pardot_facts as facts
+from clients.auth import Authenticator, make_authenticator
+from clients.call_log import record_call
+from clients.config import ConnectionConfig
+from clients.errors import (
+    DeadlineExceeded,
+    PardotError,
+    PardotUnavailable,
+    ProspectSyncError,
+)
+from clients.known_ids import KnownProspectIds
+from clients.model import CallRecord
+from clients.responses import parse_response
+
+log = structlog.get_logger("clients")
+
+#: Time kept back from the caller's deadline to report the outcome before it passes.
+DEADLINE_MARGIN_S = 0.05
+
+#: httpx failures that happen before a request is on the wire: the request provably
+#: did not reach Pardot, so even a non-idempotent write may be sent again.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def encode_path_value(value: str | int) -> str:
+    """One path segment: every reserved character encoded, so ``a+b@x.com`` reaches
+    Pardot intact and ``x/../login`` stays inside its segment. A segment made only of
+    dots would still be resolved as ``.``/``..`` by URL normalisation: encode those
+    dots too."""
+    encoded = quote(str(value), safe="")
+    if encoded and set(encoded) == {"."}:
+        return "%2E" * len(encoded)
+    return encoded
+
+
+def api_path(
+    pardot_object: str, version: int, operation: str, path_params: Mapping[str, str | int]
+) -> str:
+    """``/api/<object>/version/<v>/do/<operation>/<key>/<value>…`` (PARDOT_API.md)."""
+    if version not in facts.API_VERSIONS:
+        raise ValueError(f"Pardot API version must be 3 or 4, not {version!r}")
+    path = facts.API_PATH.format(object=pardot_object, version=version, operation=operation)
+    for key, value in path_params.items():
+        if str(value) == "":
+            raise ValueError(f"path parameter {key!r} is empty")
+        path += f"/{quote(key, safe='')}/{encode_path_value(value)}"
+    return path
+
+
+def new_http_client(max_connections: int = 100) -> httpx.AsyncClient:
+    """The AsyncClient connections share. Redirects are not followed: an answer from
+    anywhere but the configured host is not Pardot's."""
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        headers={"User-Agent": "prospectsync/0.1"},
+    )
+
+
+class _Failed(Exception):
+    """One attempt failed. ``sent`` is False only when Pardot provably did not process
+    the request (it never left, or Pardot refused it outright)."""
+
+    def __init__(self, error: ProspectSyncError, *, sent: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.sent = sent
+
+
+class _TokenRefused(Exception):
+    """Pardot said the token is expired or invalid (err 184 / err 1)."""
+
+    def __init__(self, token: str, error: PardotError) -> None:
+        super().__init__(error.message)
+        self.token = token
+        self.error = error
+
+
+class PardotClient:
+    """Calls one Pardot connection. One per connection per process: the limiter, the
+    token and the HTTP connections are shared by every request on it."""
+
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        *,
+        http: httpx.AsyncClient | None = None,
+        limiter: asyncio.Semaphore | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._owns_http = http is None
+        self._http = http if http is not None else new_http_client(config.max_concurrency + 1)
+        #: At most max_concurrency requests in flight; waiters are served in order.
+        self.limiter = limiter if limiter is not None else asyncio.Semaphore(config.max_concurrency)
+        self.auth: Authenticator = make_authenticator(config, self._http, self.limiter)
+        self._base_url = config.pardot_url.rstrip("/")
+        #: Prospect ids this connection has seen; gateways use it to tell an upsert's
+        #: create from its update (see clients.known_ids).
+        self.known_ids = KnownProspectIds()
+        self._random = rng if rng is not None else random.Random()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    async def call(
+        self,
+        method: str,
+        pardot_object: str,
+        operation: str,
+        path_params: Mapping[str, str | int],
+        params: Mapping[str, str],
+        *,
+        deadline: float | None,
+        calls: list[CallRecord],
+        idempotent: bool,
+        api_version: int | None = None,
+    ) -> dict[str, Any]:
+        """Pardot's answer envelope (``{"@attributes": …, "prospect": …}``).
+
+        ``deadline`` is an absolute ``time.monotonic()`` value or None; ``params`` go in
+        the query string of a GET and the form body of a POST; every attempt is appended
+        to ``calls``. ``idempotent`` says whether sending the request twice is harmless.
+        Raises PardotError (err_code and its meaning), PardotUnavailable,
+        PardotAuthFailed or DeadlineExceeded.
+        """
+        version = api_version if api_version is not None else self.config.api_version
+        path = api_path(pardot_object, version, operation, path_params)
+        reserved = facts.RESERVED_PARAMS.intersection(params)
+        if reserved:
+            raise ValueError(f"parameters {sorted(reserved)} are set by the client itself")
+        request = _Request(method=method.upper(), path=path, params=dict(params))
+        try:
+            async with _deadline_scope(deadline):
+                return await self._call_with_retries(request, deadline, calls, idempotent)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"the deadline passed during {request.method} {path} to Pardot "
+                f"(connection {self.name!r}, {len(calls)} call(s) made)"
+            ) from None
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def _call_with_retries(
+        self,
+        request: _Request,
+        deadline: float | None,
+        calls: list[CallRecord],
+        idempotent: bool,
+    ) -> dict[str, Any]:
+        attempt = 0
+        retries = 0
+        stale_token: str | None = None  # set once Pardot refused a token: refresh it
+        refreshed = False
+        while True:
+            attempt += 1
+            try:
+                return await self._attempt(request, deadline, calls, attempt, stale_token)
+            except _TokenRefused as refused:
+                if refreshed:
+                    raise self.auth.reject(refused.token, refused.error) from None
+                # A refused token means the request was not processed: retrying it,
+                # even a non-idempotent write, is safe. This is not counted as a retry.
+                refreshed = True
+                stale_token = refused.token
+                continue
+            except _Failed as failed:
+                error = failed.error
+                if not getattr(error, "retryable", False):
+                    raise error from None
+                if failed.sent and not idempotent:
+                    # Pardot may have applied this write (a create, or v4 upsert/email,
+                    # which always creates): sending it again could duplicate it.
+                    raise _maybe_applied(error) from None
+                if retries >= self.config.max_retries:
+                    raise _with_retry_hint(error, self._backoff_cap(retries + 1)) from None
+                retries += 1
+                delay = self._random.uniform(0, self._backoff_cap(retries))
+                if (
+                    deadline is not None
+                    and time.monotonic() + delay >= deadline - DEADLINE_MARGIN_S
+                ):
+                    raise _with_retry_hint(error, self._backoff_cap(retries)) from None
+                log.info(
+                    "pardot.retry",
+                    connection=self.name,
+                    path=request.path,
+                    attempt=attempt + 1,
+                    delay_ms=round(delay * 1000, 1),
+                    reason=error.reason,
+                    err_code=getattr(error, "err_code", 0),
+                )
+                await asyncio.sleep(delay)
+
+    async def _attempt(
+        self,
+        request: _Request,
+        deadline: float | None,
+        calls: list[CallRecord],
+        attempt: int,
+        stale_token: str | None,
+    ) -> dict[str, Any]:
+        # 1. Credentials. Nothing has been sent to the API yet, so a token endpoint
+        #    that is down is retryable for any call.
+        try:
+            if stale_token is None:
+                token = await self.auth.token(
+                    request_timeout_s=self._request_timeout(deadline), attempt=attempt
+                )
+            else:
+                token = await self.auth.refresh(
+                    stale_token,
+                    request_timeout_s=self._request_timeout(deadline),
+                    attempt=attempt,
+                )
+        except PardotUnavailable as exc:
+            raise _Failed(exc, sent=False) from None
+
+        # 2. The request, inside a slot of the connection's limiter.
+        sent = False
+        status = 0
+        err_code = 0
+        started = 0.0
+        try:
+            async with self.limiter:
+                timeout_s = self._request_timeout(deadline)
+                started = time.monotonic()
+                sent = True
+                response = await self._send(request, token, timeout_s)
+            status = response.status_code
+            envelope = parse_response(
+                status, response.headers.get("content-type", ""), response.content
+            )
+        except _NOT_SENT as exc:
+            raise _Failed(self._unavailable(request, exc), sent=False) from None
+        except httpx.HTTPError as exc:
+            raise _Failed(self._unavailable(request, exc), sent=True) from None
+        except PardotError as exc:
+            err_code = exc.err_code
+            if exc.rule.refresh_credentials:
+                raise _TokenRefused(token, exc) from None
+            refused_outright = exc.err_code in facts.REFUSED_BEFORE_PROCESSING
+            raise _Failed(exc, sent=not refused_outright) from None
+        except DeadlineExceeded:
+            raise
+        except ProspectSyncError as exc:  # a 5xx, a body that is not Pardot's, …
+            raise _Failed(exc, sent=True) from None
+        finally:
+            if sent:  # also when the deadline cancelled it midway (status 0)
+                record_call(
+                    calls,
+                    connection=self.name,
+                    method=request.method,
+                    path=request.path,
+                    started=started,
+                    attempt=attempt,
+                    http_status=status,
+                    err_code=err_code,
+                )
+        return envelope
+
+    async def _send(self, request: _Request, token: str, timeout_s: float) -> httpx.Response:
+        url = self._base_url + request.path
+        format_param = dict([facts.FORMAT_PARAM])
+        headers = self.auth.headers(token)
+        if request.method == "GET":
+            return await self._http.get(
+                url, params=request.params | format_param, headers=headers, timeout=timeout_s
+            )
+        return await self._http.request(
+            request.method,
+            url,
+            params=format_param,
+            data=request.params,
+            headers=headers,
+            timeout=timeout_s,
+        )
+
+    def _request_timeout(self, deadline: float | None) -> float:
+        """min(timeout_s, what is left of the deadline less the margin); raises
+        DeadlineExceeded when nothing is left, so no request starts that cannot end."""
+        if deadline is None:
+            return self.config.timeout_s
+        remaining = deadline - time.monotonic() - DEADLINE_MARGIN_S
+        if remaining <= 0:
+            raise DeadlineExceeded(
+                f"no time left before the deadline to call Pardot (connection {self.name!r})"
+            )
+        return min(self.config.timeout_s, remaining)
+
+    def _backoff_cap(self, retry: int) -> float:
+        """Full jitter: the n-th retry waits uniformly in [0, this]."""
+        return min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (retry - 1))
+
+    def _unavailable(self, request: _Request, exc: httpx.HTTPError) -> PardotUnavailable:
+        # The exception's type only: its text could carry a URL, never needed here.
+        return PardotUnavailable(
+            f"Pardot did not answer {request.method} {request.path} "
+            f"(connection {self.name!r}: {type(exc).__name__})"
+        )
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    path: str
+    params: dict[str, str]
+
+
+@contextlib.asynccontextmanager
+async def _deadline_scope(deadline: float | None) -> AsyncIterator[None]:
+    """Bound everything (queueing for a slot, a token refresh, requests, backoff) by
+    the deadline less the margin; expiry surfaces as TimeoutError."""
+    if deadline is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    when = loop.time() + (deadline - time.monotonic() - DEADLINE_MARGIN_S)
+    async with asyncio.timeout_at(when):
+        yield
+
+
+def _maybe_applied(error: ProspectSyncError) -> ProspectSyncError:
+    if isinstance(error, PardotUnavailable):
+        return PardotUnavailable(
+            f"{error.message}; the write may have been applied, so it was not retried"
+        )
+    return error
+
+
+def _with_retry_hint(error: ProspectSyncError, retry_after: float) -> ProspectSyncError:
+    if error.retry_after is None:
+        error.retry_after = retry_after
+    return error

@@ -1,0 +1,148 @@
+"""Batch endpoints: do/batchCreate, do/batchUpdate, do/batchUpsert (PARDOT_API.md,
+"Batch").
+
+``prospects`` (form or query) holds JSON or XML. v3 JSON is keyed by id or email
+(``{"prospects": {"12": {...}, "a@b.com": {...}}}``); v4 JSON is a list of entries that
+carry ``email``, ``id`` or ``fid``. XML is ``<prospects><prospect>…</prospect></prospects>``
+(v3 keys on the entry's ``id``, else its ``email``). More than 50 entries → err 70;
+unreadable input → err 71; a missing ``prospects`` → err 13. Each entry runs the
+single-prospect rules of its version; failures come back by request index, all other
+entries are applied. Responses carry no ids (UNCONFIRMED success body, see the spec).
+
+Runs with the state lock held; never awaits, never renders.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from typing import Any
+
+from fakepardot import constants as c
+from fakepardot import prospects as ops
+from fakepardot.model import PardotFail
+from fakepardot.prospects import ProspectBook
+
+BATCH_OPS = ("batchCreate", "batchUpdate", "batchUpsert")
+
+Entry = tuple[str | None, dict[str, str]]  # (v3 key, fields)
+
+
+def run(book: ProspectBook, version: int, op: str, params: Mapping[str, str]) -> dict[str, Any]:
+    raw = params.get("prospects")
+    if raw is None or not raw.strip():
+        raise PardotFail(c.ERR_PARAM_MISSING)
+    entries = _parse(raw, version)
+    if len(entries) > c.MAX_BATCH_PROSPECTS:
+        raise PardotFail(c.ERR_BATCH_TOO_BIG)
+    errors: dict[str, str] = {}
+    for index, entry in enumerate(entries):
+        try:
+            if isinstance(entry, PardotFail):
+                raise entry
+            key, fields = entry
+            if version == 3:
+                _v3_entry(book, op, key or "", fields)
+            else:
+                _v4_entry(book, op, fields)
+        except PardotFail as failure:
+            errors[str(index)] = failure.text
+    return {"errors": errors}
+
+
+def _v3_entry(book: ProspectBook, op: str, key: str, fields: dict[str, str]) -> None:
+    by_id = key.isdigit()
+    if op == "batchCreate":
+        if by_id:
+            raise PardotFail(c.ERR_INVALID_EMAIL)
+        ops.run(book, 3, "create", ("email", key), fields)
+    elif op == "batchUpdate":
+        ops.run(book, 3, "update", ("id" if by_id else "email", key), fields)
+    else:
+        ops.run(book, 3, "upsert", ("id" if by_id else "email", key), fields)
+
+
+def _v4_entry(book: ProspectBook, op: str, fields: dict[str, str]) -> None:
+    raw_id, fid, email = fields.get("id", ""), fields.get("fid", ""), fields.get("email", "")
+    if op == "batchCreate" or (op == "batchUpsert" and not raw_id and not fid):
+        if not email:
+            raise PardotFail(c.ERR_INVALID_EMAIL)
+        ops.run(book, 4, "create", ("email", email), _without(fields, "id", "fid"))
+        return
+    verb = "update" if op == "batchUpdate" else "upsert"
+    if raw_id:
+        ops.run(book, 4, verb, ("id", raw_id), _without(fields, "id"))
+    elif fid:
+        ops.run(book, 4, verb, ("fid", fid), _without(fields, "fid"))
+    else:
+        raise PardotFail(c.ERR_INVALID_PROSPECT_ID)
+
+
+def _without(fields: dict[str, str], *names: str) -> dict[str, str]:
+    return {k: v for k, v in fields.items() if k not in names}
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+
+def _parse(raw: str, version: int) -> list[Entry | PardotFail]:
+    text = raw.strip()
+    if text.startswith("<"):
+        return _parse_xml(text, version)
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise PardotFail(c.ERR_BATCH_INVALID) from None
+    if not isinstance(document, dict) or "prospects" not in document:
+        raise PardotFail(c.ERR_BATCH_INVALID)
+    items = document["prospects"]
+    if version == 3 and isinstance(items, dict):
+        pairs: list[tuple[str | None, Any]] = [(str(k), v) for k, v in items.items()]
+    elif version == 4 and isinstance(items, list):
+        pairs = [(None, v) for v in items]
+    else:
+        raise PardotFail(c.ERR_BATCH_INVALID)
+    return [_entry(key, value) for key, value in pairs]
+
+
+def _entry(key: str | None, value: Any) -> Entry | PardotFail:
+    """One entry's fields as form strings; a nested value is that entry's own error."""
+    if not isinstance(value, dict):
+        return PardotFail(c.ERR_NOT_FLAT)
+    fields: dict[str, str] = {}
+    for name, item in value.items():
+        if isinstance(item, dict):
+            return PardotFail(c.ERR_NOT_FLAT)
+        if isinstance(item, list):  # multi-value custom field
+            fields.update({f"{name}_{i}": _text(v) for i, v in enumerate(item)})
+        else:
+            fields[str(name)] = _text(item)
+    return key, fields
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def _parse_xml(text: str, version: int) -> list[Entry | PardotFail]:
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError:
+        raise PardotFail(c.ERR_BATCH_INVALID) from None
+    if root.tag != "prospects":
+        raise PardotFail(c.ERR_BATCH_INVALID)
+    entries: list[Entry | PardotFail] = []
+    for element in root:
+        if element.tag != "prospect":
+            raise PardotFail(c.ERR_BATCH_INVALID)
+        fields = {child.tag: (child.text or "").strip() for child in element}
+        key = (fields.get("id") or fields.get("email")) if version == 3 else None
+        if version == 3:
+            fields.pop("id", None)
+        entries.append((key, fields))
+    return entries

@@ -1,0 +1,77 @@
+"""What a track call can do besides writing fields: list membership
+(``listMembership/version/<v>/do/<op>/list_id/<l>/prospect_id/<p>``) and external
+activities (``POST /api/v5/external-activities``). PARDOT_API.md, "List membership"
+and "External activities".
+
+Fake's choices: read/delete of a membership that does not exist answer err 3; an
+external activity for an email with no prospect is still accepted (204) and recorded
+with no prospect ids. Runs with the state lock held; never awaits, never renders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fakepardot import constants as c
+from fakepardot import fields
+from fakepardot.model import Account, PardotFail, V5Fail
+from fakepardot.prospects import ProspectBook
+
+MEMBERSHIP_OPS = ("create", "read", "delete")
+
+
+def list_membership(book: ProspectBook, op: str, rest: list[str]) -> dict[str, Any] | None:
+    keys = dict(zip(rest[::2], rest[1::2], strict=False))
+    if op not in MEMBERSHIP_OPS:
+        raise PardotFail(c.ERR_INVALID_ACTION)
+    raw_list, raw_prospect = keys.get("list_id", ""), keys.get("prospect_id", "")
+    if not raw_list or not raw_prospect:
+        raise PardotFail(c.ERR_PARAM_MISSING)
+    if not raw_list.isdigit() or int(raw_list) not in book.account.lists:
+        raise PardotFail(c.ERR_INVALID_LIST)
+    members = book.account.lists[int(raw_list)]
+    record = book.by_id(raw_prospect)
+    if record is None:
+        raise PardotFail(c.ERR_INVALID_PROSPECT_ID)
+    prospect_id = record["id"]
+    if op == "create":
+        if prospect_id in members:
+            raise PardotFail(c.ERR_ALREADY_MEMBER)
+        members[prospect_id] = fields.membership(int(raw_list), prospect_id, book.state._now())
+    elif prospect_id not in members:
+        raise PardotFail(c.ERR_INVALID_PROSPECT_ID)
+    elif op == "delete":
+        del members[prospect_id]
+        return None
+    return {"list_membership": dict(members[prospect_id])}
+
+
+def external_activity(book: ProspectBook, body: Any) -> None:
+    """Record one activity; the v5 endpoint answers 204 with no body."""
+    if not isinstance(body, Mapping):
+        raise V5Fail(c.V5_ERR_INVALID_JSON)
+    for name in ("extension", "type", "value", "email"):
+        value = body.get(name)
+        if not isinstance(value, str) or not value:
+            raise V5Fail(c.V5_ERR_MISSING_PROPERTY, f"Missing required property: {name}")
+    account: Account = book.account
+    if (body["extension"], body["type"]) not in account.activity_types:
+        raise V5Fail(
+            c.V5_ERR_INVALID_PROPERTY,
+            "Invalid property: no external activity type "
+            f"{body['type']!r} in extension {body['extension']!r}",
+        )
+    if not fields.is_valid_email(body["email"]):
+        raise V5Fail(c.V5_ERR_INVALID_PROPERTY, "Invalid property: email")
+    matched = sorted(r["id"] for r in book.with_email(body["email"], archived=False))
+    account.activities.append(
+        {
+            "extension": body["extension"],
+            "type": body["type"],
+            "value": body["value"],
+            "email": body["email"],
+            "prospect_ids": matched,
+            "created_at": book.state._now(),
+        }
+    )

@@ -1,0 +1,173 @@
+"""Prospect fields: which names a write may set, how values are validated and stored,
+and how a stored prospect looks on the wire.
+
+Rules (PARDOT_API.md, "Prospect fields"): writable standard fields are stored,
+read-only ones are ignored, custom fields are stored only if the account has them
+(unknown ones are ignored or refused, per ``state.unknown_custom_field``), an empty
+value clears a field, ``field_0=a&field_1=b`` is a multi-value custom field, and
+``list_<id>=1`` adds the prospect to a list. Never touches the network or the lock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fakepardot import constants as c
+from fakepardot.model import Account, PardotFail, ProspectRecord
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_FID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+_LIST_FIELD = re.compile(r"^list_(\d+)$")
+_MULTI_VALUE = re.compile(r"^(.+)_(\d+)$")
+
+#: Request parameters that are not prospect fields.
+NOT_FIELDS = frozenset({"format", "output", "api_key", "user_key", "id", "fid"})
+
+_WRITABLE = frozenset(c.WRITABLE_FIELDS)
+_READ_ONLY = frozenset(c.READ_ONLY_FIELDS)
+_TRUE = frozenset({"1", "true"})
+_FALSE = frozenset({"0", "false", ""})
+
+
+def is_valid_email(value: str) -> bool:
+    return len(value) <= c.MAX_EMAIL_LENGTH and bool(_EMAIL.match(value))
+
+
+def is_valid_fid(value: str) -> bool:
+    """A Salesforce Lead or Contact id, 15 or 18 characters."""
+    return bool(_FID.match(value)) and value.startswith(c.FID_PREFIXES)
+
+
+def fid_matches(record: ProspectRecord, fid: str) -> bool:
+    """A 15-character id names the same record as its 18-character form."""
+    for key in ("crm_lead_fid", "crm_contact_fid"):
+        stored = record.get(key)
+        if not stored:
+            continue
+        if stored == fid or (min(len(stored), len(fid)) == 15 and stored[:15] == fid[:15]):
+            return True
+    return False
+
+
+@dataclass
+class WritePlan:
+    """A validated write: nothing is applied until every value passed."""
+
+    standard: dict[str, Any] = field(default_factory=dict)
+    custom: dict[str, str | list[str] | None] = field(default_factory=dict)
+    lists: dict[int, bool] = field(default_factory=dict)
+
+    @property
+    def email(self) -> str | None:
+        return self.standard.get("email")
+
+    def without_email(self) -> WritePlan:
+        standard = {k: v for k, v in self.standard.items() if k != "email"}
+        return WritePlan(standard, dict(self.custom), dict(self.lists))
+
+
+def plan_write(account: Account, form: Mapping[str, str], unknown_custom_field: str) -> WritePlan:
+    """Validate a write's fields against the account; raise the first Pardot error."""
+    plan = WritePlan()
+    multi: dict[str, dict[int, str]] = {}
+    for name, raw in form.items():
+        value = raw if isinstance(raw, str) else str(raw)
+        if name in NOT_FIELDS or name in _READ_ONLY:
+            continue
+        if name in _WRITABLE:
+            plan.standard[name] = _standard_value(account, name, value)
+        elif name in account.custom_fields:
+            plan.custom[name] = value or None
+        elif match := _LIST_FIELD.match(name):
+            list_id = int(match.group(1))
+            if list_id not in account.lists:
+                raise PardotFail(c.ERR_INVALID_LIST)
+            plan.lists[list_id] = _boolean(value) == 1
+        elif (match := _MULTI_VALUE.match(name)) and match.group(1) in account.custom_fields:
+            multi.setdefault(match.group(1), {})[int(match.group(2))] = value
+        elif unknown_custom_field == "error":
+            raise PardotFail(c.ERR_INVALID_FIELDS)
+    for name, values in multi.items():
+        kept = [values[i] for i in sorted(values) if values[i]]
+        plan.custom[name] = kept or None
+    return plan
+
+
+def _standard_value(account: Account, name: str, value: str) -> Any:
+    if name in c.BOOLEAN_FIELDS:
+        return _boolean(value)
+    if name == "campaign_id":
+        if not value.isdigit() or int(value) not in account.campaigns:
+            raise PardotFail(c.ERR_INVALID_CAMPAIGN)
+        return int(value)
+    if name == "score":
+        if not re.fullmatch(r"-?\d+", value or "0"):
+            raise PardotFail(c.ERR_INVALID_NUMBER)
+        return int(value or "0")
+    if name == "prospect_account_id":
+        if value and not value.isdigit():
+            raise PardotFail(c.ERR_INVALID_PROSPECT_ACCOUNT)
+        return int(value) if value else None
+    return value or None
+
+
+def _boolean(value: str) -> int | None:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return 1
+    if lowered in _FALSE:
+        return None
+    raise PardotFail(c.ERR_INVALID_BOOLEAN)
+
+
+def blank_record(prospect_id: int, now: str) -> ProspectRecord:
+    record: ProspectRecord = dict.fromkeys(c.OUTPUT_FIELDS)
+    record.update(id=prospect_id, score=0, created_at=now, updated_at=now, _custom={})
+    return record
+
+
+def apply_write(account: Account, record: ProspectRecord, plan: WritePlan, now: str) -> None:
+    """Apply a validated plan; ``record`` must already be in ``account.prospects``."""
+    for name, value in plan.standard.items():
+        if name == "password":
+            record["_password"] = value
+        else:
+            record[name] = value
+    custom = record.setdefault("_custom", {})
+    for name, value in plan.custom.items():
+        if value is None:
+            custom.pop(name, None)
+        else:
+            custom[name] = value
+    for list_id, member in plan.lists.items():
+        members = account.lists[list_id]
+        if member and record["id"] not in members:
+            members[record["id"]] = membership(list_id, record["id"], now)
+        elif not member:
+            members.pop(record["id"], None)
+    record["updated_at"] = now
+
+
+def membership(list_id: int, prospect_id: int, now: str) -> dict[str, Any]:
+    return {
+        "id": list_id * 1_000_000 + prospect_id,
+        "list_id": list_id,
+        "prospect_id": prospect_id,
+        "opted_out": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def render(record: ProspectRecord, only: frozenset[str] | None = None) -> dict[str, Any]:
+    """The prospect as Pardot returns it: every standard field (null when empty), then
+    custom fields that hold a value (multi-value ones as ``{"value": [...]}``)."""
+    out: dict[str, Any] = {name: record.get(name) for name in c.OUTPUT_FIELDS}
+    for name, value in record.get("_custom", {}).items():
+        out[name] = {"value": list(value)} if isinstance(value, list) else value
+    if only is not None:
+        out = {k: v for k, v in out.items() if k == "id" or k in only}
+    return out

@@ -1,0 +1,162 @@
+"""Assembles and runs the grpc.aio server: the ProspectSync service, health, reflection,
+and an orderly shutdown.
+
+One process, one event loop (DESIGN.md: scale with processes, not threads). On SIGTERM
+or SIGINT the order matters and is fixed here: health turns NOT_SERVING first (load
+balancers stop sending), then ``server.stop(grace)`` lets in-flight calls finish, then
+the Pardot HTTP clients close. Nothing here knows about Pardot beyond handing the
+configured connections to the servicer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+from dataclasses import dataclass, field
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+import strategies  # noqa: F401  (importing the package registers every strategy)
+from clients.connections import PardotConnections
+from clients.errors import ProspectSyncError
+from clients.identity import SqliteIdentityStore
+from prospectsync.v1 import prospect_sync_pb2 as pb
+from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
+from server.config import ConfigError, ServiceConfig
+from server.interceptors import RpcContextInterceptor
+from server.servicer import ProspectSyncServicer
+
+log = structlog.get_logger("server.app")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ProspectSync"].full_name
+HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+#: grpc sets SO_REUSEPORT by default, which lets a second server bind a port in use
+#: and silently share its traffic; we want "address in use" instead.
+_SERVER_OPTIONS = (("grpc.so_reuseport", 0),)
+
+#: The identity map's file inside ``server.state_dir``.
+IDENTITY_FILE = "identity.sqlite3"
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass
+class RunningServer:
+    """A started server; ``stop`` runs the shutdown order once (later calls wait for it)."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    connections: PardotConnections
+    _stopping: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    async def stop(self, grace: float | None = 5.0) -> None:
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._shutdown(grace))
+        await asyncio.shield(self._stopping)
+
+    async def _shutdown(self, grace: float | None) -> None:
+        await self.health.enter_graceful_shutdown()
+        try:
+            await self.server.stop(grace)
+        finally:
+            await self.connections.aclose()
+
+
+async def start_server(
+    config: ServiceConfig,
+    *,
+    listen: str | None = None,
+    connections: PardotConnections | None = None,
+) -> RunningServer:
+    """Binds ``listen`` (default ``config.server.listen``; port 0 picks a free port) and
+    starts serving. A bind failure is a ConfigError naming the setting to change.
+
+    ``connections`` defaults to :func:`open_connections`; the server owns and closes
+    whatever it is given.
+    """
+    address = listen or config.server.listen
+    if connections is None:
+        connections = open_connections(config)
+    server = grpc.aio.server(interceptors=[RpcContextInterceptor()], options=_SERVER_OPTIONS)
+    try:
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError:
+            setting = "--listen" if listen else "server.listen"
+            problem = f"cannot listen on {address} (port in use, or not an address of this host)"
+            raise ConfigError([f"{setting}: {problem}"]) from None
+        pb_grpc.add_ProspectSyncServicer_to_server(ProspectSyncServicer(connections), server)
+        checks = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(checks, server)
+        if config.server.reflection:
+            reflection.enable_server_reflection(
+                (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
+            )
+        await server.start()
+    except BaseException:
+        await server.stop(None)
+        await connections.aclose()
+        raise
+    for service in ("", SERVICE_NAME):
+        await checks.set(service, SERVING)
+    log.info(
+        "server.started",
+        listen=address,
+        port=port,
+        connections=sorted(config.connections),
+        reflection=config.server.reflection,
+    )
+    return RunningServer(server=server, port=port, health=checks, connections=connections)
+
+
+def open_connections(config: ServiceConfig) -> PardotConnections:
+    """The configured connections, sharing the identity map kept in ``server.state_dir``
+    (so it survives a restart)."""
+    path = config.server.state_dir / IDENTITY_FILE
+    try:
+        identity = SqliteIdentityStore(path)
+    except (OSError, sqlite3.Error) as error:
+        problem = f"server.state_dir: cannot open the identity map {path} ({error})"
+        raise ConfigError([problem]) from None
+    try:
+        return PardotConnections(config.connections, identity=identity)
+    except ProspectSyncError as error:  # the client's own configuration checks
+        identity.close()
+        raise ConfigError([error.message]) from None
+
+
+async def serve(config: ServiceConfig, listen: str | None = None) -> None:
+    """Runs until SIGTERM or SIGINT, then shuts down in order within
+    ``server.shutdown_grace_s``."""
+    loop = asyncio.get_running_loop()
+    received: asyncio.Future[signal.Signals] = loop.create_future()
+    # Handlers first: a signal that arrives while the server starts still stops it
+    # in order, instead of killing the process.
+    for signum in _STOP_SIGNALS:
+        loop.add_signal_handler(signum, _resolve_once, received, signum)
+    try:
+        for warning in config.warnings:
+            log.warning(warning.event, **warning.fields)
+        running = await start_server(config, listen=listen)
+        try:
+            signum = await received
+            log.info("server.stopping", signal=signum.name, grace_s=config.server.shutdown_grace_s)
+        finally:
+            await running.stop(config.server.shutdown_grace_s)
+    finally:
+        for signum in _STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+    log.info("server.stopped")
+
+
+def _resolve_once(future: asyncio.Future[signal.Signals], signum: signal.Signals) -> None:
+    # A second signal while stopping changes nothing: the grace period bounds the wait.
+    if not future.done():
+        future.set_result(signum)

@@ -1,0 +1,162 @@
+"""Protobuf ↔ plain model values, at the edge of the server.
+
+Strategies and the Pardot client work on ``strategies.model`` / ``clients.model``
+values and never see generated code; this module is the only translation. It never
+decides anything about Pardot (no defaults beyond the connection's, no validation
+beyond what the proto's types cannot say).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import duration_pb2, json_format, struct_pb2
+
+from clients.config import ConnectionConfig
+from clients.errors import InvalidArgument
+from clients.model import CallRecord
+from prospectsync.v1 import prospect_sync_pb2 as pb
+from strategies.model import Event, Outcome, Settings, SyncResult, TrackMapping
+
+DEFAULT_CONNECTION = "default"
+
+#: Doubles above this are not exact integers, so they stay floats.
+_MAX_EXACT_INT = 2**53
+
+_API_VERSIONS = {pb.API_VERSION_3: 3, pb.API_VERSION_4: 4}
+
+
+def event_from_identify(request: pb.IdentifyRequest) -> Event:
+    return Event(
+        kind="identify",
+        message_id=request.message_id,
+        user_id=request.user_id,
+        anonymous_id=request.anonymous_id,
+        traits=_struct(request, "traits"),
+        context=_struct(request, "context"),
+        pardot_id=request.pardot.id,
+        pardot_fid=request.pardot.fid,
+        timestamp=_timestamp(request),
+    )
+
+
+def event_from_track(request: pb.TrackRequest) -> Event:
+    """A track call identifies its person by ``context.traits`` (Segment's convention)."""
+    context = _struct(request, "context")
+    traits = context.get("traits")
+    return Event(
+        kind="track",
+        message_id=request.message_id,
+        user_id=request.user_id,
+        anonymous_id=request.anonymous_id,
+        traits=traits if isinstance(traits, dict) else {},
+        context=context,
+        pardot_id=request.pardot.id,
+        pardot_fid=request.pardot.fid,
+        name=request.event,
+        properties=_struct(request, "properties"),
+        timestamp=_timestamp(request),
+    )
+
+
+def connection_name(settings: pb.PardotSettings) -> str:
+    """The configured connection a request asks for; "" means "default"."""
+    return settings.connection or DEFAULT_CONNECTION
+
+
+def settings_from_proto(settings: pb.PardotSettings, connection: ConnectionConfig) -> Settings:
+    """The request's settings with the connection's defaults filled in."""
+    if settings.api_version == pb.API_VERSION_UNSPECIFIED:
+        api_version = connection.api_version
+    elif settings.api_version in _API_VERSIONS:
+        api_version = _API_VERSIONS[settings.api_version]
+    else:
+        raise InvalidArgument(
+            "settings.api_version",
+            f"has an unknown value ({settings.api_version}): use API_VERSION_3, API_VERSION_4, "
+            f"or leave it unspecified for connection {connection.name!r}'s "
+            f"API v{connection.api_version}",
+        )
+    return Settings(
+        connection=connection.name,
+        api_version=api_version,
+        lookup_field=settings.lookup_field,
+        use_user_id_as_lookup_value=settings.use_user_id_as_lookup_value,
+        campaign_id=settings.campaign_id,
+        strategy=settings.strategy,
+        dry_run=settings.dry_run,
+        create_when_unmatched=settings.create_when_unmatched,
+        account_id=settings.account_id,
+        track_mappings={
+            name: _track_mapping(mapping) for name, mapping in settings.track_mappings.items()
+        },
+    )
+
+
+def identify_response(
+    result: SyncResult, strategy_name: str, calls: Iterable[CallRecord]
+) -> pb.IdentifyResponse:
+    prospect_id = result.prospect.id
+    return pb.IdentifyResponse(
+        prospect_id="" if prospect_id is None else str(prospect_id),
+        outcome=outcome_to_proto(result.outcome),
+        strategy=strategy_name,
+        pardot_calls=[pardot_call(call) for call in calls],
+        warnings=list(result.warnings),
+    )
+
+
+def outcome_to_proto(outcome: Outcome) -> pb.Outcome.ValueType:
+    """By name, so that the two enums can never drift apart silently."""
+    return pb.Outcome.Value(f"OUTCOME_{outcome.name}")
+
+
+def pardot_call(call: CallRecord) -> pb.PardotCall:
+    duration = duration_pb2.Duration()
+    duration.FromNanoseconds(round(max(call.duration_s, 0.0) * 1e9))
+    return pb.PardotCall(
+        method=call.method,
+        path=call.path,
+        http_status=call.http_status,
+        err_code=call.err_code,
+        duration=duration,
+        planned=call.planned,
+        attempt=call.attempt,
+    )
+
+
+def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as plain JSON values. A Struct only has doubles, so whole numbers are
+    turned back into ints: ``{"employees": 50}`` must reach Pardot as "50", not "50.0"."""
+    return _whole_numbers_as_int(json_format.MessageToDict(struct))
+
+
+def _struct(message: Any, name: str) -> dict[str, Any]:
+    return struct_to_dict(getattr(message, name)) if message.HasField(name) else {}
+
+
+def _whole_numbers_as_int(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= _MAX_EXACT_INT:
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers_as_int(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers_as_int(item) for item in value]
+    return value
+
+
+def _timestamp(request: pb.IdentifyRequest | pb.TrackRequest) -> datetime | None:
+    return request.timestamp.ToDatetime(tzinfo=UTC) if request.HasField("timestamp") else None
+
+
+def _track_mapping(mapping: pb.TrackMapping) -> TrackMapping:
+    activity = mapping.external_activity
+    return TrackMapping(
+        fields=dict(mapping.fields),
+        add_to_list_ids=tuple(mapping.add_to_list_ids),
+        external_activity=(
+            (activity.extension, activity.type) if mapping.HasField("external_activity") else None
+        ),
+    )

@@ -1,0 +1,68 @@
+"""Turns a :class:`~clients.errors.ProspectSyncError` into a rich gRPC status.
+
+The one place an error becomes what a caller sees: a canonical code, the message, and
+``google.rpc`` details a program can act on without parsing text — ``ErrorInfo``
+(stable reason, domain ``prospectsync.pardot``, Pardot's err_code in metadata),
+``BadRequest`` field violations, ``RetryInfo``. Details travel in the
+``grpc-status-details-bin`` trailer, as ``grpc_status`` reads them back.
+
+Never puts a secret, a stack trace or an internal type name in a status.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from clients.errors import DOMAIN, ProspectSyncError
+from server.logging import redact
+
+
+def to_grpc_status(error: ProspectSyncError) -> grpc.Status:
+    message = redact(error.message)
+    status = status_pb2.Status(code=error.code.value[0], message=message)
+    status.details.append(_packed(_error_info(error)))
+    if error.violations:
+        status.details.append(_packed(_bad_request(error)))
+    if error.retry_after is not None:
+        status.details.append(_packed(_retry_info(error.retry_after)))
+    return rpc_status.to_status(status)
+
+
+async def abort_with(context: grpc.aio.ServicerContext, error: ProspectSyncError) -> NoReturn:
+    """Ends the call with ``error``'s status; ``context.abort`` is the form that carries
+    trailing metadata on every grpc.aio version."""
+    status = to_grpc_status(error)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
+
+
+def _error_info(error: ProspectSyncError) -> error_details_pb2.ErrorInfo:
+    metadata = {key: redact(str(value)) for key, value in error.metadata.items()}
+    return error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata)
+
+
+def _bad_request(error: ProspectSyncError) -> error_details_pb2.BadRequest:
+    return error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=field, description=redact(text))
+            for field, text in error.violations
+        ]
+    )
+
+
+def _retry_info(retry_after: float) -> error_details_pb2.RetryInfo:
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(round(max(retry_after, 0.0) * 1e9))
+    return error_details_pb2.RetryInfo(retry_delay=delay)
+
+
+def _packed(message: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed

@@ -1,0 +1,134 @@
+"""responses.parse_response: only a Pardot envelope with stat="ok" is success."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from grpc import StatusCode
+
+from clients.errors import PardotError, PardotUnavailable, ProspectSyncError
+from clients.responses import parse_response, prospects_in
+from clients.transport import PardotClient
+from fakepardot import FakePardot
+
+from .conftest import oauth_config
+
+JSON = "application/json"
+XML = "text/xml; charset=utf-8"
+
+
+def test_json_success_is_returned_whole() -> None:
+    body = (
+        b'{"@attributes": {"stat": "ok", "version": 1}, "prospect": {"id": 7, "email": "a@b.co"}}'
+    )
+    envelope = parse_response(200, JSON, body)
+    assert envelope["prospect"] == {"id": 7, "email": "a@b.co"}
+
+
+def test_json_fail_raises_the_err_code_even_under_http_200() -> None:
+    body = b'{"@attributes": {"stat": "fail", "version": 1, "err_code": 4}, '
+    body += b'"err": "Invalid prospect email address"}'
+    with pytest.raises(PardotError) as caught:
+        parse_response(200, JSON, body)
+    assert caught.value.err_code == 4
+    assert caught.value.text == "Invalid prospect email address"
+    assert caught.value.code is StatusCode.INVALID_ARGUMENT
+    assert caught.value.metadata == {"err_code": "4"}
+
+
+def test_fail_keeps_the_http_status() -> None:
+    body = b'{"@attributes": {"stat": "fail", "version": 1, "err_code": "184"}, "err": "x"}'
+    with pytest.raises(PardotError) as caught:
+        parse_response(401, JSON, body)
+    assert (caught.value.err_code, caught.value.http_status) == (184, 401)
+    assert caught.value.rule.refresh_credentials
+
+
+def test_xml_success_has_the_json_shape_with_lists_for_repeats() -> None:
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<rsp stat="ok" version="1.0">'
+        b"<prospect><id>5</id><email>a@b.co</email><notes/></prospect>"
+        b"<prospect><id>6</id></prospect></rsp>"
+    )
+    envelope = parse_response(200, XML, body)
+    assert envelope["@attributes"]["stat"] == "ok"
+    assert envelope["prospect"] == [{"id": "5", "email": "a@b.co", "notes": None}, {"id": "6"}]
+
+
+def test_xml_fail_raises_the_err_code() -> None:
+    body = b'<rsp stat="fail" version="1.0"><err code="66">limit</err></rsp>'
+    with pytest.raises(PardotError) as caught:
+        parse_response(200, XML, body)
+    assert caught.value.err_code == 66
+    assert caught.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body"),
+    [
+        (502, "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>"),
+        (200, JSON, b""),
+        (200, "text/html", b"<html>maintenance</html>"),
+        (200, JSON, b'{"prospect": {"id": 1}}'),
+        (200, JSON, b"[]"),
+        (500, JSON, b'{"@attributes": {"stat": "ok", "version": 1}}'),
+        (503, "text/plain", b"upstream connect error"),
+        (429, "text/plain", b"slow down"),
+    ],
+)
+def test_bodies_that_are_not_pardot_success_are_unavailable(
+    status: int, content_type: str, body: bytes
+) -> None:
+    with pytest.raises(PardotUnavailable) as caught:
+        parse_response(status, content_type, body)
+    assert caught.value.code is StatusCode.UNAVAILABLE
+    assert caught.value.retryable
+
+
+def test_a_4xx_page_that_is_not_pardot_is_a_configuration_problem() -> None:
+    with pytest.raises(ProspectSyncError) as caught:
+        parse_response(404, "text/html", b"<html>Not Found</html>")
+    assert not isinstance(caught.value, PardotUnavailable)
+    assert caught.value.code is StatusCode.FAILED_PRECONDITION
+    assert "pardot_url" in caught.value.message
+
+
+def test_empty_204_is_a_successful_delete() -> None:
+    assert parse_response(204, "", b"") == {}
+
+
+def test_prospects_in_normalises_one_several_and_none() -> None:
+    one = {"prospect": {"id": 1}}
+    several = {"prospect": [{"id": 1}, {"id": 2}]}
+    query = {"result": {"total_results": 1, "prospect": {"id": 3}}}
+    assert prospects_in(one) == [{"id": 1}]
+    assert prospects_in(several) == [{"id": 1}, {"id": 2}]
+    assert prospects_in(query) == [{"id": 3}]
+    assert prospects_in({"result": {"total_results": 0}}) == []
+    assert prospects_in({}) == []
+
+
+async def test_the_fakes_xml_answers_parse_like_its_json(fake_server: FakePardot) -> None:
+    """Pardot answers XML unless asked for JSON: the parser must read its real shape."""
+    fake_server.state.reset()
+    one = fake_server.state.add_prospect("v4", email="xml@example.com", org_id="o-x")
+    fake_server.state.add_prospect("v4", email="xml@example.com")
+    client = PardotClient(oauth_config(fake_server))
+    try:
+        token = await client.auth.token(request_timeout_s=2.0)
+        headers = client.auth.headers(token)
+        async with httpx.AsyncClient(base_url=fake_server.url, headers=headers) as http:
+            several = await http.get("/api/prospect/version/4/do/read/email/xml%40example.com")
+            by_id = await http.get(f"/api/prospect/version/4/do/read/id/{one['id']}")
+            missing = await http.get("/api/prospect/version/4/do/read/id/1")
+    finally:
+        await client.aclose()
+
+    assert several.headers["content-type"].startswith("text/xml")
+    assert len(prospects_in(parse_response(200, XML, several.content))) == 2
+    [prospect] = prospects_in(parse_response(200, XML, by_id.content))
+    assert (prospect["id"], prospect["email"]) == (str(one["id"]), "xml@example.com")
+    assert prospect["org_id"] == "o-x"
+    with pytest.raises(PardotError) as caught:
+        parse_response(missing.status_code, XML, missing.content)
+    assert caught.value.err_code == 3

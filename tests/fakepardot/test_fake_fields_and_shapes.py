@@ -1,0 +1,129 @@
+"""Contract: prospect fields (PARDOT_API.md, "Prospect fields") and the JSON/XML shapes
+of answers ("Responses")."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING
+
+import pytest
+
+from fakepardot import FakePardot
+
+if TYPE_CHECKING:
+    from tests.fakepardot.conftest import Pardot
+
+
+def test_custom_fields_come_back_only_when_they_hold_a_value(v4: Pardot) -> None:
+    prospect = v4.ok("create", "email", "c@example.com", org_id="org-1")["prospect"]
+    assert prospect["org_id"] == "org-1"
+    assert "plan" not in prospect
+    assert "external_id" not in prospect
+
+
+def test_sending_a_field_empty_clears_it(v4: Pardot) -> None:
+    created = v4.ok("create", "email", "c@example.com", org_id="o", city="Bergen")["prospect"]
+    cleared = v4.ok("update", "id", created["id"], org_id="", city="")["prospect"]
+    assert "org_id" not in cleared
+    assert cleared["city"] is None
+
+
+def test_multi_value_custom_field(v4: Pardot) -> None:
+    prospect = v4.ok("create", "email", "m@example.com", plan_0="pro", plan_1="team")["prospect"]
+    assert prospect["plan"] == {"value": ["pro", "team"]}
+
+
+def test_read_only_fields_are_not_writable(v4: Pardot, fake: FakePardot) -> None:
+    prospect = v4.ok(
+        "create", "email", "r@example.com", grade="A+", crm_lead_fid="00Q5e00000AbCdEFGH", id=5
+    )["prospect"]
+    assert prospect["grade"] is None
+    assert prospect["crm_lead_fid"] is None
+    assert prospect["id"] != 5
+
+
+def test_password_is_write_only(v4: Pardot) -> None:
+    prospect = v4.ok("create", "email", "p@example.com", password="hunter2")["prospect"]
+    assert "password" not in prospect
+
+
+def test_booleans_come_back_as_1_or_null(v4: Pardot) -> None:
+    prospect = v4.ok("create", "email", "b@example.com", is_do_not_email="true", is_starred="0")[
+        "prospect"
+    ]
+    assert prospect["is_do_not_email"] == 1
+    assert prospect["is_starred"] is None
+
+
+def test_list_field_on_a_write_adds_membership(v4: Pardot, fake: FakePardot) -> None:
+    prospect = v4.ok("create", "email", "l@example.com", list_501="1")["prospect"]
+    assert fake.state.list_members("v4", 501) == [prospect["id"]]
+    v4.fails(55, "update", "id", prospect["id"], list_999="1")
+
+
+def test_unknown_custom_field_is_ignored_by_default(v4: Pardot) -> None:
+    prospect = v4.ok("create", "email", "u@example.com", not_a_field="x")["prospect"]
+    assert "not_a_field" not in prospect
+
+
+def test_unknown_custom_field_is_refused_when_switched_to_error(
+    v4: Pardot, fake: FakePardot
+) -> None:
+    fake.state.unknown_custom_field = "error"
+    text = v4.fails(130, "create", "email", "u@example.com", not_a_field="x")
+    assert text == "One or more of the specified fields are invalid"
+    assert fake.state.prospects("v4") == []
+    v4.ok("create", "email", "u@example.com", org_id="known")  # known fields still pass
+
+
+def test_unknown_custom_field_switch_rejects_other_values(fake: FakePardot) -> None:
+    with pytest.raises(ValueError, match="unknown_custom_field"):
+        fake.state.unknown_custom_field = "warn"
+
+
+def test_configured_custom_fields_are_per_account(v4: Pardot, fake: FakePardot) -> None:
+    fake.state.configure_account("v4", custom_fields={"tier"})
+    prospect = v4.ok("create", "email", "t@example.com", tier="gold", org_id="x")["prospect"]
+    assert prospect["tier"] == "gold"
+    assert "org_id" not in prospect
+
+
+def test_json_success_shape(v4: Pardot) -> None:
+    response = v4.call("create", "email", "j@example.com")
+    assert response.headers["content-type"] == "application/json"
+    document = response.json()
+    assert document["@attributes"] == {"stat": "ok", "version": 1}
+    prospect = document["prospect"]
+    assert all(isinstance(prospect[k], int) for k in ("id", "campaign_id", "score"))
+
+
+def test_json_error_shape(v4: Pardot) -> None:
+    document = v4.call("read", "id", 1).json()
+    assert document == {
+        "@attributes": {"stat": "fail", "version": 1, "err_code": 3},
+        "err": "Invalid prospect ID",
+    }
+
+
+def test_xml_is_the_default_format(v4: Pardot) -> None:
+    response = v4.call("create", "email", "x@example.com", fmt="xml")
+    assert response.headers["content-type"] == "text/xml; charset=utf-8"
+    rsp = ET.fromstring(response.content)
+    assert (rsp.tag, rsp.attrib) == ("rsp", {"stat": "ok", "version": "1.0"})
+    assert rsp.findtext("prospect/email") == "x@example.com"
+    assert (rsp.findtext("prospect/id") or "").isdigit()
+
+
+def test_xml_error_shape(v4: Pardot) -> None:
+    response = v4.call("read", "id", 1, fmt="xml")
+    assert response.status_code == 200
+    rsp = ET.fromstring(response.content)
+    assert rsp.attrib == {"stat": "fail", "version": "1.0"}
+    err = rsp.find("err")
+    assert err is not None
+    assert (err.attrib, err.text) == ({"code": "3"}, "Invalid prospect ID")
+
+
+def test_unknown_operation_is_err_2(v4: Pardot) -> None:
+    v4.fails(2, "assign", "id", 1)
+    v4.fails(2, "read", "id", 1, obj="opportunity")

@@ -1,0 +1,160 @@
+"""Contract: the prospect query, list membership and external activities
+(PARDOT_API.md, "Query", "List membership", "External activities")."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from fakepardot import DEMO, FakePardot
+
+if TYPE_CHECKING:
+    from tests.fakepardot.conftest import Pardot
+
+
+@pytest.fixture
+def three(fake: FakePardot) -> list[dict[str, Any]]:
+    return [
+        fake.state.add_prospect(
+            "v4", email=f"q{month}@example.com", created_at=stamp, updated_at=stamp
+        )
+        for month, stamp in (
+            (1, "2024-01-01 10:00:00"),
+            (2, "2024-02-01 10:00:00"),
+            (3, "2024-03-01 10:00:00"),
+        )
+    ]
+
+
+def test_query_returns_total_and_a_list(v4: Pardot, three: list[dict[str, Any]]) -> None:
+    result = v4.ok("query", sort_by="id", sort_order="ascending")["result"]
+    assert result["total_results"] == 3
+    assert [p["id"] for p in result["prospect"]] == [p["id"] for p in three]
+
+
+def test_query_prospect_is_an_object_for_one_and_absent_for_none(
+    v4: Pardot, three: list[dict[str, Any]]
+) -> None:
+    one = v4.ok("query", id_greater_than=three[1]["id"])["result"]
+    assert one == {"total_results": 1, "prospect": three[2]}
+    none = v4.ok("query", created_after="2030-01-01")["result"]
+    assert none == {"total_results": 0}
+
+
+def test_query_filters_by_created_after(v4: Pardot, three: list[dict[str, Any]]) -> None:
+    result = v4.ok("query", created_after="2024-01-15", sort_by="created_at")["result"]
+    assert [p["email"] for p in result["prospect"]] == ["q3@example.com", "q2@example.com"]
+
+
+def test_query_filters_by_updated_after(v4: Pardot, three: list[dict[str, Any]]) -> None:
+    v4.ok("update", "id", three[0]["id"], city="Now")
+    cutoff = "2025-01-01 00:00:00"
+    result = v4.ok("query", updated_after=cutoff)["result"]
+    assert (result["total_results"], result["prospect"]["city"]) == (1, "Now")
+
+
+def test_query_limit_offset_and_total(v4: Pardot, three: list[dict[str, Any]]) -> None:
+    result = v4.ok("query", sort_by="id", sort_order="ascending", limit=1, offset=1)["result"]
+    assert result["total_results"] == 3
+    assert result["prospect"]["id"] == three[1]["id"]
+
+
+def test_query_limit_above_200_is_err_23(v4: Pardot) -> None:
+    assert v4.fails(23, "query", limit=201) == "Invalid value specified for limit"
+    v4.ok("query", limit=200)
+
+
+def test_query_fields_narrows_each_prospect(v4: Pardot, three: list[dict[str, Any]]) -> None:
+    result = v4.ok("query", fields="email", limit=1, sort_by="id", sort_order="ascending")
+    assert result["result"]["prospect"] == {"id": three[0]["id"], "email": "q1@example.com"}
+
+
+def test_query_bad_sort_is_refused(v4: Pardot) -> None:
+    v4.fails(19, "query", sort_by="org_id")
+    v4.fails(20, "query", sort_order="sideways")
+
+
+# --- list membership -------------------------------------------------------------------
+
+
+def test_list_membership_create(v4: Pardot, fake: FakePardot) -> None:
+    prospect = fake.state.add_prospect("v4", email="l@example.com")
+    document = v4.ok("create", "list_id", 502, "prospect_id", prospect["id"], obj="listMembership")
+    membership = document["list_membership"]
+    assert (membership["list_id"], membership["prospect_id"]) == (502, prospect["id"])
+    assert fake.state.list_members("v4", 502) == [prospect["id"]]
+
+
+def test_list_membership_twice_is_err_58(v4: Pardot, fake: FakePardot) -> None:
+    prospect = fake.state.add_prospect("v4", email="l@example.com")
+    fake.state.add_list_member("v4", 501, prospect["id"])
+    text = v4.fails(
+        58, "create", "list_id", 501, "prospect_id", prospect["id"], obj="listMembership"
+    )
+    assert text == "That prospect is already a memeber of that list. Update the membership instead."
+
+
+def test_list_membership_unknown_list_is_err_55(v4: Pardot, fake: FakePardot) -> None:
+    prospect = fake.state.add_prospect("v4", email="l@example.com")
+    text = v4.fails(
+        55, "create", "list_id", 999, "prospect_id", prospect["id"], obj="listMembership"
+    )
+    assert text == "Invalid list ID"
+
+
+def test_list_membership_unknown_prospect_is_err_3(v4: Pardot) -> None:
+    v4.fails(3, "create", "list_id", 501, "prospect_id", 424242, obj="listMembership")
+
+
+# --- external activities (v5) ------------------------------------------------------------
+
+
+ACTIVITY = {
+    "extension": "ProspectSync",
+    "type": "Signed Up",
+    "value": "plan=pro",
+    "email": "act@example.com",
+}
+
+
+def _activity(http: httpx.Client, headers: dict[str, str], body: Any) -> httpx.Response:
+    return http.post("/api/v5/external-activities", json=body, headers=headers)
+
+
+def test_external_activity_is_recorded(v4: Pardot, http: httpx.Client, fake: FakePardot) -> None:
+    prospect = fake.state.add_prospect("v4", email="act@example.com")
+    response = _activity(http, v4.headers, ACTIVITY)
+    assert (response.status_code, response.content) == (204, b"")
+    [recorded] = fake.state.activities("v4")
+    assert recorded["prospect_ids"] == [prospect["id"]]
+    assert {k: recorded[k] for k in ACTIVITY} == ACTIVITY
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**ACTIVITY, "type": "Unheard Of"},
+        {**ACTIVITY, "extension": "Other"},
+        {k: v for k, v in ACTIVITY.items() if k != "value"},
+        {**ACTIVITY, "email": "not-an-email"},
+    ],
+    ids=["unknown-type", "unknown-extension", "missing-value", "bad-email"],
+)
+def test_external_activity_refusals_are_v5_errors(
+    v4: Pardot, http: httpx.Client, fake: FakePardot, body: dict[str, str]
+) -> None:
+    response = _activity(http, v4.headers, body)
+    assert response.status_code == 400
+    document = response.json()
+    assert set(document) == {"code", "message"}
+    assert isinstance(document["code"], int)
+    assert fake.state.activities("v4") == []
+
+
+def test_external_activity_needs_a_valid_token(http: httpx.Client) -> None:
+    headers = {"Authorization": "Bearer nope", "Pardot-Business-Unit-Id": DEMO.business_unit_v4}
+    response = _activity(http, headers, ACTIVITY)
+    assert response.status_code == 401
+    assert response.json()["code"] == 184

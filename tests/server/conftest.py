@@ -1,0 +1,196 @@
+"""Fixtures for the server tests: a real grpc.aio server on 127.0.0.1:0, captured logs,
+and stand-in connections whose gateways are the in-memory Pardot (tests/support).
+
+The stand-ins let a test control what happens inside a call (block it, fail it with an
+unexpected exception, see the deadline it got) without any HTTP; the real
+``PardotConnections`` against fakepardot is exercised in test_smoke.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import pytest
+import structlog
+
+from clients.config import ConnectionConfig
+from clients.errors import FailedPrecondition
+from clients.identity import IdentityView, MemoryIdentityStore
+from clients.model import CallRecord
+from server.app import RunningServer, start_server
+from server.config import ServerConfig, ServiceConfig
+from server.logging import configure_logging
+from support.memory_gateway import MemoryGateway
+
+#: A configured secret that must never show up in a log line or a status.
+CONFIGURED_SECRET = "cfg-secret-4b1d7e2a9c"
+
+V3_CONNECTION = ConnectionConfig(
+    name="default",
+    api_version=3,
+    auth="legacy",
+    email="legacy-v3@example.com",
+    password=CONFIGURED_SECRET,
+    user_key="0123456789abcdef0123456789abcdef",
+)
+V4_CONNECTION = ConnectionConfig(
+    name="v4",
+    api_version=4,
+    business_unit_id="0Uv000000000001CAA",
+    client_id="client",
+    client_secret="v4-client-secret-value",
+    refresh_token="v4-refresh-token-value",
+)
+
+
+def service_config(*, reflection: bool = True) -> ServiceConfig:
+    return ServiceConfig(
+        server=ServerConfig(listen="127.0.0.1:0", reflection=reflection),
+        connections={"default": V3_CONNECTION, "v4": V4_CONNECTION},
+    )
+
+
+class RecordingGateway:
+    """The in-memory Pardot, with a CallRecord per operation (as the real gateway
+    keeps) and an optional hook run before each operation."""
+
+    def __init__(
+        self,
+        inner: MemoryGateway,
+        deadline: float | None,
+        before: Callable[[str], Awaitable[None]] | None,
+    ) -> None:
+        self.inner = inner
+        self.api_version = inner.api_version
+        self.identity = inner.identity
+        self.deadline = deadline
+        self.calls: list[CallRecord] = []
+        self._before = before
+
+    def __getattr__(self, name: str) -> Any:
+        operation = getattr(self.inner, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            if self._before is not None:
+                await self._before(name)
+            started = time.monotonic()
+            try:
+                return await operation(*args, **kwargs)
+            finally:
+                duration = time.monotonic() - started
+                self.calls.append(CallRecord("POST", f"/memory/{name}", 200, 0, duration))
+
+        return call
+
+
+@dataclass
+class StubConnection:
+    config: ConnectionConfig
+    owner: StubConnections
+
+    def gateway(self, *, api_version: int, dry_run: bool, deadline: float | None) -> Any:
+        self.owner.deadlines.append(deadline)
+        inner = MemoryGateway(api_version=api_version, dry_run=dry_run)
+        # One Pardot and one identity map per stand-in, across calls (as in production).
+        inner.prospects = self.owner.prospects
+        inner.identity = IdentityView(self.owner.identity, self.config.name)
+        return RecordingGateway(inner, deadline, self.owner.before)
+
+
+@dataclass
+class StubConnections:
+    """Quacks like ``clients.connections.PardotConnections``."""
+
+    configs: dict[str, ConnectionConfig]
+    prospects: dict[int, dict[str, Any]] = field(default_factory=dict)
+    identity: MemoryIdentityStore = field(default_factory=MemoryIdentityStore)
+    deadlines: list[float | None] = field(default_factory=list)
+    before: Callable[[str], Awaitable[None]] | None = None
+    closed: bool = False
+
+    def get(self, name: str) -> StubConnection:
+        try:
+            return StubConnection(self.configs[name or "default"], self)
+        except KeyError:
+            raise FailedPrecondition("unknown", reason="UNKNOWN_CONNECTION") from None
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class Served:
+    running: RunningServer
+    channel: grpc.aio.Channel
+    connections: StubConnections
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.running.port}"
+
+
+@pytest.fixture
+def configured_secret() -> str:
+    return CONFIGURED_SECRET
+
+
+@pytest.fixture
+def make_config() -> Callable[..., ServiceConfig]:
+    return service_config
+
+
+@pytest.fixture
+def stub_connections() -> StubConnections:
+    return StubConnections(configs={"default": V3_CONNECTION, "v4": V4_CONNECTION})
+
+
+@pytest.fixture
+async def served(stub_connections: StubConnections) -> AsyncIterator[Served]:
+    running = await start_server(service_config(), connections=stub_connections)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+    try:
+        yield Served(running, channel, stub_connections)
+    finally:
+        await channel.close()
+        await running.stop(0)
+
+
+class LogCapture:
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    @property
+    def text(self) -> str:
+        return self.stream.getvalue()
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.text.splitlines() if line.strip()]
+
+    def named(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("event") == event]
+
+
+@pytest.fixture
+def logs() -> Iterator[LogCapture]:
+    """The service's real logging setup, writing into a buffer; restored afterwards."""
+    capture = LogCapture()
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    configure_logging("debug", [CONFIGURED_SECRET], stream=capture.stream)
+    try:
+        yield capture
+    finally:
+        structlog.reset_defaults()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved_handlers:
+            root.addHandler(handler)
+        root.setLevel(saved_level)

@@ -1,0 +1,312 @@
+"""server.config: the TOML contract, every refusal naming its key, secrets from env/file."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from server.config import ConfigError, ServerConfig, load_config
+
+BU = "0Uv000000000001CAA"
+USER_KEY = "5ecae7c0ffee5ecae7c0ffee5ecae7c0"
+SECRETS = {
+    "client_secret": "cs-3f1e9a-very-secret",
+    "refresh_token": "rt-77aa01-very-secret",
+    "password": "pw-b0b0-very-secret",
+    "user_key": USER_KEY,
+}
+
+OAUTH = f"""
+[connections.default]
+pardot_url = "https://pi.pardot.com"
+api_version = 4
+business_unit_id = "{BU}"
+auth = "oauth"
+token_url = "https://login.salesforce.com/services/oauth2/token"
+grant_type = "refresh_token"
+client_id = "client-id"
+client_secret = "{SECRETS["client_secret"]}"
+refresh_token = "{SECRETS["refresh_token"]}"
+"""
+
+LEGACY = f"""
+[connections.legacy]
+pardot_url = "https://pi.pardot.com"
+api_version = 3
+auth = "legacy"
+email = "legacy@example.com"
+password = "{SECRETS["password"]}"
+user_key = "{USER_KEY}"
+"""
+
+
+def write(tmp_path: Path, text: str, *, mode: int = 0o600, name: str = "service.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    path.chmod(mode)
+    return path
+
+
+def refusal(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), environ=environ or {})
+    return str(caught.value)
+
+
+def test_the_documented_shape_loads(tmp_path: Path) -> None:
+    text = '[server]\nlisten = "127.0.0.1:6000"\nstate_dir = "state"\n' + OAUTH + LEGACY
+    config = load_config(write(tmp_path, text), environ={})
+
+    assert config.server.listen == "127.0.0.1:6000"
+    assert config.server.state_dir == tmp_path / "state"  # relative to the config file
+    assert config.server.reflection is True
+    default, legacy = config.connections["default"], config.connections["legacy"]
+    assert default.name == "default" and legacy.name == "legacy"
+    assert default.business_unit_id == BU and default.api_version == 4
+    assert default.client_secret == SECRETS["client_secret"]
+    assert legacy.auth == "legacy" and legacy.api_version == 3 and legacy.user_key == USER_KEY
+    assert set(config.secrets) == set(SECRETS.values())
+    assert config.warnings == ()
+
+
+def test_defaults_fill_what_the_file_leaves_out(tmp_path: Path) -> None:
+    minimal = f"""
+    [connections.default]
+    business_unit_id = "{BU}"
+    client_id = "id"
+    client_secret = "s3cret-value"
+    refresh_token = "r3fresh-value"
+    """
+    config = load_config(write(tmp_path, minimal), environ={})
+    assert config.server.listen == ServerConfig().listen == "127.0.0.1:50051"
+    assert config.server.state_dir == tmp_path / ".prospectsync"
+    connection = config.connections["default"]
+    assert (connection.pardot_url, connection.api_version, connection.auth) == (
+        "https://pi.pardot.com",
+        4,
+        "oauth",
+    )
+
+
+def test_transport_settings_are_read(tmp_path: Path) -> None:
+    text = (
+        OAUTH + 'timeout_s = 2\nmax_concurrency = 3\nmax_retries = 0\ntracker_host = "go.x.com"\n'
+    )
+    connection = load_config(write(tmp_path, text), environ={}).connections["default"]
+    assert connection.timeout_s == 2.0 and isinstance(connection.timeout_s, float)
+    assert (connection.max_concurrency, connection.max_retries) == (3, 0)
+    assert connection.tracker_host == "go.x.com"
+
+
+def replace_line(text: str, key: str, new: str | None) -> str:
+    """``text`` with the line setting ``key`` replaced by ``new`` (or removed)."""
+    lines = [line for line in text.splitlines() if not line.startswith(f"{key} =")]
+    if new is not None:
+        lines.append(new)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "says"),
+    [
+        (replace_line(OAUTH, "api_version", "api_version = 5"), "default.api_version", "3 or 4"),
+        (replace_line(OAUTH, "api_version", 'api_version = "4"'), "default.api_version", "integer"),
+        (
+            replace_line(OAUTH, "api_version", "api_version = true"),
+            "default.api_version",
+            "integer",
+        ),
+        (replace_line(OAUTH, "auth", 'auth = "basic"'), "default.auth", '"oauth" or "legacy"'),
+        (replace_line(OAUTH, "grant_type", 'grant_type = "jwt"'), "default.grant_type", "password"),
+        (
+            replace_line(OAUTH, "pardot_url", 'pardot_url = "ftp://pi.pardot.com"'),
+            "default.pardot_url",
+            "http",
+        ),
+        (
+            replace_line(OAUTH, "token_url", 'token_url = "https://u:p@login.example.com/t"'),
+            "default.token_url",
+            "credentials",
+        ),
+        (replace_line(OAUTH, "business_unit_id", None), "default.business_unit_id", "required"),
+        (
+            replace_line(OAUTH, "business_unit_id", 'business_unit_id = "0Uv12"'),
+            "default.business_unit_id",
+            "0Uv",
+        ),
+        (replace_line(OAUTH, "client_id", None), "default.client_id", "required"),
+        (replace_line(OAUTH, "client_secret", None), "default.client_secret", "required"),
+        (replace_line(OAUTH, "refresh_token", None), "default.refresh_token", "required"),
+        (
+            replace_line(OAUTH, "grant_type", 'grant_type = "password"'),
+            "default.username",
+            'grant_type = "password"',
+        ),
+        (
+            replace_line(OAUTH, "grant_type", 'grant_type = "client_credentials"'),
+            "default.refresh_token",
+            "not used",
+        ),
+        (replace_line(LEGACY, "user_key", None), "legacy.user_key", "required"),
+        (replace_line(LEGACY, "user_key", 'user_key = "abc"'), "legacy.user_key", "32 hex"),
+        (replace_line(LEGACY, "email", None), "legacy.email", "required"),
+        (LEGACY + 'client_id = "x"\n', "legacy.client_id", "not used"),
+        (OAUTH + "max_concurrency = 6\n", "default.max_concurrency", "err 66"),
+        (OAUTH + "timeout_s = 0\n", "default.timeout_s", "more than 0"),
+        (OAUTH + 'timeout_s = "fast"\n', "default.timeout_s", "number"),
+        (OAUTH + "max_retries = -1\n", "default.max_retries", "0 or more"),
+        (OAUTH + 'tracker_host = "https://go.x.com/"\n', "default.tracker_host", "host name"),
+        (OAUTH + "backoff_base_s = -1\n", "default.backoff_base_s", "negative"),
+        (OAUTH + "api_verison = 4\n", "default.api_verison", "did you mean 'api_version'"),
+        (OAUTH + 'client_secret_env = "X"\n', "default.client_secret", "only one of"),
+        ('[server]\nlisten = "localhost"\n' + OAUTH, "server.listen", "HOST:PORT"),
+        ('[server]\nlisten = "127.0.0.1:99999"\n' + OAUTH, "server.listen", "65535"),
+        ('[server]\nlog_level = "loud"\n' + OAUTH, "server.log_level", '"debug"'),
+        ('[server]\nreflection = "yes"\n' + OAUTH, "server.reflection", "true or false"),
+        ("[server]\nport = 1\n" + OAUTH, "server.port", "unknown key"),
+        ("[logging]\nlevel = 1\n" + OAUTH, "logging", "unknown key"),
+        ("[server]\n", "connections", "at least one"),
+        ('connections = "default"\n', "connections", "must be a table"),
+        (OAUTH.replace("connections.default", 'connections."a b"'), "connections.a b", "letters"),
+    ],
+)
+def test_each_refusal_names_its_key(tmp_path: Path, text: str, key: str, says: str) -> None:
+    message = refusal(tmp_path, text)
+    assert key in message
+    assert says in message
+    for secret in SECRETS.values():
+        assert secret not in message
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    text = replace_line(OAUTH, "api_version", "api_version = 7") + "max_retries = -2\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), environ={})
+    assert len(caught.value.problems) == 2
+    assert "\n" not in str(caught.value)
+
+
+def test_refusals_never_echo_a_secret_value(tmp_path: Path) -> None:
+    bad_key = "this-user-key-is-secret-but-not-hex"
+    message = refusal(tmp_path, replace_line(LEGACY, "user_key", f'user_key = "{bad_key}"'))
+    assert "legacy.user_key" in message and bad_key not in message
+
+
+def test_unreadable_or_broken_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load_config(tmp_path / "missing.toml")
+    broken = write(tmp_path, f'[connections.default]\nclient_secret = "{SECRETS["password"]}')
+    with pytest.raises(ConfigError, match="not valid TOML") as caught:
+        load_config(broken)
+    assert SECRETS["password"] not in str(caught.value)
+
+
+# --- secrets from the environment and from files -------------------------------------
+
+
+def oauth_with(**sources: str) -> str:
+    """OAUTH with client_secret/refresh_token given by the ``sources`` lines instead."""
+    text = replace_line(replace_line(OAUTH, "client_secret", None), "refresh_token", None)
+    return text + "".join(f'{key} = "{value}"\n' for key, value in sources.items())
+
+
+def test_secrets_come_from_environment_variables(tmp_path: Path) -> None:
+    environ = {"PS_CLIENT_SECRET": "from-env-secret", "PS_REFRESH": "from-env-refresh"}
+    text = oauth_with(client_secret_env="PS_CLIENT_SECRET", refresh_token_env="PS_REFRESH")
+    connection = load_config(write(tmp_path, text), environ=environ).connections["default"]
+    assert connection.client_secret == "from-env-secret"
+    assert connection.refresh_token == "from-env-refresh"
+
+
+def test_the_process_environment_is_the_default(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PS_TEST_CLIENT_SECRET", "process-env-secret")
+    text = oauth_with(client_secret_env="PS_TEST_CLIENT_SECRET", refresh_token="r")
+    connection = load_config(write(tmp_path, text)).connections["default"]
+    assert connection.client_secret == "process-env-secret"
+
+
+def test_a_missing_or_empty_variable_names_the_key_and_the_variable(tmp_path: Path) -> None:
+    text = oauth_with(client_secret_env="PS_NOPE", refresh_token_env="PS_EMPTY")
+    message = refusal(tmp_path, text, environ={"PS_EMPTY": ""})
+    assert "connections.default.client_secret_env: environment variable PS_NOPE is not set" in (
+        message
+    )
+    assert "connections.default.refresh_token_env: environment variable PS_EMPTY is empty" in (
+        message
+    )
+
+
+def test_secrets_come_from_files_without_their_trailing_newline(tmp_path: Path) -> None:
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "client_secret").write_text("from-file-secret\n")
+    (secrets_dir / "refresh_token").write_text("from-file-refresh\r\n")
+    absolute = secrets_dir / "refresh_token"
+    text = oauth_with(client_secret_file="secrets/client_secret", refresh_token_file=str(absolute))
+    config = load_config(write(tmp_path, text), environ={})
+    connection = config.connections["default"]
+    assert connection.client_secret == "from-file-secret"  # relative to the config file
+    assert connection.refresh_token == "from-file-refresh"
+
+
+def test_a_missing_or_empty_secret_file_names_the_key(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_text("\n")
+    message = refusal(tmp_path, oauth_with(client_secret_file="nope", refresh_token_file="empty"))
+    assert "connections.default.client_secret_file: cannot read" in message
+    assert "connections.default.refresh_token_file:" in message and "is empty" in message
+
+
+def test_a_world_readable_secret_file_gets_a_warning(tmp_path: Path) -> None:
+    secret = tmp_path / "client_secret"
+    secret.write_text("from-file-secret\n")
+    secret.chmod(0o644)
+    text = oauth_with(client_secret_file="client_secret", refresh_token_env="R")
+    config = load_config(write(tmp_path, text), environ={"R": "refresh"})
+    [warning] = config.warnings
+    assert warning.event == "config.secret_file_world_readable"
+    assert warning.fields["key"] == "connections.default.client_secret_file"
+
+
+# --- the world-readable warning --------------------------------------------------------
+
+
+def test_a_world_readable_file_with_plain_secrets_gets_a_warning(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, OAUTH + LEGACY, mode=0o644), environ={})
+    [warning] = config.warnings
+    assert warning.event == "config.world_readable"
+    assert set(warning.fields["keys"]) == {
+        "connections.default.client_secret",
+        "connections.default.refresh_token",
+        "connections.legacy.password",
+        "connections.legacy.user_key",
+    }
+    rendered = repr(warning)
+    for secret in SECRETS.values():
+        assert secret not in rendered
+
+
+def test_no_warning_when_only_the_owner_can_read(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, OAUTH, mode=0o640), environ={}).warnings == ()
+
+
+def test_no_warning_when_the_secrets_live_elsewhere(tmp_path: Path) -> None:
+    text = oauth_with(client_secret_env="S", refresh_token_env="R")
+    config = load_config(write(tmp_path, text, mode=0o644), environ={"S": "s", "R": "r"})
+    assert config.warnings == ()
+
+
+def test_no_default_connection_is_a_warning_not_an_error(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, LEGACY), environ={})
+    assert [w.event for w in config.warnings] == ["config.no_default_connection"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes")
+def test_an_unreadable_config_file_is_refused_by_name(tmp_path: Path) -> None:
+    path = write(tmp_path, OAUTH, mode=0o000)
+    if os.access(path, os.R_OK):
+        pytest.skip("running as a user who can read any file")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(path)

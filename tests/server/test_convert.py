@@ -1,0 +1,155 @@
+"""server.convert: protobuf in, plain model values out, and back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from clients.config import ConnectionConfig
+from clients.errors import InvalidArgument
+from clients.model import CallRecord, Prospect
+from prospectsync.v1 import prospect_sync_pb2 as pb
+from server.convert import (
+    connection_name,
+    event_from_identify,
+    event_from_track,
+    identify_response,
+    outcome_to_proto,
+    settings_from_proto,
+)
+from strategies.model import Outcome, SyncResult, TrackMapping
+
+V3 = ConnectionConfig(name="legacy", api_version=3)
+
+
+def struct(values: dict) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    message.update(values)
+    return message
+
+
+def test_identify_becomes_an_event_with_plain_values() -> None:
+    when = timestamp_pb2.Timestamp()
+    when.FromDatetime(datetime(2024, 5, 1, 12, 30, tzinfo=UTC))
+    request = pb.IdentifyRequest(
+        message_id="m-1",
+        user_id="u-1",
+        anonymous_id="a-1",
+        traits=struct({"email": "a@b.com", "employees": 50, "ratio": 0.5, "tags": [1, "x"]}),
+        context=struct({"ip": "127.0.0.1"}),
+        pardot=pb.PardotOptions(id="42", fid="00Q000000000001"),
+        timestamp=when,
+    )
+    event = event_from_identify(request)
+    assert (event.kind, event.message_id, event.user_id, event.anonymous_id) == (
+        "identify",
+        "m-1",
+        "u-1",
+        "a-1",
+    )
+    # A Struct holds doubles only; whole numbers come back as ints ("50", not "50.0").
+    assert event.traits == {"email": "a@b.com", "employees": 50, "ratio": 0.5, "tags": [1, "x"]}
+    assert isinstance(event.traits["employees"], int)
+    assert event.context == {"ip": "127.0.0.1"}
+    assert (event.pardot_id, event.pardot_fid) == ("42", "00Q000000000001")
+    assert event.timestamp == datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+
+
+def test_absent_structs_and_timestamp_are_empty() -> None:
+    event = event_from_identify(pb.IdentifyRequest())
+    assert (event.traits, event.context, event.timestamp) == ({}, {}, None)
+
+
+def test_a_track_call_is_identified_by_its_context_traits() -> None:
+    request = pb.TrackRequest(
+        event="Signed Up",
+        properties=struct({"plan": "pro"}),
+        context=struct({"traits": {"email": "a@b.com"}, "ip": "127.0.0.1"}),
+    )
+    event = event_from_track(request)
+    assert (event.kind, event.name, event.traits_path) == ("track", "Signed Up", "context.traits")
+    assert event.traits == {"email": "a@b.com"}
+    assert event.properties == {"plan": "pro"}
+    assert event_from_track(pb.TrackRequest(context=struct({"traits": "odd"}))).traits == {}
+
+
+def test_unspecified_settings_take_the_connections_defaults() -> None:
+    assert connection_name(pb.PardotSettings()) == "default"
+    assert connection_name(pb.PardotSettings(connection="legacy")) == "legacy"
+    settings = settings_from_proto(pb.PardotSettings(), V3)
+    assert (settings.connection, settings.api_version) == ("legacy", 3)
+    forced = settings_from_proto(pb.PardotSettings(api_version=pb.API_VERSION_4), V3)
+    assert forced.api_version == 4
+
+
+def test_settings_are_copied_field_by_field() -> None:
+    proto = pb.PardotSettings(
+        lookup_field="org_id",
+        use_user_id_as_lookup_value=True,
+        campaign_id="1001",
+        strategy="LookupFieldV4",
+        dry_run=True,
+        create_when_unmatched=True,
+        account_id="123",
+        track_mappings={
+            "Signed Up": pb.TrackMapping(
+                fields={"plan": "plan"},
+                add_to_list_ids=[501, 502],
+                external_activity=pb.ExternalActivity(extension="ext", type="signup"),
+            ),
+            "Viewed": pb.TrackMapping(),
+        },
+    )
+    settings = settings_from_proto(proto, V3)
+    assert (settings.lookup_field, settings.use_user_id_as_lookup_value) == ("org_id", True)
+    assert (settings.campaign_id, settings.strategy, settings.account_id) == (
+        "1001",
+        "LookupFieldV4",
+        "123",
+    )
+    assert settings.dry_run and settings.create_when_unmatched
+    assert settings.track_mappings == {
+        "Signed Up": TrackMapping({"plan": "plan"}, (501, 502), ("ext", "signup")),
+        "Viewed": TrackMapping(),
+    }
+
+
+def test_an_unknown_api_version_names_the_field() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        settings_from_proto(pb.PardotSettings(api_version=5), V3)
+    assert caught.value.field == "settings.api_version"
+    assert "API v3" in caught.value.message  # says what "unspecified" would mean
+
+
+@pytest.mark.parametrize("outcome", list(Outcome))
+def test_every_outcome_has_its_proto_twin(outcome: Outcome) -> None:
+    assert pb.Outcome.Name(outcome_to_proto(outcome)) == f"OUTCOME_{outcome.name}"
+
+
+def test_the_response_reports_prospect_outcome_and_calls() -> None:
+    calls = [
+        CallRecord("POST", "/api/prospect/version/3/do/upsert/email/a%40b.com", 200, 0, 0.0125),
+        CallRecord("POST", "/api/prospect/version/3/do/update/id/7", 0, 0, 0.0, planned=True),
+        CallRecord("POST", "/api/prospect/version/3/do/read/id/7", 200, 66, 0.5, attempt=2),
+    ]
+    result = SyncResult(Prospect(7, "a@b.com", created=True), Outcome.CREATED, ["note"])
+    response = identify_response(result, "EmailV3", calls)
+    assert (response.prospect_id, response.outcome, response.strategy) == (
+        "7",
+        pb.OUTCOME_CREATED,
+        "EmailV3",
+    )
+    assert list(response.warnings) == ["note"]
+    first, planned, retried = response.pardot_calls
+    assert (first.method, first.path, first.http_status) == ("POST", calls[0].path, 200)
+    assert first.duration.ToNanoseconds() == 12_500_000
+    assert planned.planned and planned.http_status == 0
+    assert (retried.err_code, retried.attempt) == (66, 2)
+
+
+def test_an_unknown_prospect_id_is_empty() -> None:
+    result = SyncResult(Prospect(None, planned=True), Outcome.PLANNED)
+    response = identify_response(result, "LookupFieldV4", [])
+    assert (response.prospect_id, response.outcome) == ("", pb.OUTCOME_PLANNED)
