@@ -41,8 +41,14 @@ class ConnectionConfig:
     # After Pardot/Salesforce rejected the credentials, calls fail fast (no request
     # at all) for this long instead of asking the token endpoint again on every call.
     auth_failure_cooldown_s: float = 30.0
+    # Daily API budget (PARDOT_API.md "Limits": 25k / 50k / 100k by edition); the day
+    # resets at midnight in the account's time zone (an IANA name).
+    daily_call_limit: int = 25_000
+    timezone: str = "UTC"
     # The browser side (tracking snippet)
     tracker_host: str = "pi.pardot.com"
+    # Pardot's own plugin renders piCId as campaign_id + 1000; 0 renders it as given.
+    snippet_campaign_offset: int = 0
 
     def key(self, name: str) -> str:
         """Where setting ``name`` lives in the server's configuration, for error
