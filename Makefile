@@ -9,7 +9,7 @@ PROTO_SRC := $(PROTO_DIR)/prospectsync/v1/prospect_sync.proto
 STUBS := $(PROTO_DIR)/prospectsync/v1/prospect_sync_pb2.py
 CONFIG ?= examples/demo.toml
 
-.PHONY: run test protos lint venv clean fake
+.PHONY: run test protos lint venv clean bench-calls
 
 venv: $(VENV)/.installed
 
@@ -40,6 +40,10 @@ lint: protos
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	cd $(PROTO_DIR) && ../$(BIN)/buf lint
+
+# Pardot calls per identify for each strategy, cold and warm (the README's table).
+bench-calls: protos
+	$(BIN)/python bench/calls_per_identify.py
 
 clean:
 	rm -rf $(VENV) $(PROTO_DIR)/prospectsync/v1/*_pb2*.py $(PROTO_DIR)/prospectsync/v1/*_pb2.pyi
