@@ -9,19 +9,8 @@ from grpc_status import rpc_status
 
 from fakepardot import FakePardot
 from prospectsync.v1 import prospect_sync_pb2 as pb
+from support.examples import TOM
 from support.service import Service, identify
-
-# The documentation's identify example (segment-pardot-destination.md, "Version 3").
-TOM = {
-    "email": "tom@example.com",
-    "name": "Tom Smykowski",
-    "company": "Initech, Inc",
-    "department": "Customer Service",
-    "years_in_business": "10",
-    "notes": 'Working on a "Jump to Conclusions" mat',
-    "description": "Im a people person. What the hell is wrong with you people?",
-    "title": "VP of Engineering",
-}
 
 
 def prospect_calls(fake: FakePardot) -> list:

@@ -11,6 +11,7 @@ import pytest
 
 from fakepardot import FakePardot
 from prospectsync.v1 import prospect_sync_pb2 as pb
+from support.examples import BILL_FID, BILL_ORG_ID
 from support.service import Service, close_service, config_for, identify, open_service
 
 ORG = {"lookup_field": "org_id"}
@@ -35,11 +36,9 @@ def operations(response) -> list[str]:
 async def test_documentation_fid_example_updates_that_prospect(
     service: Service, fake: FakePardot
 ) -> None:
-    seeded = fake.state.add_prospect(
-        "v4", email="bill@old.example", crm_contact_fid="00339000033ZUR6"
-    )
+    seeded = fake.state.add_prospect("v4", email="bill@old.example", crm_contact_fid=BILL_FID)
     response = await service.stub.Identify(
-        identify({"email": "bill@segment.com"}, pardot_fid="00339000033ZUR6", user_id="u-1")
+        identify({"email": "bill@segment.com"}, pardot_fid=BILL_FID, user_id="u-1")
     )
     assert response.strategy == "IdFidV4"
     assert response.outcome == pb.OUTCOME_UPDATED
@@ -71,26 +70,26 @@ async def test_malformed_fid_is_rejected_before_any_call(
 async def test_documentation_org_id_example_created_then_updated_in_one_call(
     service: Service, fake: FakePardot
 ) -> None:
-    traits = {"email": "bill@segment.com", "org_id": "1sf324fd53"}
+    traits = {"email": "bill@segment.com", "org_id": BILL_ORG_ID}
     created = await service.stub.Identify(identify(traits, **ORG))
     assert created.strategy == "LookupFieldV4" and created.outcome == pb.OUTCOME_CREATED
     assert operations(created) == ["read", "create"]
-    [prospect] = v4_prospects(fake, org_id="1sf324fd53")
+    [prospect] = v4_prospects(fake, org_id=BILL_ORG_ID)
     assert str(prospect["id"]) == created.prospect_id
 
     updated = await service.stub.Identify(identify({**traits, "first_name": "Bill"}, **ORG))
     assert updated.outcome == pb.OUTCOME_UPDATED and updated.prospect_id == created.prospect_id
     assert operations(updated) == ["update"], "a warm identify is one Pardot call"
-    assert v4_prospects(fake, org_id="1sf324fd53")[0]["first_name"] == "Bill"
+    assert v4_prospects(fake, org_id=BILL_ORG_ID)[0]["first_name"] == "Bill"
 
 
 async def test_user_id_as_the_lookup_value(service: Service, fake: FakePardot) -> None:
     created = await service.stub.Identify(
-        identify({"email": "bill@segment.com"}, user_id="1sf324fd53", **BY_USER)
+        identify({"email": "bill@segment.com"}, user_id=BILL_ORG_ID, **BY_USER)
     )
     assert created.strategy == "UserIdLookupV4" and created.outcome == pb.OUTCOME_CREATED
-    assert len(v4_prospects(fake, org_id="1sf324fd53")) == 1
-    again = await service.stub.Identify(identify({"title": "CEO"}, user_id="1sf324fd53", **BY_USER))
+    assert len(v4_prospects(fake, org_id=BILL_ORG_ID)) == 1
+    again = await service.stub.Identify(identify({"title": "CEO"}, user_id=BILL_ORG_ID, **BY_USER))
     assert again.prospect_id == created.prospect_id and operations(again) == ["update"]
 
 

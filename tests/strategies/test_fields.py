@@ -4,18 +4,7 @@ import pytest
 
 from clients.errors import InvalidArgument
 from strategies.fields import prospect_fields
-
-# The identify example of ../shared/segment-pardot-destination.md ("Version 3").
-TOM = {
-    "email": "tom@example.com",
-    "name": "Tom Smykowski",
-    "company": "Initech, Inc",
-    "department": "Customer Service",
-    "years_in_business": "10",
-    "notes": 'Working on a "Jump to Conclusions" mat',
-    "description": "Im a people person. What the hell is wrong with you people?",
-    "title": "VP of Engineering",
-}
+from support.examples import TOM
 
 
 def test_documentation_example_maps_to_pardot_fields() -> None:
