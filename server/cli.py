@@ -1,4 +1,5 @@
-"""The ``prospect-sync`` command: ``serve`` runs the service, ``fake-pardot`` runs the
+"""The ``prospect-sync`` command: ``serve`` runs the service, ``backfill`` prepares
+existing prospects for a lookup field (``server.backfill_cli``), ``fake-pardot`` runs the
 Pardot emulator for local use.
 
 A configuration problem is one line on stderr and exit code 2, never a traceback;
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from server import backfill_cli
 from server.config import ConfigError, load_config
 from server.logging import configure_logging
 
@@ -28,6 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args.config, args.listen)
+    if args.command == "backfill":
+        return backfill_cli.command(args, PROG)
     return _fake_pardot(args.host, args.port)
 
 
@@ -41,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gRPC service until SIGTERM/SIGINT")
     serve.add_argument("--config", required=True, type=Path, metavar="FILE", help="TOML file")
     serve.add_argument("--listen", metavar="HOST:PORT", help="overrides server.listen")
+
+    backfill_cli.add_parser(commands)
 
     fake = commands.add_parser("fake-pardot", help="run the Pardot emulator (for local use)")
     fake.add_argument("--host", default="127.0.0.1", help="default: %(default)s")

@@ -76,11 +76,11 @@ class LookupFieldV4(Strategy):
             event, f"to find or create a prospect by {lookup_field} ({self.name})"
         )
         same_email = await pardot.read_by_email(email)
-        match = _holding(same_email, lookup_field, value)
+        match = holding(same_email, lookup_field, value)
         if match is not None:
             prospect = await pardot.update_by_id(match.id, fields)  # type: ignore[arg-type]
         else:
-            unset = sum(1 for p in same_email if p.get(lookup_field) in (None, ""))
+            unset = sum(1 for p in same_email if field_text(p.get(lookup_field)) == "")
             if unset:
                 mapped.warnings.append(
                     f"{unset} prospect(s) with this email have no {lookup_field}; created a "
@@ -106,14 +106,20 @@ class LookupFieldV4(Strategy):
         return SyncResult.of(prospect, warnings)
 
 
-def _holding(prospects: list[Prospect], lookup_field: str, value: str) -> Prospect | None:
-    """The prospect whose lookup field holds ``value``; the oldest if several do."""
-    holders = [p for p in prospects if p.id is not None and _text(p.get(lookup_field)) == value]
+def holding(prospects: list[Prospect], lookup_field: str, value: str) -> Prospect | None:
+    """The prospect whose lookup field holds ``value``; the oldest if several do. The
+    backfill tool decides "holds this value" with this same function."""
+    holders = [
+        p for p in prospects if p.id is not None and field_text(p.get(lookup_field)) == value
+    ]
     return min(holders, key=lambda p: p.id or 0) if holders else None
 
 
-def _text(value: object) -> str:
-    # Pardot returns numbers as JSON numbers; the lookup value is compared as text.
+def field_text(value: object) -> str:
+    """A field's value as the text the lookup value is compared with: Pardot returns
+    numbers as JSON numbers and an empty field as null."""
     if value is None:
         return ""
-    return format_value(value, "") if isinstance(value, bool | int | float | str) else str(value)
+    if isinstance(value, bool | int | float | str):
+        return format_value(value, "")
+    return str(value)
