@@ -8,10 +8,10 @@ Two modes (PARDOT_API.md, "Authentication"):
   ``Authorization: Pardot api_key=..., user_key=...``.
 
 The token is cached per connection and refreshed SINGLE-FLIGHT: when many calls see
-the same expired token, the first to take the lock fetches a new one and the others,
-finding the token already changed, reuse it. When the credentials are rejected, the
-connection fails fast for ``auth_failure_cooldown_s`` instead of asking again on every
-call (no retry storm).
+the same expired token, one fetch runs and every call that needs a token meanwhile
+shares its outcome (see ``Authenticator.refresh``). When the credentials are
+rejected, the connection fails fast for ``auth_failure_cooldown_s`` instead of asking
+again on every call (no retry storm).
 
 This module never puts a secret in a URL, an error message, a log event or a call
 record; messages name the configuration keys to fix instead. It never retries: the
@@ -25,6 +25,7 @@ import asyncio
 import json
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -45,6 +46,21 @@ from clients.responses import parse_response
 _TRANSIENT_STATUSES = frozenset({408, 429})
 
 
+def _ignore(_secret: str) -> None:
+    return None
+
+
+_secret_learned: Callable[[str], None] = _ignore
+
+
+def on_secret_learned(sink: Callable[[str], None]) -> None:
+    """``sink`` is told every credential fetched at run time (an OAuth access token, a
+    legacy api key) before any request carries it. The server points this at its log
+    redactor at start; the client never imports the server."""
+    global _secret_learned
+    _secret_learned = sink
+
+
 class Authenticator(ABC):
     """One connection's credentials. ``headers(token)`` authenticates an API call;
     ``token()`` / ``refresh(stale)`` obtain the token, at most one fetch at a time."""
@@ -58,11 +74,10 @@ class Authenticator(ABC):
         self.config = config
         self._http = http
         self._limiter = limiter
-        self._lock = asyncio.Lock()
         self._token: str | None = None
         self._rejection: tuple[float, PardotAuthFailed] | None = None  # (until, error)
-        self._fetches_done = 0  # fetches finished so far, however they ended
-        self._last_failure: str | None = None  # the last fetch's PardotUnavailable, if any
+        #: The fetch in progress, shared by every caller that needs a token meanwhile.
+        self._flight: asyncio.Task[str] | None = None
         #: Successful fetches so far (tokens granted or logins made).
         self.fetches = 0
 
@@ -92,32 +107,51 @@ class Authenticator(ABC):
         request_timeout_s: float,
         attempt: int = 1,
     ) -> str:
-        """A token newer than ``stale``. Only the first caller holding ``stale`` fetches;
-        everyone queued behind it gets the token it fetched (single flight)."""
-        queued_at = self._fetches_done
-        async with self._lock:
-            if self._token is not None and self._token != stale:
-                return self._token
-            self._raise_if_rejected()
-            if self._fetches_done != queued_at and self._last_failure is not None:
-                # The fetch this caller queued behind just failed: share its outcome
-                # (the transport backs off) instead of asking a failing endpoint again.
-                raise PardotUnavailable(self._last_failure)
-            self._token = None
-            try:
-                token = await self._fetch(request_timeout_s=request_timeout_s, attempt=attempt)
-            except PardotUnavailable as exc:
-                self._last_failure = exc.message
-                raise
-            except PardotAuthFailed as exc:
-                self._remember_rejection(exc)
-                raise
-            finally:
-                self._fetches_done += 1
-            self._last_failure = None
-            self._token = token
-            self.fetches += 1
-            return token
+        """A token newer than ``stale``: single flight. The first caller to need one
+        starts a fetch; every caller that needs one while it runs awaits that same
+        fetch and gets its token or its failure — one request, whatever the number of
+        callers (a failing endpoint is not asked again by each of them).
+
+        The fetch is a task of its own, shielded from any one caller: a caller whose
+        deadline passes stops waiting, but the fetch goes on for the others. (When it
+        belonged to the caller that started it, that caller's deadline cancelled it,
+        and the callers queued behind fetched again: two token requests where one was
+        due.) So its timeout is the connection's ``timeout_s``, not the starter's
+        remaining deadline, and every caller's wait stays bounded by its own deadline.
+        ``request_timeout_s`` is accepted for the callers' symmetry and bounds nothing.
+        """
+        del request_timeout_s
+        if self._token is not None and self._token != stale:
+            return self._token
+        self._raise_if_rejected()
+        flight = self._flight
+        if flight is None:
+            self._token = None  # nobody may use the refused token while a new one comes
+            flight = asyncio.ensure_future(self._fly(attempt))
+            flight.add_done_callback(_retrieve)
+            self._flight = flight
+        try:
+            return await asyncio.shield(flight)
+        except ProspectSyncError as exc:
+            raise _fresh(exc) from None  # each caller its own copy to annotate
+
+    def close(self) -> None:
+        """Stop a fetch nobody will use (the connection is closing)."""
+        if self._flight is not None:
+            self._flight.cancel()
+
+    async def _fly(self, attempt: int) -> str:
+        try:
+            token = await self._fetch(request_timeout_s=self.config.timeout_s, attempt=attempt)
+        except PardotAuthFailed as exc:
+            self._remember_rejection(exc)
+            raise
+        finally:
+            self._flight = None
+        _secret_learned(token)
+        self._token = token
+        self.fetches += 1
+        return token
 
     def reject(self, token: str, err: PardotError) -> PardotAuthFailed:
         """The API refused ``token`` right after a refresh: the credentials cannot work.
@@ -335,6 +369,20 @@ def make_authenticator(
     if config.auth == "oauth":
         return OAuthAuthenticator(config, http, limiter)
     return LegacyAuthenticator(config, http, limiter)
+
+
+def _retrieve(flight: asyncio.Task[str]) -> None:
+    """Mark a flight's failure as seen even when every caller stopped waiting for it."""
+    if not flight.cancelled():
+        flight.exception()
+
+
+def _fresh(exc: ProspectSyncError) -> ProspectSyncError:
+    """A copy of a shared flight's failure: callers add retry hints to what they raise."""
+    copy = exc.__class__.__new__(exc.__class__)
+    copy.__dict__.update(exc.__dict__)
+    copy.args = exc.args
+    return copy
 
 
 def _grant_keys(config: ConnectionConfig) -> list[str]:

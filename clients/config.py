@@ -41,12 +41,19 @@ class ConnectionConfig:
     # After Pardot/Salesforce rejected the credentials, calls fail fast (no request
     # at all) for this long instead of asking the token endpoint again on every call.
     auth_failure_cooldown_s: float = 30.0
+    # A v4 create that got no answer (a timeout, a dropped connection) may still land
+    # in Pardot; for this long no other create for that email is sent, so a caller's
+    # retry finds the prospect by reading instead of creating it twice.
+    unconfirmed_create_hold_s: float = 60.0
     # Daily API budget (PARDOT_API.md "Limits": 25k / 50k / 100k by edition); the day
     # resets at midnight in the account's time zone (an IANA name).
     daily_call_limit: int = 25_000
     timezone: str = "UTC"
     # The browser side (tracking snippet)
     tracker_host: str = "pi.pardot.com"
+    # How the page loads pd.js from tracker_host: "https" (Pardot's); "http" only for
+    # a tracker on loopback, as the browser tests use (docs/snippet.md).
+    tracker_scheme: str = "https"
     # Pardot's own plugin renders piCId as campaign_id + 1000; 0 renders it as given.
     snippet_campaign_offset: int = 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from clients import pardot_facts as facts
+from clients.budget import account_zone
 from clients.config import ConnectionConfig
 from clients.errors import FailedPrecondition
 
@@ -53,6 +54,27 @@ def check_transport(config: ConnectionConfig) -> None:
         _refuse(config, "backoff_base_s", "and backoff_max_s must not be negative")
     if config.auth_failure_cooldown_s < 0:
         _refuse(config, "auth_failure_cooldown_s", "must not be negative")
+    if config.unconfirmed_create_hold_s < 0:
+        _refuse(config, "unconfirmed_create_hold_s", "must not be negative")
+    if config.tracker_scheme not in facts.TRACKER_SCHEMES:
+        _refuse(config, "tracker_scheme", 'must be "https" or "http"')
+    if config.snippet_campaign_offset < 0:
+        _refuse(config, "snippet_campaign_offset", "must be 0 or more (Pardot's plugin uses 1000)")
+    check_daily_budget(config)
+
+
+def check_daily_budget(config: ConnectionConfig) -> None:
+    """The account's daily limit and its time zone (Pardot's day ends at midnight there)."""
+    if config.daily_call_limit < 1:
+        _refuse(
+            config,
+            "daily_call_limit",
+            "must be at least 1 (Pardot editions allow 25000, 50000 or 100000 calls a day)",
+        )
+    try:
+        account_zone(config.timezone)
+    except ValueError as problem:
+        _refuse(config, "timezone", str(problem))
 
 
 def check_oauth(config: ConnectionConfig) -> None:

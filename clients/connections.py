@@ -6,7 +6,8 @@ it for a gateway per request, and closes it on shutdown.
 
 The Pardot and token hosts come only from configuration: a request names a
 connection, never a host. Connections to the same Pardot business unit share one
-limiter, since Pardot counts requests in flight per account, not per our name.
+limiter and one daily budget, since Pardot counts requests in flight and calls per
+day per account, not per our name.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 
 import httpx
 
+from clients.budget import BudgetSnapshot, DailyBudget
 from clients.config import ConnectionConfig
 from clients.config_checks import check_connection
 from clients.errors import FailedPrecondition
@@ -40,6 +42,12 @@ class PardotConnection:
     @property
     def name(self) -> str:
         return self.client.config.name
+
+    def budget(self) -> BudgetSnapshot:
+        """The account's daily API budget as this process sees it: calls used today,
+        the configured limit, what remains, when the account's day ends, and whether
+        Pardot declared it spent (err 122). See ``clients.budget`` for what counts."""
+        return self.client.budget.snapshot()
 
     def gateway(self, *, api_version: int, dry_run: bool, deadline: float | None) -> PardotGateway:
         """A fresh gateway for one request; ``deadline`` is absolute ``time.monotonic()``."""
@@ -72,6 +80,7 @@ class PardotConnections:
             if config.name != name:
                 raise ValueError(f"connection {name!r} is configured with name {config.name!r}")
             check_connection(config)  # before anything is opened that would need closing
+        budgets = _budgets(configs)
         self._owns_http = http is None
         capacity = sum(c.max_concurrency + 1 for c in configs.values()) or 1
         self._http = http if http is not None else new_http_client(capacity)
@@ -84,8 +93,10 @@ class PardotConnections:
         self.identity: IdentityStore = identity if identity is not None else MemoryIdentityStore()
         self._connections: dict[str, PardotConnection] = {}
         for name, config in configs.items():
-            limiter = limiters[_account_key(config)]
-            client = PardotClient(config, http=self._http, limiter=limiter)
+            key = _account_key(config)
+            client = PardotClient(
+                config, http=self._http, limiter=limiters[key], budget=budgets[key]
+            )
             self._connections[name] = PardotConnection(client, self.identity)
 
     @property
@@ -122,3 +133,38 @@ def _account_key(config: ConnectionConfig) -> tuple[str, ...]:
     if config.auth == "oauth":
         return (config.pardot_url.rstrip("/"), config.business_unit_id)
     return ("connection", config.name)  # a legacy login names a user, not an account
+
+
+def _budgets(configs: Mapping[str, ConnectionConfig]) -> dict[tuple[str, ...], DailyBudget]:
+    """One daily budget per account, at the smallest daily_call_limit configured for
+    it. Its day ends at one midnight, so connections to one account must agree on the
+    time zone: saying so at startup beats a budget that resets at the wrong hour."""
+    budgets: dict[tuple[str, ...], DailyBudget] = {}
+    first: dict[tuple[str, ...], ConnectionConfig] = {}
+    for config in configs.values():
+        key = _account_key(config)
+        if key not in first:
+            first[key] = config
+            budgets[key] = DailyBudget(
+                account=_account_label(config),
+                limit=config.daily_call_limit,
+                timezone=config.timezone,
+            )
+            continue
+        if config.timezone != first[key].timezone:
+            raise FailedPrecondition(
+                f"{config.key('timezone')} ({config.timezone!r}) and "
+                f"{first[key].key('timezone')} ({first[key].timezone!r}) differ, but both "
+                "connections reach the same Pardot account, whose day ends at one "
+                "midnight: set the same time zone on both",
+                reason="CONNECTION_MISCONFIGURED",
+            )
+        budgets[key].limit = min(budgets[key].limit, config.daily_call_limit)
+    return budgets
+
+
+def _account_label(config: ConnectionConfig) -> str:
+    """How logs name the account of a budget (no secret: a business unit id is not one)."""
+    if config.auth == "oauth":
+        return config.business_unit_id
+    return f"legacy:{config.name}"

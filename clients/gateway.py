@@ -3,8 +3,10 @@ one request on one connection.
 
 It maps each question to one prospect operation (PARDOT_API.md, "Prospect
 operations"), turns answers into ``Prospect`` values and "not found" into an empty
-answer, and in a dry run makes the reads but only plans the writes. All writes go
-through ``_write``, the one place where batching and budget counting can slot in.
+answer, and in a dry run makes the reads but only plans the writes. All prospect
+writes go through ``_write``, the one place where batching and budget counting can
+slot in. For track mappings it also adds list memberships and records external
+activities (API v5, JSON).
 
 It never builds a host, retries, sleeps or limits (``PardotClient`` does), and never
 sends a write in a dry run.
@@ -16,11 +18,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from clients import pardot_facts as facts
-from clients.errors import FailedPrecondition, PardotError, ProspectSyncError
+from clients.errors import (
+    FailedPrecondition,
+    PardotError,
+    PardotWriteUnconfirmed,
+    ProspectSyncError,
+)
 from clients.identity import IdentityView, MemoryIdentityStore
 from clients.model import CallRecord, Fields, Prospect
 from clients.responses import prospects_in
 from clients.transport import PardotClient, api_path
+
+#: How a planned call's path shows the id of a prospect that a dry run would create.
+PLANNED_NEW_ID = "{new}"
 
 
 class PardotGateway:
@@ -50,6 +60,19 @@ class PardotGateway:
         self.identity = identity or IdentityView(MemoryIdentityStore(), client.name)
 
     # --- writes -------------------------------------------------------------------
+    #
+    # Which writes are safe to repeat (``idempotent=True``: the transport resends them
+    # after a timeout, a dropped connection or a 5xx):
+    # - update / upsert by id or fid: they name one existing prospect and set values,
+    #   so a second send sets the same values again (v4 upsert by id/fid never creates);
+    # - v3 upsert by email, and v3 upsert by id (which falls back to the email): the
+    #   email is unique in v3, so a second send updates what the first created;
+    # - a list membership: a second add answers err 58, read as "already a member".
+    # Not safe: a create (v4 makes a second prospect; v3 answers err 9), v4 upsert by
+    # email (it always creates, so it is refused outright) and an external activity
+    # (recorded twice). These are resent only when Pardot provably did not get them
+    # (connection refused, err 66, a refused token); otherwise the caller gets
+    # PARDOT_WRITE_UNCONFIRMED, and a create is held back as described at ``create``.
 
     async def upsert_by_email(self, email: str, fields: Fields) -> Prospect:
         if self.api_version != 3:
@@ -80,12 +103,52 @@ class PardotGateway:
         return await self._write("update", "fid", fid, fields, idempotent=True)
 
     async def create(self, email: str, fields: Fields) -> Prospect:
-        # Not idempotent: v4 creates a second prospect, v3 answers err 9 to a resend.
-        return await self._write("create", "email", email, fields, idempotent=False, email=email)
+        """Not idempotent: v4 creates a second prospect, v3 answers err 9 to a resend.
 
-    async def add_to_list(self, prospect_id: int, list_id: int) -> bool:
-        """Beyond the Gateway protocol, for track mappings: True when the prospect was
-        added, False when already a member (err 58) or only planned (dry run)."""
+        A v4 create that got no answer may still land. The caller's retry reads by
+        email before it creates (the lookup strategies do), and updates the prospect
+        if it landed; but a read made before Pardot finished finds nothing. So while
+        such a create is unconfirmed (``clients.unconfirmed``, for the connection's
+        ``unconfirmed_create_hold_s``), no other create for that email is sent: the
+        call fails again with PARDOT_WRITE_UNCONFIRMED, and a later retry reads again.
+        """
+        held = self.api_version == 4 and not self.dry_run
+        if held:
+            self._refuse_while_unconfirmed(email)
+        try:
+            return await self._write(
+                "create", "email", email, fields, idempotent=False, email=email
+            )
+        except PardotWriteUnconfirmed as unconfirmed:
+            if held and not unconfirmed.settled:
+                self._client.unconfirmed_creates.hold(email)
+            raise
+
+    def _refuse_while_unconfirmed(self, email: str) -> None:
+        left = self._client.unconfirmed_creates.remaining(email)
+        if left > 0:
+            raise PardotWriteUnconfirmed(
+                f"an earlier create of a prospect with this email on connection "
+                f"{self._client.name!r} got no answer and may still land in Pardot; no "
+                f"other is sent for {left:.1f} s more, unless a read finds it first",
+                settled=False,
+                retry_after=min(left, self._client.config.timeout_s),
+            )
+
+    # --- beyond the Gateway protocol, for track mappings (strategies.track) ----------
+
+    async def add_to_list(self, prospect_id: int | None, list_id: int) -> bool:
+        """True when the prospect was added, False when already a member (err 58) or
+        only planned (dry run). ``prospect_id`` is None only in a dry run, for a
+        prospect that would be created: the planned path shows ``{new}``."""
+        if prospect_id is None:
+            if not self.dry_run:
+                raise ValueError("adding to a list needs the prospect's id")
+            path = api_path(facts.LIST_MEMBERSHIP, self.api_version, "create", {"list_id": list_id})
+            self.calls.append(
+                CallRecord(method="POST", path=f"{path}/prospect_id/{PLANNED_NEW_ID}", planned=True)
+            )
+            return False
         path_params = {"list_id": list_id, "prospect_id": prospect_id}
         if self.dry_run:
             self._plan(facts.LIST_MEMBERSHIP, "create", path_params)
@@ -96,6 +159,36 @@ class PardotGateway:
             if exc.err_code == facts.ERR_ALREADY_LIST_MEMBER:
                 return False
             raise
+        return True
+
+    def check_external_activities(self) -> None:
+        """Refuse, before anything is sent, a connection that cannot record external
+        activities: API v5 accepts only Salesforce OAuth (PARDOT_API.md), so a legacy
+        login would see every activity refused after the prospect was written."""
+        config = self._client.config
+        if config.auth != "oauth":
+            raise FailedPrecondition(
+                "external activities use Pardot API v5, which accepts only Salesforce "
+                f"OAuth; connection {config.name!r} uses the legacy Pardot login "
+                f"({config.key('auth')})",
+                reason="EXTERNAL_ACTIVITY_NEEDS_OAUTH",
+            )
+
+    async def record_external_activity(
+        self, extension: str, activity_type: str, value: str, email: str
+    ) -> bool:
+        """True when recorded, False when only planned (dry run). Pardot records an
+        activity once per request, so a resend could record it twice: it is resent
+        only when Pardot provably did not get it (as for a create)."""
+        self.check_external_activities()
+        path = facts.EXTERNAL_ACTIVITIES_PATH
+        if self.dry_run:
+            self.calls.append(CallRecord(method="POST", path=path, planned=True))
+            return False
+        body = {"extension": extension, "type": activity_type, "value": value, "email": email}
+        await self._client.call_v5(
+            "POST", path, body, deadline=self.deadline, calls=self.calls, idempotent=False
+        )
         return True
 
     # --- reads (always made, also in a dry run) -------------------------------------

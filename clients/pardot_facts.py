@@ -25,6 +25,9 @@ RESERVED_PARAMS: Final = frozenset({"format", "api_key", "user_key", "access_tok
 
 PROSPECT: Final = "prospect"
 LIST_MEMBERSHIP: Final = "listMembership"
+#: External activities exist only in API v5: JSON in, HTTP 204 out, errors as JSON
+#: ``{"code": N, "message": "..."}`` (PARDOT_API.md, "External activities").
+EXTERNAL_ACTIVITIES_PATH: Final = "/api/v5/external-activities"
 
 # --- Authentication (PARDOT_API.md, "Authentication") ------------------------------
 
@@ -51,6 +54,7 @@ ERR_INVALID_EMAIL: Final = 4  # on a read: no prospect with that email
 ERR_EMAIL_EXISTS: Final = 9  # v3 create of an existing email
 ERR_LOGIN_FAILED: Final = 15
 ERR_CONCURRENCY_LIMIT: Final = 66
+ERR_INVALID_LIST: Final = 55
 ERR_ALREADY_LIST_MEMBER: Final = 58
 ERR_INVALID_FID: Final = 77
 ERR_DAILY_LIMIT: Final = 122
@@ -60,6 +64,20 @@ ERR_LEGACY_AUTH_RETIRED: Final = 199
 #: Errors Pardot returns before doing anything, so even a write that is not
 #: idempotent may be sent again: the sixth concurrent request is refused outright.
 REFUSED_BEFORE_PROCESSING: Final = frozenset({ERR_CONCURRENCY_LIMIT})
+
+# --- The browser side (PARDOT_API.md, "The browser side") ---------------------------
+
+#: The tracker script every Pardot snippet loads from the tracker host.
+TRACKER_SCRIPT_PATH: Final = "/pd.js"
+#: The page URL's query parameter that picks the page's campaign.
+PAGE_CAMPAIGN_PARAM: Final = "pi_campaign_id"
+#: Pardot's own plugin renders ``piCId = campaign_id + 1000`` (UNCONFIRMED for every
+#: account, hence a connection setting, ``snippet_campaign_offset``).
+PLUGIN_CAMPAIGN_OFFSET: Final = 1000
+#: Linking a visitor to an email, as Segment's browser integration did: a request to
+#: the tracker host's ``/analytics`` with ``pi_email``, carrying the visitor cookie.
+VISITOR_ANALYTICS_PATH: Final = "/analytics"
+VISITOR_EMAIL_PARAM: Final = "pi_email"
 
 # --- Prospect fields (PARDOT_API.md, "Prospect fields") ----------------------------
 
@@ -127,3 +145,6 @@ CUSTOM_FIELD_ID_PATTERN: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
 FID_PATTERN: Final = re.compile(r"(00Q|003)[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?")
 #: Timestamps come back as ``YYYY-MM-DD HH:MM:SS`` in the account's time zone.
 TIMESTAMP_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+
+#: Schemes the tracker host may be reached by (http only for a loopback test stub).
+TRACKER_SCHEMES: Final = ("https", "http")

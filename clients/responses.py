@@ -7,7 +7,8 @@ treats a body without ``@attributes``/``<rsp>`` as success, never sends anything
 never decides about retries (the error's rule does).
 
 Format: JSON (we always ask for ``format=json``); XML is tolerated and converted to
-the same shape as the JSON (``{"@attributes": {...}, "prospect": {...}}``).
+the same shape as the JSON (``{"@attributes": {...}, "prospect": {...}}``). Version 5
+(external activities) has its own JSON dialect: :func:`parse_v5_response`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,31 @@ def parse_response(status: int, content_type: str, body: bytes) -> dict[str, Any
     if stat == "ok" and 200 <= status < 300:
         return envelope
     raise not_pardot(status, f'a Pardot envelope with stat="{stat}"')
+
+
+def parse_v5_response(status: int, content_type: str, body: bytes) -> dict[str, Any]:
+    """A version 5 answer (JSON only): the success document, or what a failure means.
+
+    - 204 with an empty body (an external activity recorded) → ``{}``;
+    - a JSON object with an integer ``code`` → :class:`PardotError` of that code,
+      whatever the status, so the one err_code table decides (184 refreshes the
+      token, 66 is retried, 122 is the daily limit);
+    - another JSON object under a 2xx status → that object;
+    - anything else (a proxy's page, an empty 200) is not Pardot's: as
+      :func:`not_pardot` says.
+    """
+    text = body.strip()
+    if status == 204 and not text:
+        return {}
+    document = _json_object(text)
+    if document is not None:
+        code = document.get("code")
+        if isinstance(code, int) and not isinstance(code, bool):
+            raise PardotError(code, _err_text(document.get("message")), http_status=status)
+        if 200 <= status < 300:
+            return document
+    what = "a body that is not Pardot's" if text else "an empty body"
+    raise not_pardot(status, what)
 
 
 def not_pardot(status: int, what: str) -> ProspectSyncError:
@@ -97,6 +123,14 @@ def _decode_json(text: bytes) -> dict[str, Any] | None:
     if isinstance(data, dict) and isinstance(data.get("@attributes"), dict):
         return data
     return None
+
+
+def _json_object(text: bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _decode_xml(text: bytes) -> dict[str, Any] | None:

@@ -2,13 +2,14 @@
 
 It owns what every call needs and no strategy should see: the URL (from configuration
 only, path values percent-encoded), credentials (via ``clients.auth``), the
-per-connection limit on requests in flight, retries with exponential backoff and full
-jitter, the caller's deadline, and a CallRecord plus a ``pardot.call`` log event for
-every attempt.
+per-connection limit on requests in flight, the account's daily budget (counted per
+attempt; after err 122 no request at all until the account's midnight), retries with
+exponential backoff and full jitter, the caller's deadline, and a CallRecord plus a
+``pardot.call`` log event for every attempt.
 
 It never lets a request choose the host, never puts a credential in a URL or a record,
-never retries a write that Pardot may already have applied, and never waits or
-retries past the caller's deadline.
+never retries a write that Pardot may already have applied (it reports it as
+PardotWriteUnconfirmed instead), and never waits or retries past the caller's deadline.
 """
 
 from __future__ import annotations
@@ -27,17 +28,20 @@ import structlog
 
 from clients import pardot_facts as facts
 from clients.auth import Authenticator, make_authenticator
+from clients.budget import DailyBudget
 from clients.call_log import record_call
 from clients.config import ConnectionConfig
 from clients.errors import (
     DeadlineExceeded,
     PardotError,
     PardotUnavailable,
+    PardotWriteUnconfirmed,
     ProspectSyncError,
 )
 from clients.known_ids import KnownProspectIds
 from clients.model import CallRecord
-from clients.responses import parse_response
+from clients.responses import parse_response, parse_v5_response
+from clients.unconfirmed import UnconfirmedCreates
 
 log = structlog.get_logger("clients")
 
@@ -115,6 +119,7 @@ class PardotClient:
         *,
         http: httpx.AsyncClient | None = None,
         limiter: asyncio.Semaphore | None = None,
+        budget: DailyBudget | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
@@ -127,6 +132,13 @@ class PardotClient:
         #: Prospect ids this connection has seen; gateways use it to tell an upsert's
         #: create from its update (see clients.known_ids).
         self.known_ids = KnownProspectIds()
+        #: The account's calls today, and the fail-fast state after err 122; shared
+        #: like the limiter by every connection to the same account (clients.budget).
+        self.budget = budget or DailyBudget(
+            account=config.name, limit=config.daily_call_limit, timezone=config.timezone
+        )
+        #: Emails whose create got no answer and may still land (clients.unconfirmed).
+        self.unconfirmed_creates = UnconfirmedCreates(config.unconfirmed_create_hold_s)
         self._random = rng if rng is not None else random.Random()
 
     @property
@@ -160,16 +172,53 @@ class PardotClient:
         if reserved:
             raise ValueError(f"parameters {sorted(reserved)} are set by the client itself")
         request = _Request(method=method.upper(), path=path, params=dict(params))
+        return await self._bounded(request, deadline, calls, idempotent)
+
+    async def call_v5(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        deadline: float | None,
+        calls: list[CallRecord],
+        idempotent: bool,
+    ) -> dict[str, Any]:
+        """A version 5 call (PARDOT_API.md, "External activities"): ``body`` travels
+        as JSON and the answer is read in v5's dialect (``parse_v5_response``);
+        credentials, the limiter, retries, the deadline and call records are those of
+        :meth:`call`. ``path`` is a constant from ``pardot_facts``, never request data.
+        """
+        request = _Request(method=method.upper(), path=path, params={}, json_body=dict(body))
+        return await self._bounded(request, deadline, calls, idempotent)
+
+    async def _bounded(
+        self,
+        request: _Request,
+        deadline: float | None,
+        calls: list[CallRecord],
+        idempotent: bool,
+    ) -> dict[str, Any]:
         try:
             async with _deadline_scope(deadline):
                 return await self._call_with_retries(request, deadline, calls, idempotent)
         except TimeoutError:
-            raise DeadlineExceeded(
-                f"the deadline passed during {request.method} {path} to Pardot "
+            message = (
+                f"the deadline passed during {request.method} {request.path} to Pardot "
                 f"(connection {self.name!r}, {len(calls)} call(s) made)"
-            ) from None
+            )
+            if request.in_doubt and not idempotent:
+                # Cut off mid-request: Pardot may still apply this write.
+                raise PardotWriteUnconfirmed(
+                    f"{message}; the write may still be applied",
+                    settled=False,
+                    code=DeadlineExceeded.code,
+                    retry_after=self.config.timeout_s,
+                ) from None
+            raise DeadlineExceeded(message) from None
 
     async def aclose(self) -> None:
+        self.auth.close()
         if self._owns_http:
             await self._http.aclose()
 
@@ -203,7 +252,7 @@ class PardotClient:
                 if failed.sent and not idempotent:
                     # Pardot may have applied this write (a create, or v4 upsert/email,
                     # which always creates): sending it again could duplicate it.
-                    raise _maybe_applied(error) from None
+                    raise self._unconfirmed(request, error) from None
                 if retries >= self.config.max_retries:
                     raise _with_retry_hint(error, self._backoff_cap(retries + 1)) from None
                 retries += 1
@@ -232,6 +281,9 @@ class PardotClient:
         attempt: int,
         stale_token: str | None,
     ) -> dict[str, Any]:
+        # 0. An account whose daily budget Pardot declared spent gets no request.
+        self.budget.check(self.name)
+
         # 1. Credentials. Nothing has been sent to the API yet, so a token endpoint
         #    that is down is retryable for any call.
         try:
@@ -250,6 +302,9 @@ class PardotClient:
 
         # 2. The request, inside a slot of the connection's limiter.
         sent = False
+        never_left = False  # sent, but provably not received (connection refused)
+        answered = False  # an HTTP response came back
+        charged = True  # counts against the daily budget (clients.budget says what)
         status = 0
         err_code = 0
         started = 0.0
@@ -259,18 +314,24 @@ class PardotClient:
                 started = time.monotonic()
                 sent = True
                 response = await self._send(request, token, timeout_s)
+                answered = True
             status = response.status_code
-            envelope = parse_response(
-                status, response.headers.get("content-type", ""), response.content
-            )
+            parse = parse_response if request.json_body is None else parse_v5_response
+            envelope = parse(status, response.headers.get("content-type", ""), response.content)
         except _NOT_SENT as exc:
+            never_left = True
             raise _Failed(self._unavailable(request, exc), sent=False) from None
         except httpx.HTTPError as exc:
             raise _Failed(self._unavailable(request, exc), sent=True) from None
         except PardotError as exc:
             err_code = exc.err_code
+            exc.explain(self.config)
             if exc.rule.refresh_credentials:
+                charged = False  # a refused token charges no account
                 raise _TokenRefused(token, exc) from None
+            if exc.err_code == facts.ERR_DAILY_LIMIT:
+                charged = False  # refused for the budget: not counted against it
+                raise self.budget.exhaust(self.name, exc) from None
             refused_outright = exc.err_code in facts.REFUSED_BEFORE_PROCESSING
             raise _Failed(exc, sent=not refused_outright) from None
         except DeadlineExceeded:
@@ -289,12 +350,21 @@ class PardotClient:
                     http_status=status,
                     err_code=err_code,
                 )
+                if not never_left:
+                    if not answered:  # a timeout, a drop, or the deadline cut it off
+                        request.in_doubt = True
+                    if charged:
+                        self.budget.count()
         return envelope
 
     async def _send(self, request: _Request, token: str, timeout_s: float) -> httpx.Response:
         url = self._base_url + request.path
         format_param = dict([facts.FORMAT_PARAM])
         headers = self.auth.headers(token)
+        if request.json_body is not None:  # v5: JSON only, no format parameter
+            return await self._http.request(
+                request.method, url, json=request.json_body, headers=headers, timeout=timeout_s
+            )
         if request.method == "GET":
             return await self._http.get(
                 url, params=request.params | format_param, headers=headers, timeout=timeout_s
@@ -324,6 +394,20 @@ class PardotClient:
         """Full jitter: the n-th retry waits uniformly in [0, this]."""
         return min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (retry - 1))
 
+    def _unconfirmed(self, request: _Request, error: ProspectSyncError) -> PardotWriteUnconfirmed:
+        """A write that is not safe to repeat failed after it was sent. With Pardot's
+        own err envelope (``settled``) its work is over and a read tells whether the
+        write landed, so the caller may retry soon; without an answer the write may
+        still land, and the caller should give Pardot about a request's time first."""
+        settled = isinstance(error, PardotError)
+        return PardotWriteUnconfirmed(
+            f"{error.message}; {request.method} {request.path} may have been applied, so "
+            "it was not resent (a retried call reads before it writes)",
+            settled=settled,
+            retry_after=self._backoff_cap(1) if settled else self.config.timeout_s,
+            metadata=error.metadata,
+        )
+
     def _unavailable(self, request: _Request, exc: httpx.HTTPError) -> PardotUnavailable:
         # The exception's type only: its text could carry a URL, never needed here.
         return PardotUnavailable(
@@ -332,11 +416,15 @@ class PardotClient:
         )
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Request:
     method: str
     path: str
     params: dict[str, str]
+    #: Set for a version 5 call: the JSON body (``params`` is then empty).
+    json_body: dict[str, Any] | None = None
+    #: Set once an attempt was sent and no answer came back: Pardot may have applied it.
+    in_doubt: bool = False
 
 
 @contextlib.asynccontextmanager
@@ -350,14 +438,6 @@ async def _deadline_scope(deadline: float | None) -> AsyncIterator[None]:
     when = loop.time() + (deadline - time.monotonic() - DEADLINE_MARGIN_S)
     async with asyncio.timeout_at(when):
         yield
-
-
-def _maybe_applied(error: ProspectSyncError) -> ProspectSyncError:
-    if isinstance(error, PardotUnavailable):
-        return PardotUnavailable(
-            f"{error.message}; the write may have been applied, so it was not retried"
-        )
-    return error
 
 
 def _with_retry_hint(error: ProspectSyncError, retry_after: float) -> ProspectSyncError:

@@ -4,8 +4,11 @@ and an orderly shutdown.
 One process, one event loop (DESIGN.md: scale with processes, not threads). On SIGTERM
 or SIGINT the order matters and is fixed here: health turns NOT_SERVING first (load
 balancers stop sending), then ``server.stop(grace)`` lets in-flight calls finish, then
-the Pardot HTTP clients close. Nothing here knows about Pardot beyond handing the
-configured connections to the servicer.
+the Pardot HTTP clients and the idempotency records close. Nothing here knows about
+Pardot beyond handing the configured connections to the servicer.
+
+The port is TLS (mutual TLS with a client CA) when ``[server.tls]`` is set, plaintext
+otherwise; ``[server.auth]`` adds caller authentication (``server.interceptors``).
 """
 
 from __future__ import annotations
@@ -21,13 +24,20 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 import strategies  # noqa: F401  (importing the package registers every strategy)
+from clients import auth as pardot_auth
 from clients.connections import PardotConnections
 from clients.errors import ProspectSyncError
 from clients.identity import SqliteIdentityStore
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
-from server.config import ConfigError, ServiceConfig
-from server.interceptors import RpcContextInterceptor
+from server.config import ConfigError, ServiceConfig, TlsConfig
+from server.idempotency import IDEMPOTENCY_FILE, Idempotency, ResponseStore
+from server.interceptors import (
+    CallerAuthInterceptor,
+    IdempotencyInterceptor,
+    RpcContextInterceptor,
+)
+from server.logging import register_secret
 from server.servicer import ProspectSyncServicer
 
 log = structlog.get_logger("server.app")
@@ -54,6 +64,7 @@ class RunningServer:
     port: int
     health: health.aio.HealthServicer
     connections: PardotConnections
+    idempotency: Idempotency
     _stopping: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def stop(self, grace: float | None = 5.0) -> None:
@@ -66,7 +77,10 @@ class RunningServer:
         try:
             await self.server.stop(grace)
         finally:
-            await self.connections.aclose()
+            try:
+                await self.connections.aclose()
+            finally:
+                self.idempotency.close()
 
 
 async def start_server(
@@ -82,12 +96,27 @@ async def start_server(
     whatever it is given.
     """
     address = listen or config.server.listen
+    # Tokens and api keys the Pardot client learns are redacted like configured secrets.
+    pardot_auth.on_secret_learned(register_secret)
     if connections is None:
         connections = open_connections(config)
-    server = grpc.aio.server(interceptors=[RpcContextInterceptor()], options=_SERVER_OPTIONS)
+    try:
+        idempotency = open_idempotency(config)
+    except BaseException:
+        await connections.aclose()
+        raise
+    interceptors: list[grpc.aio.ServerInterceptor] = [RpcContextInterceptor()]
+    if config.server.auth is not None:
+        interceptors.append(CallerAuthInterceptor(config.server.auth.tokens))
+    interceptors.append(IdempotencyInterceptor(idempotency))
+    options = (
+        *_SERVER_OPTIONS,
+        ("grpc.max_receive_message_length", config.server.max_message_bytes),
+    )
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     try:
         try:
-            port = server.add_insecure_port(address)
+            port = _bind(server, address, config.server.tls)
         except RuntimeError:
             setting = "--listen" if listen else "server.listen"
             problem = f"cannot listen on {address} (port in use, or not an address of this host)"
@@ -103,6 +132,7 @@ async def start_server(
     except BaseException:
         await server.stop(None)
         await connections.aclose()
+        idempotency.close()
         raise
     for service in ("", SERVICE_NAME):
         await checks.set(service, SERVING)
@@ -112,8 +142,40 @@ async def start_server(
         port=port,
         connections=sorted(config.connections),
         reflection=config.server.reflection,
+        tls=_tls_mode(config.server.tls),
+        caller_auth=config.server.auth is not None,
     )
-    return RunningServer(server=server, port=port, health=checks, connections=connections)
+    return RunningServer(
+        server=server, port=port, health=checks, connections=connections, idempotency=idempotency
+    )
+
+
+def _bind(server: grpc.aio.Server, address: str, tls: TlsConfig | None) -> int:
+    if tls is None:
+        return server.add_insecure_port(address)
+    credentials = grpc.ssl_server_credentials(
+        [(tls.private_key, tls.certificate_chain)],
+        root_certificates=tls.client_ca,
+        require_client_auth=tls.client_ca is not None,
+    )
+    return server.add_secure_port(address, credentials)
+
+
+def _tls_mode(tls: TlsConfig | None) -> str:
+    if tls is None:
+        return "off"
+    return "mutual" if tls.client_ca is not None else "on"
+
+
+def open_idempotency(config: ServiceConfig) -> Idempotency:
+    """The message_id records kept in ``server.state_dir`` (they survive a restart)."""
+    path = config.server.state_dir / IDEMPOTENCY_FILE
+    try:
+        store = ResponseStore(path, window_s=config.server.idempotency_window_s)
+    except (OSError, sqlite3.Error) as error:
+        problem = f"server.state_dir: cannot open the idempotency records {path} ({error})"
+        raise ConfigError([problem]) from None
+    return Idempotency(store)
 
 
 def open_connections(config: ServiceConfig) -> PardotConnections:

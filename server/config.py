@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import os
 import re
+import ssl
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -46,16 +47,44 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    """``[server.tls]``: the gRPC port speaks TLS; with a client CA, callers must present a
+    certificate it signed (mutual TLS). The PEM files are read once, at load."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+    certificate_chain: bytes = field(default=b"", repr=False)
+    private_key: bytes = field(default=b"", repr=False)
+    client_ca: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class CallerAuthConfig:
+    """``[server.auth]``: the bearer tokens a caller may send (any one of them works, so
+    tokens can be rotated by adding the new one before removing the old)."""
+
+    tokens: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """``[server]``: where to listen and how to behave; never anything about Pardot."""
 
     listen: str = "127.0.0.1:50051"
-    #: Local state (the identity map). Relative paths are relative to the config file.
+    #: Local state (the identity map, idempotency records). Relative paths are relative
+    #: to the config file.
     state_dir: Path = Path(".prospectsync")
     reflection: bool = True
     log_level: str = "info"
     #: How long in-flight calls may finish after SIGTERM before they are cancelled.
     shutdown_grace_s: float = 5.0
+    #: How long a message_id's first result is replayed to a repeat of the call.
+    idempotency_window_s: float = 24 * 3600.0
+    #: The largest request gRPC accepts; a larger one is refused before it is decoded.
+    max_message_bytes: int = 1024 * 1024
+    tls: TlsConfig | None = None
+    auth: CallerAuthConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -76,13 +105,21 @@ class ServiceConfig:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every configured secret value, for the log redactor."""
-        return tuple(s for c in self.connections.values() for s in c.secrets)
+        callers = self.server.auth.tokens if self.server.auth is not None else ()
+        return (*(s for c in self.connections.values() for s in c.secrets), *callers)
 
 
 AUTH_MODES = ("oauth", "legacy")
 GRANT_TYPES = ("refresh_token", "password", "client_credentials")
 
 _SERVER_KEYS = tuple(f.name for f in dataclasses.fields(ServerConfig))
+_TLS_KEYS = ("cert_file", "key_file", "client_ca_file")
+_CALLER_TOKEN_KEYS = ("tokens", "tokens_env", "tokens_file")
+#: A caller token travels in gRPC metadata (``authorization: Bearer <token>``): RFC 6750's
+#: token68 characters, and long enough not to be guessed.
+_CALLER_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{16,}")
+#: 1 KiB is smaller than any useful request; gRPC's own limit is a signed 32-bit int.
+_MESSAGE_BYTES_RANGE = (1024, 2**31 - 1)
 _CONNECTION_FIELDS = {f.name: f for f in dataclasses.fields(ConnectionConfig) if f.name != "name"}
 #: Secret fields are the ones ConnectionConfig keeps out of its repr.
 _SECRET_KEYS = tuple(name for name, f in _CONNECTION_FIELDS.items() if not f.repr)
@@ -207,10 +244,148 @@ class _Parser:
             if grace is not None and grace < 0:
                 self.problem("server.shutdown_grace_s", "must be zero or more seconds")
             values["shutdown_grace_s"] = grace
+        if "idempotency_window_s" in table:
+            window = self._number(table, "idempotency_window_s", "server.idempotency_window_s")
+            if window is not None and window <= 0:
+                self.problem("server.idempotency_window_s", "must be more than 0 seconds")
+            values["idempotency_window_s"] = window
+        if "max_message_bytes" in table:
+            size = self._typed(table, "max_message_bytes", int, "server.max_message_bytes")
+            low, high = _MESSAGE_BYTES_RANGE
+            if size is not None and not low <= size <= high:
+                self.problem("server.max_message_bytes", f"must be from {low} to {high} bytes")
+            values["max_message_bytes"] = size
+        if "tls" in table:
+            values["tls"] = self._tls(self._table(table, "tls", "server.tls"))
+        if "auth" in table:
+            values["auth"] = self._caller_auth(self._table(table, "auth", "server.auth"))
         values = {k: v for k, v in values.items() if v is not None}
         state_dir = values.get("state_dir", defaults.state_dir)
         values["state_dir"] = state_dir if state_dir.is_absolute() else self.base_dir / state_dir
         return ServerConfig(**values)
+
+    def _tls(self, table: Mapping[str, Any]) -> TlsConfig | None:
+        self._unknown_keys("server.tls", table, _TLS_KEYS)
+        files: dict[str, tuple[Path, bytes]] = {}
+        for key in _TLS_KEYS:
+            if key not in table:
+                if key != "client_ca_file":
+                    self.problem(f"server.tls.{key}", "is required to serve TLS")
+                continue
+            loaded = self._pem_file(table, key)
+            if loaded is not None:
+                files[key] = loaded
+        if "cert_file" not in files or "key_file" not in files:
+            return None
+        if not self._tls_usable(files):
+            return None
+        key_path = files["key_file"][0]
+        if _world_readable(key_path):
+            self.warnings.append(
+                ConfigWarning(
+                    "config.secret_file_world_readable",
+                    {"key": "server.tls.key_file", "path": str(key_path), "fix": "chmod o-r"},
+                )
+            )
+        client_ca = files.get("client_ca_file")
+        return TlsConfig(
+            cert_file=files["cert_file"][0],
+            key_file=key_path,
+            client_ca_file=client_ca[0] if client_ca else None,
+            certificate_chain=files["cert_file"][1],
+            private_key=files["key_file"][1],
+            client_ca=client_ca[1] if client_ca else None,
+        )
+
+    def _tls_usable(self, files: Mapping[str, tuple[Path, bytes]]) -> bool:
+        """gRPC only says "failed to bind" for a bad certificate or key: check them here,
+        with OpenSSL through the standard library, so the problem names the setting."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(
+                files["cert_file"][0], files["key_file"][0], password=_no_passphrase
+            )
+        except (ssl.SSLError, OSError) as error:
+            self.problem(
+                "server.tls",
+                "cert_file and key_file must be a certificate chain and its unencrypted "
+                f"private key{_ssl_detail(error)}",
+            )
+            return False
+        if "client_ca_file" in files:
+            try:
+                context.load_verify_locations(cafile=files["client_ca_file"][0])
+            except (ssl.SSLError, OSError) as error:
+                self.problem(
+                    "server.tls.client_ca_file", f"holds no CA certificate{_ssl_detail(error)}"
+                )
+                return False
+        return True
+
+    def _pem_file(self, table: Mapping[str, Any], key: str) -> tuple[Path, bytes] | None:
+        setting = f"server.tls.{key}"
+        name = self._typed(table, key, str, setting)
+        if not name:
+            if name == "":
+                self.problem(setting, "must name a PEM file")
+            return None
+        path = self._path(name)
+        try:
+            content = path.read_bytes()
+        except OSError as error:
+            self.problem(setting, f"cannot read {path} ({error.strerror})")
+            return None
+        if b"-----BEGIN " not in content:
+            self.problem(setting, f"{path} is not a PEM file (no -----BEGIN line)")
+            return None
+        return path, content
+
+    def _caller_auth(self, table: Mapping[str, Any]) -> CallerAuthConfig | None:
+        self._unknown_keys("server.auth", table, _CALLER_TOKEN_KEYS)
+        sources = [key for key in _CALLER_TOKEN_KEYS if key in table]
+        if len(sources) != 1:
+            self.problem(
+                "server.auth",
+                f"set exactly one of {', '.join(_CALLER_TOKEN_KEYS)}"
+                + (f" (found {', '.join(sources)})" if sources else ""),
+            )
+            return None
+        source = sources[0]
+        setting = f"server.auth.{source}"
+        if source == "tokens":
+            listed = table["tokens"]
+            if not isinstance(listed, list) or not all(isinstance(t, str) for t in listed):
+                self.problem(setting, "must be an array of strings")
+                return None
+            self.plain_secret_keys.append(setting)
+            tokens = listed
+        else:
+            raw = self._typed(table, source, str, setting)
+            if raw is None:
+                return None
+            text = (
+                self._secret_from_env(setting, raw)
+                if source == "tokens_env"
+                else self._secret_from_file(setting, raw)
+            )
+            if text is None:
+                return None
+            # A file holds one token a line (# starts a comment); a variable, a comma-
+            # or space-separated list.
+            lines = (line.split("#", 1)[0] for line in text.splitlines())
+            tokens = " ".join(lines).replace(",", " ").split()
+        if not tokens:
+            self.problem(setting, "holds no token")
+            return None
+        for index, token in enumerate(tokens):
+            if not _CALLER_TOKEN.fullmatch(token):
+                # Never quote a token: name its position instead.
+                self.problem(
+                    f"{setting}[{index}]",
+                    "must be at least 16 characters of letters, digits and -._~+/= "
+                    "(e.g. the output of `openssl rand -hex 32`)",
+                )
+        return CallerAuthConfig(tokens=tuple(dict.fromkeys(tokens)))
 
     # --- [connections.<name>] -------------------------------------------------------
 
@@ -378,7 +553,7 @@ class _Parser:
         if not name:
             self.problem(path, "must name a file")
             return None
-        file = Path(name) if Path(name).is_absolute() else self.base_dir / name
+        file = self._path(name)
         try:
             value = file.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as error:
@@ -400,6 +575,10 @@ class _Parser:
         return value
 
     # --- shapes ---------------------------------------------------------------------
+
+    def _path(self, name: str) -> Path:
+        """A path from the file; relative ones are relative to the config file."""
+        return Path(name) if Path(name).is_absolute() else self.base_dir / name
 
     def _unknown_keys(self, prefix: str, table: Mapping[str, Any], known: tuple[str, ...]) -> None:
         for key in table:
@@ -470,6 +649,17 @@ def _toml_type(value: Any) -> str:
 def _choices(values: Any, last: str = "or") -> str:
     quoted = [f'"{v}"' for v in values]
     return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} {last} {quoted[-1]}"
+
+
+def _ssl_detail(error: OSError) -> str:
+    """OpenSSL's short reason ("KEY_VALUES_MISMATCH"), never file content."""
+    detail = getattr(error, "reason", None) or error.strerror
+    return f" ({detail})" if detail else ""
+
+
+def _no_passphrase() -> bytes:
+    # gRPC cannot use an encrypted key; never let OpenSSL prompt on a terminal for one.
+    return b""
 
 
 def listen_problem(listen: str) -> str | None:

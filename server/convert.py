@@ -18,7 +18,16 @@ from clients.config import ConnectionConfig
 from clients.errors import InvalidArgument
 from clients.model import CallRecord
 from prospectsync.v1 import prospect_sync_pb2 as pb
-from strategies.model import Event, Outcome, Settings, SyncResult, TrackMapping
+from server.snippet import Snippet
+from strategies.model import (
+    Event,
+    Outcome,
+    Settings,
+    SyncResult,
+    TrackAction,
+    TrackMapping,
+    TrackResult,
+)
 
 DEFAULT_CONNECTION = "default"
 
@@ -98,14 +107,63 @@ def settings_from_proto(settings: pb.PardotSettings, connection: ConnectionConfi
 def identify_response(
     result: SyncResult, strategy_name: str, calls: Iterable[CallRecord]
 ) -> pb.IdentifyResponse:
-    prospect_id = result.prospect.id
-    return pb.IdentifyResponse(
-        prospect_id="" if prospect_id is None else str(prospect_id),
-        outcome=outcome_to_proto(result.outcome),
-        strategy=strategy_name,
-        pardot_calls=[pardot_call(call) for call in calls],
-        warnings=list(result.warnings),
+    return pb.IdentifyResponse(**_resolved(result, strategy_name, calls))
+
+
+def track_response(
+    result: TrackResult, strategy_name: str, calls: Iterable[CallRecord]
+) -> pb.TrackResponse:
+    """What Identify would have said about the prospect, plus the event's actions."""
+    return pb.TrackResponse(
+        **_resolved(result.sync, strategy_name, calls),
+        actions=[track_action(action) for action in result.actions],
     )
+
+
+def skipped_track_response(warning: str) -> pb.TrackResponse:
+    """An event with no mapping: nothing was sent, and the response says why."""
+    return pb.TrackResponse(outcome=outcome_to_proto(Outcome.SKIPPED), warnings=[warning])
+
+
+def track_action(action: TrackAction) -> pb.TrackAction:
+    message = pb.TrackAction(
+        kind=pb.TrackActionKind.Value(f"TRACK_ACTION_KIND_{action.kind.name}"),
+        status=pb.TrackActionStatus.Value(f"TRACK_ACTION_STATUS_{action.status.name}"),
+        fields=list(action.fields),
+        list_id=action.list_id,
+    )
+    if action.external_activity is not None:
+        extension, activity_type = action.external_activity
+        message.external_activity.CopyFrom(
+            pb.ExternalActivity(extension=extension, type=activity_type)
+        )
+    return message
+
+
+def snippet_response(snippet: Snippet) -> pb.GetTrackingSnippetResponse:
+    return pb.GetTrackingSnippetResponse(
+        html=snippet.html,
+        account_id=snippet.account_id,
+        campaign_id=snippet.campaign_id,
+        campaign_source=pb.CampaignSource.Value(f"CAMPAIGN_SOURCE_{snippet.campaign_source.name}"),
+        tracker_campaign_id=snippet.tracker_campaign_id,
+        links_visitor_email=snippet.links_visitor_email,
+        warnings=list(snippet.warnings),
+    )
+
+
+def _resolved(
+    result: SyncResult, strategy_name: str, calls: Iterable[CallRecord]
+) -> dict[str, Any]:
+    """The fields IdentifyResponse and TrackResponse share (same names and meaning)."""
+    prospect_id = result.prospect.id
+    return {
+        "prospect_id": "" if prospect_id is None else str(prospect_id),
+        "outcome": outcome_to_proto(result.outcome),
+        "strategy": strategy_name,
+        "pardot_calls": [pardot_call(call) for call in calls],
+        "warnings": list(result.warnings),
+    }
 
 
 def outcome_to_proto(outcome: Outcome) -> pb.Outcome.ValueType:
@@ -134,7 +192,15 @@ def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
 
 
 def _struct(message: Any, name: str) -> dict[str, Any]:
-    return struct_to_dict(getattr(message, name)) if message.HasField(name) else {}
+    if not message.HasField(name):
+        return {}
+    try:
+        return struct_to_dict(getattr(message, name))
+    except ValueError:
+        # json_format refuses NaN and Infinity: no JSON (nor Pardot field) holds them.
+        raise InvalidArgument(
+            name, "holds a number that is NaN or Infinity; send a finite number or a string"
+        ) from None
 
 
 def _whole_numbers_as_int(value: Any) -> Any:

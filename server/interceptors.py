@@ -1,31 +1,76 @@
-"""Cross-cutting work around every RPC, and nothing else: per-call log context, the
-one "rpc.done" event, and the guarantee that no exception reaches a caller as a trace.
+"""Cross-cutting work around every RPC, and nothing else.
 
-Business logic never lives here. What a ProspectSyncError means is ``server.status``'s
-job; this module only makes sure one that escaped a handler is still reported through
-it, and that anything else becomes INTERNAL with an id to find it in the log.
+Three interceptors, outermost first (``server.app`` installs them in this order):
+
+- :class:`RpcContextInterceptor`: per-call log context, the one "rpc.done" event, and
+  the guarantee that no exception reaches a caller as a trace — a ProspectSyncError is
+  reported through ``server.status``, a request that cannot be decoded is
+  INVALID_ARGUMENT, anything else INTERNAL with an id to find it in the log.
+- :class:`CallerAuthInterceptor` (when ``[server.auth]`` is configured): a bearer token
+  in the ``authorization`` metadata, or UNAUTHENTICATED. Health stays open (probes and
+  load balancers carry no token); reflection needs a token like the service, since it
+  describes the API to whoever asks.
+- :class:`IdempotencyInterceptor`: ``message_id`` replays (``server.idempotency``), after
+  the caller is authenticated, so an unknown caller never sees a stored response.
+
+Business logic never lives here: what an error means is ``server.status``'s job, what
+a message_id means is ``server.idempotency``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 
 from clients.errors import ProspectSyncError
+from server.idempotency import Idempotency
 from server.status import abort_with
 
 log = structlog.get_logger("server.rpc")
 
 UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
 
 #: Probes and tooling call these all day; their completion is logged at debug level.
 _QUIET_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+#: Open without a caller token.
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+
+
+class Unauthenticated(ProspectSyncError):
+    """The caller sent no bearer token, or one the server was not configured with."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class MalformedRequest(ProspectSyncError):
+    """The request bytes are not the method's message (the generated stub never sends
+    such a thing; a hand-built or hostile one may)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "MALFORMED_REQUEST"
+
+
+class UnexpectedError(ProspectSyncError):
+    """A bug: the caller learns only an id to quote, the log has the rest."""
+
+    code = grpc.StatusCode.INTERNAL
+    reason = "INTERNAL"
+
+    def __init__(self, error_id: str) -> None:
+        super().__init__(
+            f"internal error (id {error_id}); the server log has the details",
+            metadata={"error_id": error_id},
+        )
 
 
 class RpcContextInterceptor(grpc.aio.ServerInterceptor):
@@ -33,18 +78,36 @@ class RpcContextInterceptor(grpc.aio.ServerInterceptor):
     through untouched: they carry no business logic and log nothing of ours)."""
 
     async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
         return grpc.unary_unary_rpc_method_handler(
             _guarded(handler_call_details.method, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+
+
+class _Undecodable:
+    """Stands in for a request whose bytes did not decode (see :func:`_tolerant`)."""
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """gRPC turns a deserializer's exception into UNKNOWN, naming protobuf's internals
+    (a Struct nested past protobuf's depth limit does it): hand the handler a marker
+    instead, so the caller gets INVALID_ARGUMENT like any other bad input."""
+    if deserialize is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError:
+            return _Undecodable()
+
+    return decode
 
 
 def _guarded(method: str, behavior: UnaryBehavior) -> UnaryBehavior:
@@ -58,6 +121,11 @@ def _guarded(method: str, behavior: UnaryBehavior) -> UnaryBehavior:
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
+            if isinstance(request, _Undecodable):
+                raise MalformedRequest(
+                    f"the request is not a valid {method.rsplit('/', 1)[-1]} message: malformed "
+                    "protobuf, or values nested deeper than protobuf's limit of 100 levels"
+                )
             return await behavior(request, context)
         except grpc.aio.AbortError:
             code = context.code() or grpc.StatusCode.UNKNOWN
@@ -73,15 +141,94 @@ def _guarded(method: str, behavior: UnaryBehavior) -> UnaryBehavior:
         except Exception:
             code = grpc.StatusCode.INTERNAL
             error_id = uuid.uuid4().hex[:12]
-            structlog.contextvars.bind_contextvars(error_id=error_id)
+            structlog.contextvars.bind_contextvars(error_id=error_id, reason="INTERNAL")
             log.exception("rpc.unexpected_error")
-            await context.abort(
-                grpc.StatusCode.INTERNAL,
-                f"internal error (id {error_id}); the server log has the details",
-            )
+            await abort_with(context, UnexpectedError(error_id))
         finally:
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
             emit = log.debug if quiet else log.info
             emit("rpc.done", code=code.name, latency_ms=latency_ms)
 
     return guarded
+
+
+class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Every call but health must carry ``authorization: Bearer <token>`` with one of
+    the configured tokens; the comparison takes the same time whatever the token."""
+
+    def __init__(self, tokens: Iterable[str]) -> None:
+        self._tokens = tuple(token.encode() for token in tokens)
+        if not self._tokens:
+            raise ValueError("caller authentication needs at least one token")
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(HEALTH_PREFIX):
+            return handler
+        problem = self._problem(handler_call_details.invocation_metadata or ())
+        return handler if problem is None else _refusing(handler, Unauthenticated(problem))
+
+    def _problem(self, metadata: Sequence[tuple[str, str | bytes]]) -> str | None:
+        """None when the call carries an accepted token; else what is wrong with it."""
+        values = [value for key, value in metadata if key == "authorization"]
+        if not values:
+            return "send the metadata 'authorization: Bearer <token>' (caller authentication is on)"
+        scheme, _, credential = str(values[0]).partition(" ")
+        if len(values) > 1 or scheme.lower() != "bearer" or not credential.strip():
+            return "the authorization metadata must be one 'Bearer <token>'"
+        offered = credential.strip().encode()
+        # Compare with every token, always: the time taken says nothing about which
+        # token (or how much of one) matched.
+        matched = [hmac.compare_digest(offered, token) for token in self._tokens]
+        return None if any(matched) else "the bearer token is not one this server accepts"
+
+
+def _refusing(handler: grpc.RpcMethodHandler, error: ProspectSyncError) -> grpc.RpcMethodHandler:
+    """A handler of the same kind as ``handler`` that ends the call with ``error``
+    without reading the request: an unauthenticated payload is never decoded."""
+
+    async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
+        structlog.contextvars.bind_contextvars(reason=error.reason)
+        await abort_with(context, error)
+
+    kinds = {
+        "unary_unary": grpc.unary_unary_rpc_method_handler,
+        "unary_stream": grpc.unary_stream_rpc_method_handler,
+        "stream_unary": grpc.stream_unary_rpc_method_handler,
+        "stream_stream": grpc.stream_stream_rpc_method_handler,
+    }
+    kind = next(name for name in kinds if getattr(handler, name) is not None)
+    return kinds[kind](refuse)
+
+
+class IdempotencyInterceptor(grpc.aio.ServerInterceptor):
+    """Routes the RPCs whose requests carry a ``message_id`` through
+    :meth:`server.idempotency.Idempotency.once`."""
+
+    def __init__(self, idempotency: Idempotency) -> None:
+        self._idempotency = idempotency
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        response_type = self._idempotency.response_types.get(method)
+        if handler is None or handler.unary_unary is None or response_type is None:
+            return handler
+        behavior = handler.unary_unary
+        idempotency = self._idempotency
+
+        async def idempotent(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            key = idempotency.key_for(method, request)
+            if key is None:
+                return await behavior(request, context)
+            return await idempotency.once(key, response_type, lambda: behavior(request, context))
+
+        return grpc.unary_unary_rpc_method_handler(
+            idempotent,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

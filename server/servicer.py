@@ -3,15 +3,21 @@
 The servicer translates (``server.convert``), asks the configured connection for a
 gateway bounded by the caller's deadline, lets the registry pick the strategy, runs it
 (one call at a time per person when the strategy reads before it creates), and reports
-failures as rich statuses (``server.status``). It never talks HTTP, never
-decides how an event maps to Pardot calls, and never chooses a Pardot host from
-anything in a request: the connection's configuration does.
+failures as rich statuses (``server.status``). Identify and Track share that path: a
+track call is resolved to its prospect exactly as an identify would be, then
+``strategies.track`` applies what the event's mapping asks for. GetTrackingSnippet
+renders through ``server.snippet`` and calls nobody.
+
+It never talks HTTP, never decides how an event maps to Pardot calls, and never
+chooses a Pardot host from anything in a request: the connection's configuration does.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 import structlog
@@ -23,24 +29,45 @@ from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
 from server.convert import (
     connection_name,
     event_from_identify,
+    event_from_track,
     identify_response,
     settings_from_proto,
+    skipped_track_response,
+    snippet_response,
+    track_response,
 )
+from server.snippet import render_snippet
 from server.status import abort_with
+from strategies.base import Gateway, Strategy
+from strategies.model import Event, Outcome, Settings, SyncResult
 from strategies.registry import REGISTRY, Registry
+from strategies.track import identity_event, mapping_path, plan_track, run_track
 
 if TYPE_CHECKING:
-    from clients.connections import PardotConnections
+    from clients.connections import PardotConnection, PardotConnections
+    from clients.gateway import PardotGateway
 
 bind = structlog.contextvars.bind_contextvars
 
+Response = TypeVar("Response")
 
-class NotYetAvailable(ProspectSyncError):
-    """An RPC the contract already declares but this release does not serve: callers
-    generated from the proto get a clear UNIMPLEMENTED instead of a silent no-op."""
 
-    code = grpc.StatusCode.UNIMPLEMENTED
-    reason = "NOT_IMPLEMENTED"
+@dataclass
+class _Rpc:
+    """One call's connection, resolved settings and (once opened) gateway."""
+
+    connection: PardotConnection
+    settings: Settings
+    deadline: float | None
+    gateway: PardotGateway | None = None
+
+    def open_gateway(self) -> PardotGateway:
+        self.gateway = self.connection.gateway(
+            api_version=self.settings.api_version,
+            dry_run=self.settings.dry_run,
+            deadline=self.deadline,
+        )
+        return self.gateway
 
 
 class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
@@ -58,44 +85,106 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
     ) -> pb.IdentifyResponse:
         event = event_from_identify(request)
         bind(message_id=event.message_id)
-        gateway = None
-        try:
-            connection = self._connections.get(connection_name(request.settings))
-            settings = settings_from_proto(request.settings, connection.config)
-            bind(connection=settings.connection, api_version=settings.api_version)
-            strategy = self._registry.pick(event, settings)
-            bind(strategy=strategy.name, dry_run=settings.dry_run)
-            gateway = connection.gateway(
-                api_version=settings.api_version,
-                dry_run=settings.dry_run,
-                deadline=deadline_of(context),
-            )
-            key = strategy.identity_key(event, settings)
-            if key is None:
-                result = await strategy.sync(event, settings, gateway)
-            else:
-                # Concurrent first identifies of one person would each read "nobody",
-                # then each create: one at a time per person, so one prospect is born.
-                async with self._person_locks.hold(settings.connection, key):
-                    result = await strategy.sync(event, settings, gateway)
-        except ProspectSyncError as error:
-            bind(reason=error.reason, pardot_calls=0 if gateway is None else len(gateway.calls))
-            if "err_code" in error.metadata:
-                bind(err_code=error.metadata["err_code"])
-            await abort_with(context, error)
-        bind(outcome=result.outcome.name, pardot_calls=len(gateway.calls))
-        return identify_response(result, strategy.name, gateway.calls)
+        return await self._answer(context, request.settings, lambda rpc: self._identify(event, rpc))
 
     async def Track(
         self, request: pb.TrackRequest, context: grpc.aio.ServicerContext
     ) -> pb.TrackResponse:
-        bind(message_id=request.message_id)
-        await abort_with(context, NotYetAvailable("Track arrives in a later release"))
+        event = event_from_track(request)
+        bind(message_id=event.message_id, track_event=event.name)
+        return await self._answer(context, request.settings, lambda rpc: self._track(event, rpc))
 
     async def GetTrackingSnippet(
         self, request: pb.GetTrackingSnippetRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetTrackingSnippetResponse:
-        await abort_with(context, NotYetAvailable("GetTrackingSnippet arrives in a later release"))
+        return await self._answer(
+            context, request.settings, lambda rpc: self._snippet(request, rpc)
+        )
+
+    # --- what each call does ------------------------------------------------------------
+
+    async def _identify(self, event: Event, rpc: _Rpc) -> pb.IdentifyResponse:
+        strategy = self._pick(event, rpc.settings)
+        gateway = rpc.open_gateway()
+        result = await self._resolve(strategy, event, rpc.settings, gateway)
+        bind(outcome=result.outcome.name, pardot_calls=len(gateway.calls))
+        return identify_response(result, strategy.name, gateway.calls)
+
+    async def _track(self, event: Event, rpc: _Rpc) -> pb.TrackResponse:
+        plan = plan_track(event, rpc.settings)  # a bad mapping fails before any call
+        if plan is None:
+            bind(outcome=Outcome.SKIPPED.name, pardot_calls=0)
+            return skipped_track_response(
+                f"{mapping_path(event.name)} is not set: the event was skipped and nothing "
+                "was sent to Pardot"
+            )
+        who = identity_event(event, rpc.settings)
+        strategy = self._pick(who, rpc.settings)
+        gateway = rpc.open_gateway()
+
+        def resolve(through: Gateway) -> Awaitable[SyncResult]:
+            return self._resolve(strategy, who, rpc.settings, through)
+
+        result = await run_track(plan, who, rpc.settings, gateway, resolve)
+        bind(
+            outcome=result.sync.outcome.name,
+            pardot_calls=len(gateway.calls),
+            actions=[action.kind.name for action in result.actions],
+        )
+        return track_response(result, strategy.name, gateway.calls)
+
+    async def _snippet(
+        self, request: pb.GetTrackingSnippetRequest, rpc: _Rpc
+    ) -> pb.GetTrackingSnippetResponse:
+        snippet = render_snippet(
+            page_url=request.page_url,
+            settings=rpc.settings,
+            connection=rpc.connection.config,
+            visitor_email=request.visitor_email,
+            do_not_track=request.do_not_track,
+        )
+        bind(campaign_source=snippet.campaign_source.name, warnings=len(snippet.warnings))
+        return snippet_response(snippet)
+
+    # --- the path every call shares -------------------------------------------------------
+
+    async def _answer(
+        self,
+        context: grpc.aio.ServicerContext,
+        settings: pb.PardotSettings,
+        handle: Callable[[_Rpc], Awaitable[Response]],
+    ) -> Response:
+        """Resolves the connection and settings, runs ``handle``, and reports any
+        ProspectSyncError as its rich status, with the calls it cost in the log."""
+        rpc: _Rpc | None = None
+        try:
+            connection = self._connections.get(connection_name(settings))
+            resolved = settings_from_proto(settings, connection.config)
+            bind(connection=resolved.connection, api_version=resolved.api_version)
+            rpc = _Rpc(connection, resolved, deadline_of(context))
+            return await handle(rpc)
+        except ProspectSyncError as error:
+            gateway = rpc.gateway if rpc is not None else None
+            bind(reason=error.reason, pardot_calls=0 if gateway is None else len(gateway.calls))
+            if "err_code" in error.metadata:
+                bind(err_code=error.metadata["err_code"])
+            await abort_with(context, error)
+
+    def _pick(self, event: Event, settings: Settings) -> Strategy:
+        strategy = self._registry.pick(event, settings)
+        bind(strategy=strategy.name, dry_run=settings.dry_run)
+        return strategy
+
+    async def _resolve(
+        self, strategy: Strategy, event: Event, settings: Settings, gateway: Gateway
+    ) -> SyncResult:
+        """Runs the strategy. Concurrent first calls for one person would each read
+        "nobody", then each create: one at a time per person, so one prospect is born."""
+        key = strategy.identity_key(event, settings)
+        if key is None:
+            return await strategy.sync(event, settings, gateway)
+        async with self._person_locks.hold(settings.connection, key):
+            return await strategy.sync(event, settings, gateway)
 
 
 def deadline_of(context: grpc.aio.ServicerContext) -> float | None:

@@ -22,6 +22,10 @@ from grpc_status import rpc_status
 from clients.errors import DOMAIN, ProspectSyncError
 from server.logging import redact
 
+#: Codes that always mean "the same call may work later": a RetryInfo goes with them
+#: even when the error did not say how long to wait.
+DEFAULT_RETRY_AFTER_S: dict[grpc.StatusCode, float] = {grpc.StatusCode.UNAVAILABLE: 1.0}
+
 
 def to_grpc_status(error: ProspectSyncError) -> grpc.Status:
     message = redact(error.message)
@@ -29,8 +33,11 @@ def to_grpc_status(error: ProspectSyncError) -> grpc.Status:
     status.details.append(_packed(_error_info(error)))
     if error.violations:
         status.details.append(_packed(_bad_request(error)))
-    if error.retry_after is not None:
-        status.details.append(_packed(_retry_info(error.retry_after)))
+    retry_after = error.retry_after
+    if retry_after is None:
+        retry_after = DEFAULT_RETRY_AFTER_S.get(error.code)
+    if retry_after is not None:
+        status.details.append(_packed(_retry_info(retry_after)))
     return rpc_status.to_status(status)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from clients.errors import InvalidArgument
 from clients.pardot_facts import READ_ONLY_FIELDS
-from strategies.validation import check_field_id
+from strategies.validation import check_field_id, check_trait_count, check_value_size
 
 #: Pardot field → the trait paths that feed it (dotted paths reach into objects).
 TRAIT_SOURCES: dict[str, tuple[str, ...]] = {
@@ -55,6 +55,7 @@ class MappedFields:
 
 def prospect_fields(traits: Mapping[str, Any], *, path: str = "traits") -> MappedFields:
     """Map traits to Pardot fields; ``path`` names the traits in error messages."""
+    check_trait_count(traits, path)
     mapped = MappedFields()
     for pardot_field, sources in TRAIT_SOURCES.items():
         for source in sources:
@@ -79,7 +80,8 @@ def format_value(value: Any, field_path: str) -> str:
     """Render one trait value the way Pardot's form-encoded writes expect it.
 
     None clears the field (Pardot clears on an empty value). Struct numbers arrive as
-    floats, so 10.0 is sent as "10". Objects and lists have no single Pardot value.
+    floats, so 10.0 is sent as "10". Objects and lists have no single Pardot value, and
+    a value over ``MAX_VALUE_BYTES`` is refused.
     """
     if value is None:
         return ""
@@ -87,8 +89,10 @@ def format_value(value: Any, field_path: str) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, int | str):
+    if isinstance(value, int):
         return str(value)
+    if isinstance(value, str):
+        return check_value_size(value, field_path)
     kind = "an object" if isinstance(value, dict) else "a list"
     raise InvalidArgument(field_path, f"is {kind}; a Pardot field takes a string, number or bool")
 

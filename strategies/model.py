@@ -20,6 +20,8 @@ class Outcome(enum.Enum):
     UPDATED = "UPDATED"
     PLANNED = "PLANNED"
     DUPLICATE_MESSAGE = "DUPLICATE_MESSAGE"
+    #: Track only: the event has no mapping, so nothing was sent to Pardot.
+    SKIPPED = "SKIPPED"
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,45 @@ class SyncResult:
         else:
             outcome = Outcome.UPDATED
         return cls(prospect, outcome, list(warnings or []))
+
+
+class ActionKind(enum.Enum):
+    """Mirrors ``prospectsync.v1.TrackActionKind`` by name: what a mapping asks for."""
+
+    WRITE_FIELDS = "WRITE_FIELDS"
+    ADD_TO_LIST = "ADD_TO_LIST"
+    EXTERNAL_ACTIVITY = "EXTERNAL_ACTIVITY"
+
+
+class ActionStatus(enum.Enum):
+    """Mirrors ``prospectsync.v1.TrackActionStatus`` by name."""
+
+    APPLIED = "APPLIED"
+    #: Pardot already held the result (err 58, already a list member): success.
+    ALREADY_APPLIED = "ALREADY_APPLIED"
+    PLANNED = "PLANNED"
+
+
+@dataclass(frozen=True)
+class TrackAction:
+    """One thing a track event did, or planned in a dry run. Only the member that
+    belongs to ``kind`` is set."""
+
+    kind: ActionKind
+    status: ActionStatus
+    fields: tuple[str, ...] = ()
+    list_id: int = 0
+    external_activity: tuple[str, str] | None = None  # (extension, type)
+
+
+@dataclass
+class TrackResult:
+    """What a track call did: the prospect it resolved to (as identify would have),
+    then each action of the mapping, in order."""
+
+    sync: SyncResult
+    actions: list[TrackAction] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.sync.warnings

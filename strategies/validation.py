@@ -2,11 +2,16 @@
 
 Each check raises ``InvalidArgument`` naming the request field and what is wrong, so a
 caller can fix the request without reading our logs. Nothing here talks to Pardot.
+
+The size limits below are the service's own (not Pardot's): they bound what one request
+can make us store, log or send to Pardot. They live here, in one place; the server's
+message size limit (``server.max_message_bytes``) bounds the request as a whole.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -21,6 +26,14 @@ FIELD_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
 SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 PROSPECT_ID = re.compile(r"[1-9][0-9]{0,18}")
 CAMPAIGN_ID = re.compile(r"[0-9]{1,18}")
+
+#: Top-level traits one request may carry (standard fields plus custom fields).
+MAX_TRAITS = 200
+#: One field value, as sent to Pardot, in UTF-8 bytes (Pardot's largest field, a text
+#: area, holds 65,535 characters; one value never needs more than this).
+MAX_VALUE_BYTES = 64 * 1024
+#: ``message_id`` is an idempotency key, stored for a day: a UUID needs 36 characters.
+MAX_MESSAGE_ID_LENGTH = 255
 
 
 def require_email(event: Event, purpose: str) -> str:
@@ -82,4 +95,24 @@ def check_campaign_id(value: str) -> str:
         raise InvalidArgument(
             "settings.campaign_id", f"must be a Pardot campaign id, not {value!r}"
         )
+    return value
+
+
+def check_trait_count(traits: Mapping[str, object], path: str) -> None:
+    if len(traits) > MAX_TRAITS:
+        raise InvalidArgument(
+            path, f"has {len(traits)} entries; at most {MAX_TRAITS} traits are accepted per call"
+        )
+
+
+def check_value_size(text: str, field: str) -> str:
+    """``text`` once it fits in :data:`MAX_VALUE_BYTES` (never quoted back: it is big)."""
+    if len(text.encode()) > MAX_VALUE_BYTES:
+        raise InvalidArgument(field, f"is longer than {MAX_VALUE_BYTES} bytes (UTF-8)")
+    return text
+
+
+def check_message_id(value: str) -> str:
+    if len(value) > MAX_MESSAGE_ID_LENGTH:
+        raise InvalidArgument("message_id", f"is longer than {MAX_MESSAGE_ID_LENGTH} characters")
     return value

@@ -5,13 +5,15 @@ names the keys to fix, never a secret."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from grpc import StatusCode
 from structlog.testing import capture_logs
 
-from clients.errors import PardotAuthFailed, PardotError, PardotUnavailable
+from clients.errors import DeadlineExceeded, PardotAuthFailed, PardotError, PardotUnavailable
 from fakepardot import DEMO, FakePardot
+from support.waiting import until
 
 from .conftest import (
     ClientFactory,
@@ -216,3 +218,29 @@ async def test_no_secret_or_token_reaches_logs_records_or_errors(
     assert "00Dfake!" not in text  # the fake's access tokens
     assert "Bearer" not in text and "api_key=" not in text
     assert all("?" not in c.path for c in oauth.calls + legacy.calls)
+
+
+async def test_a_token_fetch_outlives_the_caller_whose_deadline_started_it(
+    fake: FakePardot, make_client: ClientFactory
+) -> None:
+    """A race of the former single flight (a lock, and a count of finished fetches read
+    before waiting for it): the fetch ran in the caller that took the lock, so that
+    caller's deadline cancelled it, and the callers queued behind fetched again — two
+    token requests (or, after an earlier failure, they shared that stale failure). Now
+    a fetch is one shared task: one caller giving up does not end it for the others."""
+    client = make_client(oauth_config(fake))
+    fake.state.inject("delay", times=1, delay_s=0.3, path_contains="oauth2/token")
+    hurried = gateway(client, deadline=time.monotonic() + 0.15)
+    patient = [gateway(client) for _ in range(4)]
+
+    results = await asyncio.gather(
+        hurried.read_by_email("a@example.com"),
+        *(g.read_by_email("a@example.com") for g in patient),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[0], DeadlineExceeded)
+    assert results[1:] == [[]] * 4
+    await until(lambda: any(c.fault == "delay" for c in token_requests(fake)))
+    assert len(token_requests(fake)) == 1
+    assert fake.state.token_grants == 1

@@ -11,7 +11,12 @@ import time
 import pytest
 from grpc import StatusCode
 
-from clients.errors import DeadlineExceeded, PardotError, PardotUnavailable
+from clients.errors import (
+    DeadlineExceeded,
+    PardotError,
+    PardotUnavailable,
+    PardotWriteUnconfirmed,
+)
 from clients.transport import PardotClient
 from fakepardot import FakePardot
 
@@ -94,9 +99,13 @@ async def test_a_create_is_not_resent_when_pardot_may_have_applied_it(
 ) -> None:
     pardot = gateway(make_client(oauth_config(fake)))
     fake.state.inject("html_502", times=1, path_contains="/do/create/")
-    with pytest.raises(PardotUnavailable) as caught:
+    with pytest.raises(PardotWriteUnconfirmed) as caught:
         await pardot.create("once@example.com", {"first_name": "O"})
-    assert "not retried" in caught.value.message
+    assert caught.value.code is StatusCode.UNAVAILABLE
+    assert caught.value.reason == "PARDOT_WRITE_UNCONFIRMED"
+    assert not caught.value.settled  # a proxy's page: Pardot's work may not be over
+    assert caught.value.retry_after is not None and caught.value.retry_after > 0
+    assert "not resent" in caught.value.message
     assert len(api_calls(fake)) == 1
 
 

@@ -8,12 +8,14 @@ unexpected exception, see the deadline it got) without any HTTP; the real
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -24,6 +26,7 @@ from clients.config import ConnectionConfig
 from clients.errors import FailedPrecondition
 from clients.identity import IdentityView, MemoryIdentityStore
 from clients.model import CallRecord
+from fakepardot import FakePardot
 from server.app import RunningServer, start_server
 from server.config import ServerConfig, ServiceConfig
 from server.logging import configure_logging
@@ -50,9 +53,10 @@ V4_CONNECTION = ConnectionConfig(
 )
 
 
-def service_config(*, reflection: bool = True) -> ServiceConfig:
+def service_config(state_dir: Path, **server: Any) -> ServiceConfig:
+    """The stand-in connections' configuration; ``server`` overrides ``[server]`` keys."""
     return ServiceConfig(
-        server=ServerConfig(listen="127.0.0.1:0", reflection=reflection),
+        server=ServerConfig(listen="127.0.0.1:0", state_dir=state_dir, **server),
         connections={"default": V3_CONNECTION, "v4": V4_CONNECTION},
     )
 
@@ -136,14 +140,28 @@ class Served:
         return f"127.0.0.1:{self.running.port}"
 
 
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakePardot]:
+    """fakepardot over real HTTP, for the tests that run the real Pardot client."""
+    with FakePardot() as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_fake(fake: FakePardot) -> FakePardot:
+    fake.state.reset()
+    return fake
+
+
 @pytest.fixture
 def configured_secret() -> str:
     return CONFIGURED_SECRET
 
 
 @pytest.fixture
-def make_config() -> Callable[..., ServiceConfig]:
-    return service_config
+def make_config(tmp_path: Path) -> Callable[..., ServiceConfig]:
+    """``service_config`` keeping its state under the test's tmp_path."""
+    return functools.partial(service_config, tmp_path / "state")
 
 
 @pytest.fixture
@@ -152,8 +170,10 @@ def stub_connections() -> StubConnections:
 
 
 @pytest.fixture
-async def served(stub_connections: StubConnections) -> AsyncIterator[Served]:
-    running = await start_server(service_config(), connections=stub_connections)
+async def served(
+    stub_connections: StubConnections, make_config: Callable[..., ServiceConfig]
+) -> AsyncIterator[Served]:
+    running = await start_server(make_config(), connections=stub_connections)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
     try:
         yield Served(running, channel, stub_connections)

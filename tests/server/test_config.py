@@ -310,3 +310,89 @@ def test_an_unreadable_config_file_is_refused_by_name(tmp_path: Path) -> None:
         pytest.skip("running as a user who can read any file")
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(path)
+
+
+# --- [server]: idempotency, message size, TLS, caller tokens ---------------------------
+# (TLS files that load need a real certificate: tests/e2e/test_security.py makes one.)
+
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+TOKENS = ("caller-token-aaaaaaaaaaaa", "caller-token-bbbbbbbbbbbb")
+
+
+def test_the_new_server_settings_default_and_load(tmp_path: Path) -> None:
+    defaults = load_config(write(tmp_path, OAUTH), environ={}).server
+    assert defaults.idempotency_window_s == 24 * 3600
+    assert defaults.max_message_bytes == 1024 * 1024
+    assert (defaults.tls, defaults.auth) == (None, None)
+
+    text = "[server]\nidempotency_window_s = 60\nmax_message_bytes = 65536\n" + OAUTH
+    server = load_config(write(tmp_path, text), environ={}).server
+    assert (server.idempotency_window_s, server.max_message_bytes) == (60.0, 65536)
+
+
+def test_caller_tokens_come_from_the_file_a_variable_or_a_token_file(tmp_path: Path) -> None:
+    listed = f"[server.auth]\ntokens = {list(TOKENS)!r}\n".replace("'", '"')
+    config = load_config(write(tmp_path, listed + OAUTH), environ={})
+    assert config.server.auth is not None and config.server.auth.tokens == TOKENS
+    assert set(TOKENS) <= set(config.secrets)  # redacted like every other secret
+    assert TOKENS[0] not in repr(config)
+
+    from_env = '[server.auth]\ntokens_env = "PS_TOKENS"\n' + OAUTH
+    config = load_config(write(tmp_path, from_env), environ={"PS_TOKENS": ", ".join(TOKENS)})
+    assert config.server.auth.tokens == TOKENS
+
+    (tmp_path / "tokens").write_text(f"# rotated 2026-11\n{TOKENS[0]}\n\n{TOKENS[1]}  # new\n")
+    (tmp_path / "tokens").chmod(0o600)
+    from_file = '[server.auth]\ntokens_file = "tokens"\n' + OAUTH
+    config = load_config(write(tmp_path, from_file), environ={})
+    assert config.server.auth.tokens == TOKENS and config.warnings == ()
+
+
+def test_plain_caller_tokens_in_a_world_readable_file_get_the_warning(tmp_path: Path) -> None:
+    text = f'[server.auth]\ntokens = ["{TOKENS[0]}"]\n' + OAUTH
+    config = load_config(write(tmp_path, text, mode=0o644), environ={})
+    [warning] = config.warnings
+    assert "server.auth.tokens" in warning.fields["keys"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "says"),
+    [
+        ("[server]\nidempotency_window_s = 0\n", "server.idempotency_window_s", "more than 0"),
+        ('[server]\nidempotency_window_s = "1d"\n', "server.idempotency_window_s", "number"),
+        ("[server]\nmax_message_bytes = 10\n", "server.max_message_bytes", "from 1024"),
+        ("[server]\nmax_message_bytes = 1.5\n", "server.max_message_bytes", "integer"),
+        ('[server.tls]\ncert_file = "c.pem"\n', "server.tls.key_file", "required"),
+        ('[server.tls]\ncert_file = "nope.pem"\n', "server.tls.cert_file", "cannot read"),
+        ('[server.tls]\ncert_file = "plain.txt"\n', "server.tls.cert_file", "not a PEM"),
+        ('[server.tls]\ncertfile = "c.pem"\n', "server.tls.certfile", "did you mean"),
+        (
+            '[server.tls]\ncert_file = "c.pem"\nkey_file = "c.pem"\n',
+            "server.tls",
+            "must be a certificate chain and its unencrypted private key",
+        ),
+        ('[server]\ntls = "on"\n', "server.tls", "must be a table"),
+        ("[server.auth]\n", "server.auth", "exactly one of"),
+        ('[server.auth]\ntokens = ["short"]\n', "server.auth.tokens[0]", "at least 16"),
+        ('[server.auth]\ntokens = "one-token-only-xxxxx"\n', "server.auth.tokens", "array"),
+        ("[server.auth]\ntokens = []\n", "server.auth.tokens", "holds no token"),
+        ('[server.auth]\ntokens_env = "PS_UNSET"\n', "server.auth.tokens_env", "not set"),
+        (
+            f'[server.auth]\ntokens = ["{TOKENS[0]}"]\ntokens_env = "X"\n',
+            "server.auth",
+            "exactly one of",
+        ),
+    ],
+)
+def test_each_server_refusal_names_its_key(tmp_path: Path, text: str, key: str, says: str) -> None:
+    (tmp_path / "c.pem").write_text(PEM)
+    (tmp_path / "plain.txt").write_text("not a certificate")
+    message = refusal(tmp_path, text + OAUTH)
+    assert key in message and says in message
+
+
+def test_a_bad_caller_token_is_named_by_position_never_quoted(tmp_path: Path) -> None:
+    bad = "has spaces in it, which no bearer token may"
+    message = refusal(tmp_path, f'[server.auth]\ntokens = ["{TOKENS[0]}", "{bad}"]\n' + OAUTH)
+    assert "server.auth.tokens[1]" in message and "tokens[0]" not in message
+    assert bad not in message and TOKENS[0] not in message

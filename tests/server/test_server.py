@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -38,9 +39,12 @@ def struct(**values: object) -> struct_pb2.Struct:
     return message
 
 
-def identify(email: str = "tom@example.com", **settings: object) -> pb.IdentifyRequest:
+def identify(
+    email: str = "tom@example.com", *, message_id: str = "", **settings: object
+) -> pb.IdentifyRequest:
+    """A fresh message_id per call unless one is given: a repeat would be a replay."""
     return pb.IdentifyRequest(
-        message_id="msg-1",
+        message_id=message_id or f"msg-{uuid.uuid4().hex}",
         user_id="u-1",
         traits=struct(email=email, first_name="Tom"),
         settings=pb.PardotSettings(**settings),
@@ -182,24 +186,6 @@ async def test_concurrent_first_identifies_of_one_person_create_one_prospect(
     assert {r.prospect_id for r in replies} == {replies[0].prospect_id}
 
 
-@pytest.mark.parametrize(
-    ("call", "request_", "name"),
-    [
-        ("Track", pb.TrackRequest(event="Signed Up"), "Track"),
-        ("GetTrackingSnippet", pb.GetTrackingSnippetRequest(), "GetTrackingSnippet"),
-    ],
-)
-async def test_track_and_snippet_are_not_there_yet(
-    served: Served, call: str, request_: object, name: str
-) -> None:
-    stub = pb_grpc.ProspectSyncStub(served.channel)
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await getattr(stub, call)(request_, timeout=5)
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert caught.value.details() == f"{name} arrives in a later release"
-    assert error_info(caught.value).domain == "prospectsync.pardot"
-
-
 async def test_an_unexpected_failure_is_internal_without_a_trace(
     served: Served, logs: LogCapture, configured_secret: str
 ) -> None:
@@ -225,7 +211,7 @@ async def test_one_rpc_done_event_per_call_with_its_context(
     served: Served, logs: LogCapture
 ) -> None:
     stub = pb_grpc.ProspectSyncStub(served.channel)
-    await stub.Identify(identify(), timeout=5)
+    await stub.Identify(identify(message_id="msg-1"), timeout=5)
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.Identify(identify(email=""), timeout=5)
 

@@ -4,7 +4,7 @@ the wiring (end-to-end behaviour lives in tests/e2e)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,16 +24,7 @@ from server.config import ConfigError, ServiceConfig, parse_config
 if TYPE_CHECKING:
     from conftest import LogCapture
 
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakePardot]:
-    with FakePardot() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def fresh(fake: FakePardot) -> None:
-    fake.state.reset()
+pytestmark = pytest.mark.usefixtures("fresh_fake")
 
 
 def config(fake: FakePardot, state_dir: Path, **connection: Any) -> ServiceConfig:

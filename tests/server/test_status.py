@@ -40,6 +40,7 @@ ERRORS: dict[str, Exception] = {
     "invalid": InvalidArgument("traits.email", "is required for API v3 (EmailV3)"),
     "precondition": FailedPrecondition("no strategy", reason="NO_MATCHING_STRATEGY"),
     "unavailable": PardotUnavailable("Pardot did not answer in time", retry_after=0.25),
+    "unavailable-bare": PardotUnavailable("Pardot did not answer"),
     "daily": daily_limit(),
     "auth": PardotAuthFailed("connections.default.client_secret was rejected"),
     "leaky": FailedPrecondition(f"token {LEARNED_SECRET} refused"),
@@ -121,6 +122,20 @@ async def test_unavailable_says_when_to_retry(channel: grpc.aio.Channel) -> None
     assert detail(error, error_details_pb2.RetryInfo).retry_delay.ToMilliseconds() == 250
 
 
+async def test_unavailable_says_to_retry_even_without_a_known_delay(
+    channel: grpc.aio.Channel,
+) -> None:
+    error = await fail(channel, "unavailable-bare:abort")
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    retry = detail(error, error_details_pb2.RetryInfo)
+    assert retry is not None and retry.retry_delay.ToTimedelta().total_seconds() == 1.0
+
+
+async def test_no_retry_info_where_waiting_does_not_help(channel: grpc.aio.Channel) -> None:
+    for name in ("precondition", "auth", "invalid"):
+        assert detail(await fail(channel, f"{name}:abort"), error_details_pb2.RetryInfo) is None
+
+
 @pytest.mark.parametrize(
     ("name", "code", "reason"),
     [
@@ -143,14 +158,16 @@ async def test_a_learned_secret_is_redacted_from_the_status(channel: grpc.aio.Ch
     assert rpc_status.from_call(error).message == "token [REDACTED] refused"
 
 
-async def test_an_unexpected_exception_is_internal_and_says_nothing(
+async def test_an_unexpected_exception_is_internal_and_says_only_an_id(
     channel: grpc.aio.Channel,
 ) -> None:
     error = await fail(channel, "bug:raise")
     assert error.code() == grpc.StatusCode.INTERNAL
     assert "internal detail" not in error.details() and "KeyError" not in error.details()
     assert error.details().startswith("internal error (id ")
-    assert rpc_status.from_call(error) is None
+    info = detail(error, error_details_pb2.ErrorInfo)
+    assert (info.reason, info.domain) == ("INTERNAL", "prospectsync.pardot")
+    assert list(info.metadata) == ["error_id"] and info.metadata["error_id"] in error.details()
 
 
 def test_the_status_code_is_the_errors_code() -> None:

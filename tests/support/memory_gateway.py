@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from clients.errors import PardotError
+from clients.errors import FailedPrecondition, PardotError
 from clients.identity import IdentityView, MemoryIdentityStore
 from clients.model import Fields, Prospect
 
@@ -26,6 +26,12 @@ class MemoryGateway:
         default_factory=lambda: IdentityView(MemoryIdentityStore(), "default")
     )
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
+    #: list id → member prospect ids; a list not here is unknown to "Pardot" (err 55).
+    lists: dict[int, set[int]] = field(default_factory=lambda: {501: set(), 502: set()})
+    #: Recorded external activities: {"extension", "type", "value", "email"}.
+    activities: list[dict[str, str]] = field(default_factory=list)
+    #: False: a legacy-login connection, which cannot reach API v5.
+    oauth: bool = True
 
     # --- test helpers -------------------------------------------------------------
     def seed(self, **fields: Any) -> int:
@@ -85,6 +91,37 @@ class MemoryGateway:
         self.calls.append(("read_by_fid", fid))
         found = self._find_fid(fid)
         return _prospect(found) if found else None
+
+    # --- what track mappings add (strategies.track.TrackGateway) ----------------------
+    async def add_to_list(self, prospect_id: int | None, list_id: int) -> bool:
+        self.calls.append(("add_to_list", (prospect_id, list_id)))
+        if self.dry_run:
+            return False
+        assert prospect_id is not None, "only a dry run may add a prospect it has no id for"
+        if list_id not in self.lists:
+            raise PardotError(55, "Invalid list ID")
+        if prospect_id not in self.prospects:
+            raise PardotError(3, "Invalid prospect ID")
+        if prospect_id in self.lists[list_id]:
+            return False  # err 58, already a member: success
+        self.lists[list_id].add(prospect_id)
+        return True
+
+    def check_external_activities(self) -> None:
+        if not self.oauth:
+            raise FailedPrecondition("API v5 needs OAuth", reason="EXTERNAL_ACTIVITY_NEEDS_OAUTH")
+
+    async def record_external_activity(
+        self, extension: str, activity_type: str, value: str, email: str
+    ) -> bool:
+        self.check_external_activities()
+        self.calls.append(("record_external_activity", (extension, activity_type)))
+        if self.dry_run:
+            return False
+        self.activities.append(
+            {"extension": extension, "type": activity_type, "value": value, "email": email}
+        )
+        return True
 
     # --- internals ------------------------------------------------------------------
     def _by_email(self, email: str) -> list[dict[str, Any]]:

@@ -1,0 +1,180 @@
+"""``message_id`` makes a call idempotent: a repeat within the window gets the first
+result back, marked OUTCOME_DUPLICATE_MESSAGE, and Pardot is not called again.
+
+Cross-cutting on purpose: ``server.interceptors.IdempotencyInterceptor`` wraps every
+RPC whose request has a ``message_id`` and whose response has an ``outcome`` (Identify,
+Track), so no servicer method carries this logic. The key is (method, connection,
+message_id): the same message_id sent to two connections is two deliveries.
+
+- Only successes are remembered. A failure is not a result: the caller (or its stub's
+  retry) must be able to send the message again and have it applied.
+- Concurrent duplicates wait for the first one (single flight, in this process). When
+  the first one fails or is cancelled, one waiter runs the call itself, and so on.
+- A dry run is outside idempotency: it is neither stored nor answered from the store.
+  A stored plan would turn the real send of the same message_id into a "duplicate"
+  that never writes — the event would be lost — and a dry run answered from the store
+  would hide the plan the caller asked to see.
+- A replay lists no ``pardot_calls``: it cost none.
+
+Records live in SQLite under ``server.state_dir`` (they survive a restart) and expire
+after ``server.idempotency_window_s``. Several replicas do not share them: each process
+remembers what it answered.
+
+This module never stores a failure, a dry run, or anything but the response a caller
+already received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
+
+from prospectsync.v1 import prospect_sync_pb2 as pb
+from server.convert import connection_name
+from strategies.model import Outcome
+from strategies.validation import check_message_id
+
+#: The idempotency records' file inside ``server.state_dir``.
+IDEMPOTENCY_FILE = "idempotency.sqlite3"
+
+#: Expired records are deleted at most this often (on a write), not on every call.
+_PURGE_EVERY_S = 300.0
+
+SERVICE = pb.DESCRIPTOR.services_by_name["ProspectSync"]
+#: What a replay rewrites in the stored response.
+_REPLAYED_FIELDS = {"outcome", "pardot_calls", "strategy"}
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    method: str
+    connection: str
+    message_id: str
+
+
+class ResponseStore:
+    """The first successful response per key, serialized, in SQLite. Calls run on the
+    event loop thread: each is one indexed statement on a local file."""
+
+    def __init__(
+        self, path: Path, *, window_s: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.window_s = window_s
+        self._clock = clock  # wall time: records must outlive the process
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS responses ("
+            " method TEXT NOT NULL, connection TEXT NOT NULL, message_id TEXT NOT NULL,"
+            " response BLOB NOT NULL, stored_at REAL NOT NULL,"
+            " PRIMARY KEY (method, connection, message_id))"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS responses_by_age ON responses (stored_at)")
+        self._purged_at = 0.0
+        self._purge()
+
+    def get(self, key: IdempotencyKey) -> bytes | None:
+        """The stored response, if stored within the window."""
+        row = self._db.execute(
+            "SELECT response FROM responses"
+            " WHERE method=? AND connection=? AND message_id=? AND stored_at>?",
+            (key.method, key.connection, key.message_id, self._clock() - self.window_s),
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def put(self, key: IdempotencyKey, response: bytes) -> None:
+        now = self._clock()
+        self._db.execute(
+            "INSERT OR REPLACE INTO responses"
+            " (method, connection, message_id, response, stored_at) VALUES (?, ?, ?, ?, ?)",
+            (key.method, key.connection, key.message_id, response, now),
+        )
+        if now - self._purged_at >= _PURGE_EVERY_S:
+            self._purge()
+
+    def _purge(self) -> None:
+        now = self._clock()
+        self._db.execute("DELETE FROM responses WHERE stored_at<=?", (now - self.window_s,))
+        self._purged_at = now
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class Idempotency:
+    """Single flight over a :class:`ResponseStore`, for the RPCs of ``service``."""
+
+    def __init__(self, store: ResponseStore, service: ServiceDescriptor = SERVICE) -> None:
+        self.store = store
+        self._in_flight: dict[IdempotencyKey, asyncio.Event] = {}
+        #: Method path → response class, for the methods a message_id makes idempotent.
+        self.response_types: dict[str, type[Message]] = {
+            f"/{service.full_name}/{method.name}": message_factory.GetMessageClass(
+                method.output_type
+            )
+            for method in service.methods
+            if "message_id" in method.input_type.fields_by_name
+            and _REPLAYED_FIELDS.issubset(method.output_type.fields_by_name)
+        }
+
+    def key_for(self, method: str, request: Any) -> IdempotencyKey | None:
+        """The call's key; None when the call is not idempotent by message: no
+        message_id, or a dry run (see the module docstring)."""
+        message_id = check_message_id(request.message_id)
+        if not message_id or request.settings.dry_run:
+            return None
+        return IdempotencyKey(method, connection_name(request.settings), message_id)
+
+    async def once(
+        self,
+        key: IdempotencyKey,
+        response_type: type[Message],
+        respond: Callable[[], Awaitable[Message]],
+    ) -> Message:
+        """``respond()``'s response, run at most once per key while it succeeds; a
+        repeat gets the stored response marked as a duplicate."""
+        while True:
+            stored = self.store.get(key)
+            if stored is not None:
+                return _replay(key, stored, response_type)
+            running = self._in_flight.get(key)
+            if running is None:
+                break
+            await running.wait()  # then look again: stored, or the first one failed
+        done = self._in_flight[key] = asyncio.Event()
+        try:
+            response = await respond()
+            self.store.put(key, response.SerializeToString())
+            return response
+        finally:
+            del self._in_flight[key]
+            done.set()
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _replay(key: IdempotencyKey, stored: bytes, response_type: type[Message]) -> Message:
+    response: Any = response_type.FromString(stored)
+    response.outcome = pb.OUTCOME_DUPLICATE_MESSAGE
+    del response.pardot_calls[:]
+    structlog.contextvars.bind_contextvars(
+        message_id=key.message_id,
+        connection=key.connection,
+        strategy=response.strategy,
+        outcome=Outcome.DUPLICATE_MESSAGE.name,
+        pardot_calls=0,
+    )
+    return response

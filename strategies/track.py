@@ -1,0 +1,373 @@
+"""What a track event does in Pardot: the decision logic behind ``Track``.
+
+A track call is resolved to its prospect exactly as an identify would be, by the same
+registry and strategies, from the identity the event carries: ``pardot.id``/``fid``,
+``user_id``, and the email and lookup-field value found in ``context.traits`` or else in
+``properties``. Where identify would create the prospect, so does track: an event is
+never lost for want of an earlier identify. Then ``settings.track_mappings[event]``
+says what the event does: mapped properties written to prospect fields, list
+memberships added, an external activity recorded.
+
+Everything a mapping asks for is checked by :func:`plan_track` before any Pardot call,
+so a bad mapping is INVALID_ARGUMENT with nothing half-done. Like a strategy, this
+module never builds a URL, sleeps, retries or locks: it asks a :class:`TrackGateway`,
+and the caller of :func:`run_track` decides how the strategy runs (the server holds
+its per-person lock around it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from clients.errors import (
+    UNKNOWN_PARDOT_ERROR,
+    FailedPrecondition,
+    InvalidArgument,
+    PardotError,
+    ProspectSyncError,
+)
+from clients.identity import IdentityView
+from clients.model import Fields, Prospect
+from clients.pardot_facts import ERR_INVALID_LIST, READ_ONLY_FIELDS
+from strategies.base import Gateway
+from strategies.fields import format_value
+from strategies.model import (
+    ActionKind,
+    ActionStatus,
+    Event,
+    Settings,
+    SyncResult,
+    TrackAction,
+    TrackMapping,
+    TrackResult,
+)
+from strategies.validation import check_email, check_field_id
+
+#: Runs the registry's strategy for the event through the gateway it is given.
+Resolve = Callable[[Gateway], Awaitable[SyncResult]]
+
+
+class TrackGateway(Gateway, Protocol):
+    """The :class:`~strategies.base.Gateway` plus what track mappings need.
+    ``clients.gateway.PardotGateway`` implements it over HTTP; the unit tests in
+    memory."""
+
+    async def add_to_list(self, prospect_id: int | None, list_id: int) -> bool:
+        """True when added; False when already a member (err 58) or only planned.
+        ``prospect_id`` is None only in a dry run, for a prospect not created yet."""
+        ...
+
+    def check_external_activities(self) -> None:
+        """Raises FailedPrecondition when this connection cannot record activities."""
+        ...
+
+    async def record_external_activity(
+        self, extension: str, activity_type: str, value: str, email: str
+    ) -> bool:
+        """True when recorded; False when only planned (dry run)."""
+        ...
+
+
+@dataclass(frozen=True)
+class TrackPlan:
+    """One event's mapping, checked: exactly what will be sent, and nothing else."""
+
+    event: str
+    #: Pardot field → value, from the properties the event carries.
+    fields: Mapping[str, str] = field(default_factory=dict)
+    list_ids: tuple[int, ...] = ()
+    external_activity: tuple[str, str] | None = None  # (extension, type)
+    warnings: tuple[str, ...] = ()
+
+
+def mapping_path(event_name: str) -> str:
+    """Where an event's mapping lives in the request, for messages that name it."""
+    return f"settings.track_mappings[{json.dumps(event_name, ensure_ascii=False)}]"
+
+
+def plan_track(event: Event, settings: Settings) -> TrackPlan | None:
+    """The checked plan for ``event``, or None when no mapping names it (the event is
+    skipped: no Pardot call). Raises InvalidArgument naming the offending setting or
+    property; makes no call."""
+    if not event.name.strip():
+        raise InvalidArgument("event", "is required: it selects settings.track_mappings[event]")
+    mapping = settings.track_mappings.get(event.name)
+    if mapping is None:
+        return None
+    where = mapping_path(event.name)
+    fields, warnings = _mapped_fields(event, settings, mapping, where)
+    return TrackPlan(
+        event=event.name,
+        fields=fields,
+        list_ids=_list_ids(mapping, where),
+        external_activity=_external_activity(mapping, where),
+        warnings=warnings,
+    )
+
+
+def identity_event(event: Event, settings: Settings) -> Event:
+    """The event as the strategies see it: its traits are only what identifies the
+    person — the email and the lookup field's value, each from ``context.traits`` or
+    else ``properties`` — so resolving writes nothing but identity. ``pardot.id``/
+    ``fid`` and ``user_id`` travel as they are. Values are checked here, under the
+    name of the field they came from."""
+    traits: dict[str, str] = {}
+    found = _identity_value(event, "email")
+    if found is not None:
+        traits["email"] = check_email(found[1], found[0])
+    if settings.lookup_field:
+        found = _identity_value(event, settings.lookup_field)
+        if found is not None:
+            traits[settings.lookup_field] = format_value(found[1], found[0])
+    return replace(event, traits=traits)
+
+
+async def run_track(
+    plan: TrackPlan, who: Event, settings: Settings, pardot: TrackGateway, resolve: Resolve
+) -> TrackResult:
+    """Resolve the prospect through ``resolve`` (the registry's strategy for ``who``),
+    then apply the plan's actions in order: fields, lists, activity.
+
+    The mapped fields ride on the strategy's own prospect write, so writing them costs
+    no call of its own; only a strategy that wrote nothing would need an update by id.
+    """
+    if plan.external_activity is not None:
+        pardot.check_external_activities()  # before any call: never half-applied
+    carrier = _CarryingFields(pardot, plan.fields)
+    synced = await resolve(carrier)
+    synced.warnings.extend(plan.warnings)
+    prospect = synced.prospect
+    dry_run = settings.dry_run
+    done = ActionStatus.PLANNED if dry_run else ActionStatus.APPLIED
+    actions: list[TrackAction] = []
+
+    if plan.fields:
+        if not carrier.delivered:
+            prospect = await pardot.update_by_id(_known_id(prospect), plan.fields)
+        actions.append(
+            TrackAction(ActionKind.WRITE_FIELDS, done, fields=tuple(sorted(plan.fields)))
+        )
+
+    where = mapping_path(plan.event)
+    for index, list_id in enumerate(plan.list_ids):
+        prospect_id = prospect.id if dry_run else _known_id(prospect)
+        try:
+            added = await pardot.add_to_list(prospect_id, list_id)
+        except PardotError as exc:
+            if exc.err_code != ERR_INVALID_LIST:
+                raise
+            raise _list_refused(exc, f"{where}.add_to_list_ids[{index}]", list_id) from None
+        status = done if dry_run or added else ActionStatus.ALREADY_APPLIED
+        actions.append(TrackAction(ActionKind.ADD_TO_LIST, status, list_id=list_id))
+
+    if plan.external_activity is not None:
+        extension, activity_type = plan.external_activity
+        email = prospect.email or who.email
+        if not email and not dry_run:
+            raise InvalidArgument(
+                "context.traits.email",
+                "is required to record an external activity: Pardot records it by "
+                "email, and the prospect has none",
+            )
+        try:
+            await pardot.record_external_activity(extension, activity_type, plan.event, email)
+        except PardotError as exc:
+            if exc.rule is not UNKNOWN_PARDOT_ERROR:
+                raise  # limits, credentials, outages: the table knows what they mean
+            raise _activity_refused(exc, f"{where}.external_activity", plan) from None
+        actions.append(
+            TrackAction(
+                ActionKind.EXTERNAL_ACTIVITY, done, external_activity=plan.external_activity
+            )
+        )
+    return TrackResult(synced, actions)
+
+
+# --- checking a mapping (before any call) ------------------------------------------
+
+
+def _mapped_fields(
+    event: Event, settings: Settings, mapping: TrackMapping, where: str
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    # The fields that identify the prospect are the strategy's to write, from
+    # context.traits: an event property must not overwrite them under its feet.
+    identity = {"email", settings.lookup_field} - {""}
+    fields: dict[str, str] = {}
+    written_by: dict[str, str] = {}
+    for prop, pardot_field in sorted(mapping.fields.items()):
+        path = f"{where}.fields[{json.dumps(prop, ensure_ascii=False)}]"
+        if not prop.strip():
+            raise InvalidArgument(path, "maps no property: name an event property")
+        check_field_id(pardot_field, path)
+        if pardot_field in READ_ONLY_FIELDS:
+            raise InvalidArgument(path, f"names {pardot_field}, which is read-only in Pardot")
+        if pardot_field in identity:
+            raise InvalidArgument(
+                path,
+                f"names {pardot_field}, which identifies the prospect: send it in "
+                "context.traits, and the prospect is resolved by it",
+            )
+        if pardot_field in written_by:
+            raise InvalidArgument(
+                path,
+                f"writes {pardot_field}, which property {written_by[pardot_field]!r} writes too",
+            )
+        written_by[pardot_field] = prop
+        found = _property(event.properties, prop)
+        if found is not _ABSENT:
+            fields[pardot_field] = format_value(found, f"properties.{prop}")
+    warnings: tuple[str, ...] = ()
+    if mapping.fields and not fields:
+        warnings = (
+            f"the event carries none of the properties {where}.fields maps: no field written",
+        )
+    return fields, warnings
+
+
+def _list_ids(mapping: TrackMapping, where: str) -> tuple[int, ...]:
+    ids: list[int] = []
+    for index, list_id in enumerate(mapping.add_to_list_ids):
+        if isinstance(list_id, bool) or not isinstance(list_id, int) or list_id <= 0:
+            raise InvalidArgument(
+                f"{where}.add_to_list_ids[{index}]",
+                f"must be a Pardot list id (a positive integer), not {list_id!r}",
+            )
+        if list_id not in ids:
+            ids.append(list_id)
+    return tuple(ids)
+
+
+def _external_activity(mapping: TrackMapping, where: str) -> tuple[str, str] | None:
+    if mapping.external_activity is None:
+        return None
+    extension, activity_type = (part.strip() for part in mapping.external_activity)
+    for name, value in (("extension", extension), ("type", activity_type)):
+        if not value:
+            raise InvalidArgument(
+                f"{where}.external_activity.{name}",
+                "is required: an external activity is recorded under its Pardot "
+                "extension and activity type",
+            )
+    return extension, activity_type
+
+
+_ABSENT = object()
+
+
+def _property(properties: Mapping[str, Any], name: str) -> Any:
+    """The property ``name``, or a dotted path into nested objects (``order.total``)
+    when no property has that exact name; ``_ABSENT`` when neither exists."""
+    if name in properties:
+        return properties[name]
+    value: Any = properties
+    for part in name.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return _ABSENT
+        value = value[part]
+    return value
+
+
+def _identity_value(event: Event, name: str) -> tuple[str, Any] | None:
+    """(where it came from, value) for an identity trait: context.traits, else
+    properties; None when neither carries a non-empty value."""
+    for path, source in ((event.traits_path, event.traits), ("properties", event.properties)):
+        value = source.get(name)
+        if value is not None and value != "":
+            return f"{path}.{name}", value
+    return None
+
+
+# --- applying a plan ---------------------------------------------------------------
+
+
+def _known_id(prospect: Prospect) -> int:
+    if prospect.id is None:
+        raise ProspectSyncError(
+            "Pardot's answer carries no prospect id, so the event's actions cannot be "
+            "applied to it",
+            reason="PARDOT_UNEXPECTED_RESPONSE",
+        )
+    return prospect.id
+
+
+def _list_refused(exc: PardotError, path: str, list_id: int) -> InvalidArgument:
+    """err 55: the mapping names a list the account does not have. Said with the
+    setting to fix; Pardot's err_code is kept."""
+    error = InvalidArgument(
+        path, f"names list {list_id}, which Pardot does not know (err {exc.err_code})"
+    )
+    error.metadata["err_code"] = str(exc.err_code)
+    return error
+
+
+def _activity_refused(exc: PardotError, path: str, plan: TrackPlan) -> FailedPrecondition:
+    """Pardot refused the activity for a reason its error table does not list (v5's
+    codes are not documented): most likely the account has no such extension or
+    activity type, so the message names the setting to check, with Pardot's text."""
+    extension, activity_type = plan.external_activity or ("", "")
+    return FailedPrecondition(
+        f"Pardot refused the external activity {path} names (extension "
+        f"{extension!r}, type {activity_type!r}): err {exc.err_code}: {exc.text}; check "
+        "that the Pardot account has this extension and activity type",
+        reason="EXTERNAL_ACTIVITY_REFUSED",
+        metadata={"err_code": str(exc.err_code)},
+    )
+
+
+class _CarryingFields:
+    """The gateway a strategy resolves a track call through. Its first prospect write
+    that succeeds also carries the mapped fields; the strategy's own fields (identity,
+    campaign) win over a mapped field of the same name. A write that fails (a stale
+    id, err 3) leaves them for the strategy's next write."""
+
+    def __init__(self, inner: Gateway, mapped: Fields) -> None:
+        self._inner = inner
+        self._mapped = dict(mapped)
+        self.delivered = not mapped
+
+    @property
+    def api_version(self) -> int:
+        return self._inner.api_version
+
+    @property
+    def identity(self) -> IdentityView:
+        return self._inner.identity
+
+    async def upsert_by_email(self, email: str, fields: Fields) -> Prospect:
+        return await self._write(self._inner.upsert_by_email, email, fields)
+
+    async def upsert_by_id(self, prospect_id: int, fields: Fields) -> Prospect:
+        return await self._write(self._inner.upsert_by_id, prospect_id, fields)
+
+    async def upsert_by_fid(self, fid: str, fields: Fields) -> Prospect:
+        return await self._write(self._inner.upsert_by_fid, fid, fields)
+
+    async def update_by_id(self, prospect_id: int, fields: Fields) -> Prospect:
+        return await self._write(self._inner.update_by_id, prospect_id, fields)
+
+    async def update_by_fid(self, fid: str, fields: Fields) -> Prospect:
+        return await self._write(self._inner.update_by_fid, fid, fields)
+
+    async def create(self, email: str, fields: Fields) -> Prospect:
+        return await self._write(self._inner.create, email, fields)
+
+    async def read_by_email(self, email: str) -> list[Prospect]:
+        return await self._inner.read_by_email(email)
+
+    async def read_by_id(self, prospect_id: int) -> Prospect | None:
+        return await self._inner.read_by_id(prospect_id)
+
+    async def read_by_fid(self, fid: str) -> Prospect | None:
+        return await self._inner.read_by_fid(fid)
+
+    async def _write(
+        self, write: Callable[[Any, Fields], Awaitable[Prospect]], key: Any, fields: Fields
+    ) -> Prospect:
+        if self.delivered:
+            return await write(key, fields)
+        prospect = await write(key, {**self._mapped, **fields})
+        self.delivered = True
+        return prospect

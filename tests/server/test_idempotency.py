@@ -1,0 +1,276 @@
+"""server.idempotency: the store, the single flight, and the interceptor over a real
+server with stand-in connections (the live version against fakepardot is in
+tests/e2e/test_idempotency.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+
+from clients.errors import InvalidArgument, PardotUnavailable
+from prospectsync.v1 import prospect_sync_pb2 as pb
+from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
+from server.idempotency import IDEMPOTENCY_FILE, Idempotency, IdempotencyKey, ResponseStore
+from strategies.validation import MAX_MESSAGE_ID_LENGTH
+from support.service import identify
+
+if TYPE_CHECKING:
+    from conftest import LogCapture, Served
+
+IDENTIFY = "/prospectsync.v1.ProspectSync/Identify"
+KEY = IdempotencyKey(IDENTIFY, "default", "m-1")
+TOM = {"email": "tom@example.com"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> Iterator[ResponseStore]:
+    opened = ResponseStore(tmp_path / IDEMPOTENCY_FILE, window_s=60.0, clock=clock)
+    yield opened
+    opened.close()
+
+
+def created(prospect_id: str = "7") -> pb.IdentifyResponse:
+    return pb.IdentifyResponse(
+        prospect_id=prospect_id,
+        outcome=pb.OUTCOME_CREATED,
+        strategy="EmailV3",
+        pardot_calls=[pb.PardotCall(method="POST", path="/api/x", http_status=200)],
+        warnings=["a warning"],
+    )
+
+
+# --- the store -----------------------------------------------------------------------
+
+
+def test_a_stored_response_is_found_within_the_window_only(
+    store: ResponseStore, clock: Clock
+) -> None:
+    assert store.get(KEY) is None
+    store.put(KEY, b"first")
+    clock.now += 59.9
+    assert store.get(KEY) == b"first"
+    assert store.get(IdempotencyKey(IDENTIFY, "v3", "m-1")) is None  # another connection
+    assert store.get(IdempotencyKey("/x/Track", "default", "m-1")) is None  # another method
+    clock.now += 0.2
+    assert store.get(KEY) is None
+
+
+def test_records_survive_a_reopen_and_expired_ones_are_purged(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / IDEMPOTENCY_FILE
+    first = ResponseStore(path, window_s=60.0, clock=clock)
+    first.put(KEY, b"kept")
+    first.put(IdempotencyKey(IDENTIFY, "default", "old"), b"old")
+    first.close()
+
+    reopened = ResponseStore(path, window_s=60.0, clock=clock)
+    assert reopened.get(KEY) == b"kept"
+    reopened.close()
+
+    clock.now += 61
+    purged = ResponseStore(path, window_s=60.0, clock=clock)  # purges on open
+    try:
+        (rows,) = purged._db.execute("SELECT count(*) FROM responses").fetchone()
+        assert rows == 0
+    finally:
+        purged.close()
+
+
+# --- the single flight ---------------------------------------------------------------
+
+
+async def test_concurrent_duplicates_run_once_and_share_the_result(store: ResponseStore) -> None:
+    idempotency = Idempotency(store)
+    release = asyncio.Event()
+    runs = 0
+
+    async def respond() -> pb.IdentifyResponse:
+        nonlocal runs
+        runs += 1
+        await release.wait()
+        return created()
+
+    calls = [
+        asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
+        for _ in range(10)
+    ]
+    await asyncio.sleep(0.01)
+    release.set()
+    replies = await asyncio.wait_for(asyncio.gather(*calls), 5)
+    assert runs == 1
+    assert [r.outcome for r in replies].count(pb.OUTCOME_CREATED) == 1
+    assert [r.outcome for r in replies].count(pb.OUTCOME_DUPLICATE_MESSAGE) == 9
+    assert {r.prospect_id for r in replies} == {"7"}
+
+
+async def test_a_replay_is_the_first_result_marked_duplicate_without_calls(
+    store: ResponseStore,
+) -> None:
+    idempotency = Idempotency(store)
+
+    async def respond() -> pb.IdentifyResponse:
+        return created()
+
+    first = await idempotency.once(KEY, pb.IdentifyResponse, respond)
+    replay = await idempotency.once(KEY, pb.IdentifyResponse, respond)
+    assert first == created()
+    assert replay.outcome == pb.OUTCOME_DUPLICATE_MESSAGE
+    assert (replay.prospect_id, replay.strategy, list(replay.warnings)) == (
+        "7",
+        "EmailV3",
+        ["a warning"],
+    )
+    assert list(replay.pardot_calls) == []  # a replay cost no Pardot call
+
+
+async def test_a_failure_is_not_remembered_and_a_waiter_runs_instead(
+    store: ResponseStore,
+) -> None:
+    idempotency = Idempotency(store)
+    release = asyncio.Event()
+    attempts: list[str] = []
+
+    async def respond() -> pb.IdentifyResponse:
+        attempts.append("run")
+        if len(attempts) == 1:
+            await release.wait()
+            raise PardotUnavailable("Pardot did not answer")
+        return created(prospect_id="8")
+
+    first = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
+    await asyncio.sleep(0.01)
+    waiters = [
+        asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond)) for _ in range(3)
+    ]
+    await asyncio.sleep(0.01)
+    assert attempts == ["run"]  # the waiters wait for the first
+    release.set()
+    with pytest.raises(PardotUnavailable):
+        await asyncio.wait_for(first, 5)
+    replies = await asyncio.wait_for(asyncio.gather(*waiters), 5)
+    assert attempts == ["run", "run"]  # exactly one waiter ran; the others got its result
+    assert sorted(r.outcome for r in replies) == sorted(
+        [pb.OUTCOME_CREATED, pb.OUTCOME_DUPLICATE_MESSAGE, pb.OUTCOME_DUPLICATE_MESSAGE]
+    )
+    assert {r.prospect_id for r in replies} == {"8"}
+
+
+async def test_a_cancelled_first_call_lets_a_waiter_run(store: ResponseStore) -> None:
+    idempotency = Idempotency(store)
+    never = asyncio.Event()
+    runs = 0
+
+    async def respond() -> pb.IdentifyResponse:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            await never.wait()
+        return created()
+
+    first = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
+    await asyncio.sleep(0.01)
+    waiter = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
+    await asyncio.sleep(0.01)
+    first.cancel()  # the caller went away
+    reply = await asyncio.wait_for(waiter, 5)
+    assert (runs, reply.outcome) == (2, pb.OUTCOME_CREATED)
+
+
+# --- which calls are keyed -----------------------------------------------------------
+
+
+def test_the_key_is_method_connection_and_message_id(store: ResponseStore) -> None:
+    idempotency = Idempotency(store)
+    assert idempotency.key_for(IDENTIFY, identify(TOM, message_id="m-1")) == KEY
+    assert idempotency.key_for(
+        IDENTIFY, identify(TOM, message_id="m-1", connection="v3")
+    ) == IdempotencyKey(IDENTIFY, "v3", "m-1")
+    assert idempotency.key_for(IDENTIFY, identify(TOM)) is None  # no message_id
+    assert idempotency.key_for(IDENTIFY, identify(TOM, message_id="m-1", dry_run=True)) is None
+
+
+def test_an_overlong_message_id_is_invalid_argument(store: ResponseStore) -> None:
+    idempotency = Idempotency(store)
+    with pytest.raises(InvalidArgument) as caught:
+        idempotency.key_for(IDENTIFY, identify(TOM, message_id="m" * (MAX_MESSAGE_ID_LENGTH + 1)))
+    assert caught.value.field == "message_id"
+    assert idempotency.key_for(IDENTIFY, identify(TOM, message_id="m" * MAX_MESSAGE_ID_LENGTH))
+
+
+def test_identify_and_track_are_idempotent_the_snippet_is_not(store: ResponseStore) -> None:
+    assert set(Idempotency(store).response_types) == {
+        IDENTIFY,
+        "/prospectsync.v1.ProspectSync/Track",
+    }
+
+
+# --- through the server --------------------------------------------------------------
+
+
+async def test_a_replay_through_the_server_reaches_no_connection(
+    served: Served, logs: LogCapture
+) -> None:
+    stub = pb_grpc.ProspectSyncStub(served.channel)
+    first = await stub.Identify(identify(TOM, message_id="m-1"), timeout=5)
+    replay = await stub.Identify(identify(TOM, message_id="m-1"), timeout=5)
+    assert first.outcome == pb.OUTCOME_CREATED and len(first.pardot_calls) == 1
+    assert replay.outcome == pb.OUTCOME_DUPLICATE_MESSAGE
+    assert (replay.prospect_id, replay.strategy) == (first.prospect_id, first.strategy)
+    assert list(replay.pardot_calls) == []
+    assert len(served.connections.deadlines) == 1  # no gateway was even made for the replay
+    _, replayed = logs.named("rpc.done")
+    assert (replayed["code"], replayed["outcome"], replayed["pardot_calls"]) == (
+        "OK",
+        "DUPLICATE_MESSAGE",
+        0,
+    )
+    assert (replayed["message_id"], replayed["connection"]) == ("m-1", "default")
+
+
+async def test_dry_runs_are_neither_stored_nor_answered_from_the_store(served: Served) -> None:
+    stub = pb_grpc.ProspectSyncStub(served.channel)
+    planned = await stub.Identify(identify(TOM, message_id="m-2", dry_run=True), timeout=5)
+    assert planned.outcome == pb.OUTCOME_PLANNED
+    real = await stub.Identify(identify(TOM, message_id="m-2"), timeout=5)
+    assert real.outcome == pb.OUTCOME_CREATED  # the plan did not make this a duplicate
+    again = await stub.Identify(identify(TOM, message_id="m-2", dry_run=True), timeout=5)
+    assert again.outcome == pb.OUTCOME_PLANNED  # and a dry run still shows its plan
+
+
+async def test_a_failed_call_is_not_remembered(served: Served) -> None:
+    failures = [PardotUnavailable("Pardot did not answer")]
+
+    async def fail_once(_operation: str) -> None:
+        if failures:
+            raise failures.pop()
+
+    served.connections.before = fail_once
+    stub = pb_grpc.ProspectSyncStub(served.channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Identify(identify(TOM, message_id="m-3"), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    retried = await stub.Identify(identify(TOM, message_id="m-3"), timeout=5)
+    assert retried.outcome == pb.OUTCOME_CREATED
+
+
+async def test_the_records_live_in_the_state_dir(served: Served, tmp_path: Path) -> None:
+    stub = pb_grpc.ProspectSyncStub(served.channel)
+    await stub.Identify(identify(TOM, message_id="m-4"), timeout=5)
+    assert (tmp_path / "state" / IDEMPOTENCY_FILE).is_file()
