@@ -33,8 +33,21 @@ run: protos
 	trap 'kill $$fake 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/prospect-sync serve --config $(CONFIG)
 
-test: protos
+test: protos browser-deps-for-tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Headless Chromium for tests/browser: Debian's chromium package (needs root).
+.PHONY: browser-deps browser-deps-for-tests
+browser-deps:
+	command -v chromium >/dev/null || (apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium)
+
+# What `make test` does about Chromium when it is missing: installs it on CI (CI=true)
+# or as root; anyone else is told that tests/browser will skip, and how to change that.
+browser-deps-for-tests:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$${CI:-}" = true ] || [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory browser-deps; \
+	else echo "chromium is missing and this is not root: tests/browser will skip (run: sudo make browser-deps)"; fi
 
 lint: protos
 	$(BIN)/ruff check .
@@ -44,6 +57,13 @@ lint: protos
 # Pardot calls per identify for each strategy, cold and warm (the README's table).
 bench-calls: protos
 	$(BIN)/python bench/calls_per_identify.py
+
+# Throughput against fakepardot at 200 ms and 5 in flight (issue 6): one table, our
+# overhead beside a bare grpc.aio echo server, and a 5,000-call memory burst. About two
+# minutes; BENCH_ARGS="--runs 3 --json bench.json" for medians (docs/benchmarks.md).
+.PHONY: bench
+bench: protos
+	$(BIN)/python -m bench.throughput $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(PROTO_DIR)/prospectsync/v1/*_pb2*.py $(PROTO_DIR)/prospectsync/v1/*_pb2.pyi
