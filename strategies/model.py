@@ -22,6 +22,8 @@ class Outcome(enum.Enum):
     DUPLICATE_MESSAGE = "DUPLICATE_MESSAGE"
     #: Track only: the event has no mapping, so nothing was sent to Pardot.
     SKIPPED = "SKIPPED"
+    #: Written in a batch call whose answer has no id and does not say whether it created.
+    UPSERTED = "UPSERTED"
 
 
 @dataclass(frozen=True)
