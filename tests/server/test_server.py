@@ -91,7 +91,7 @@ async def test_reflection_lists_and_describes_the_service(served: Served) -> Non
     # The reflection client is synchronous: run it off the loop the server runs on.
     services, methods = await asyncio.wait_for(asyncio.to_thread(reflect, served.target), 10)
     assert {SERVICE_NAME, "grpc.health.v1.Health"} <= services
-    assert methods == ["Identify", "Track", "GetTrackingSnippet"]
+    assert methods == ["Identify", "Track", "GetTrackingSnippet", "BatchSync"]
 
 
 async def test_reflection_can_be_switched_off(
