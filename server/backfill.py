@@ -59,7 +59,7 @@ API_VERSION = 4
 
 #: Standard fields are never a lookup field: writing a "value" into email or score
 #: would damage prospects. A lookup field is a custom field (PARDOT_API.md).
-_STANDARD_FIELDS = facts.WRITABLE_FIELDS | facts.READ_ONLY_FIELDS
+_STANDARD_FIELDS = frozenset((*facts.WRITABLE_FIELDS, *facts.READ_ONLY_FIELDS))
 
 #: A Pardot failure with one of these codes is about the connection, not the row:
 #: every later row would fail the same way, so the run stops (to resume later).

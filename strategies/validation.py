@@ -16,14 +16,11 @@ from collections.abc import Mapping
 from email_validator import EmailNotValidError, validate_email
 
 from clients.errors import InvalidArgument
+from clients.pardot_facts import CUSTOM_FIELD_ID_PATTERN, FID_PATTERN
 from strategies.model import Event
 
 #: Pardot caps email at 255 characters (PARDOT_API.md, "Prospect fields").
 MAX_EMAIL_LENGTH = 255
-#: A Pardot field id as used in the API (``org_id``): a letter, then letters, digits, _.
-FIELD_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
-#: Salesforce record ids are 15 (case-sensitive) or 18 (case-insensitive) characters.
-SALESFORCE_ID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 PROSPECT_ID = re.compile(r"[1-9][0-9]{0,18}")
 CAMPAIGN_ID = re.compile(r"[0-9]{1,18}")
 
@@ -64,7 +61,7 @@ def check_email(value: object, field: str) -> str:
 
 
 def check_field_id(name: str, field: str) -> str:
-    if not FIELD_ID.fullmatch(name):
+    if not CUSTOM_FIELD_ID_PATTERN.fullmatch(name):
         raise InvalidArgument(
             field,
             f"is not a Pardot field id ({name!r}): use a letter, then letters, digits or _",
@@ -82,9 +79,11 @@ def check_prospect_id(value: str, field: str) -> int:
 
 def check_fid(value: str, field: str) -> str:
     fid = value.strip()
-    if not SALESFORCE_ID.fullmatch(fid):
+    if not FID_PATTERN.fullmatch(fid):
         raise InvalidArgument(
-            field, f"must be a Salesforce id (15 or 18 letters and digits), not {value!r}"
+            field,
+            f"must be a Salesforce Lead (00Q…) or Contact (003…) id of 15 or 18 characters, "
+            f"not {value!r}",
         )
     return fid
 
