@@ -15,6 +15,10 @@ message_id): the same message_id sent to two connections is two deliveries.
   that never writes — the event would be lost — and a dry run answered from the store
   would hide the plan the caller asked to see.
 - A replay lists no ``pardot_calls``: it cost none.
+- BatchSync is not one idempotent unit (its request has no message_id): each item is,
+  exactly as the unary call of its kind, under that method's key — so a replayed
+  BatchSync, or a unary replay of one of its items, is a duplicate. The interceptor
+  makes this process's records reachable from the call (:func:`as_item`).
 
 Records live in SQLite under ``server.state_dir`` (they survive a restart) and expire
 after ``server.idempotency_window_s``. Several replicas do not share them: each process
@@ -29,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +125,8 @@ class Idempotency:
     def __init__(self, store: ResponseStore, service: ServiceDescriptor = SERVICE) -> None:
         self.store = store
         self._in_flight: dict[IdempotencyKey, asyncio.Event] = {}
+        #: Every method of the service starts with it (health and reflection do not).
+        self.method_prefix = f"/{service.full_name}/"
         #: Method path → response class, for the methods a message_id makes idempotent.
         self.response_types: dict[str, type[Message]] = {
             f"/{service.full_name}/{method.name}": message_factory.GetMessageClass(
@@ -136,6 +144,17 @@ class Idempotency:
         if not message_id or request.settings.dry_run:
             return None
         return IdempotencyKey(method, connection_name(request.settings), message_id)
+
+    async def guard(
+        self, method: str, request: Any, respond: Callable[[], Awaitable[Message]]
+    ) -> Message:
+        """``respond()`` as a call of ``method`` with ``request``: once per key when the
+        method and the request make it idempotent, else simply run."""
+        response_type = self.response_types.get(method)
+        key = None if response_type is None else self.key_for(method, request)
+        if response_type is None or key is None:
+            return await respond()
+        return await self.once(key, response_type, respond)
 
     async def once(
         self,
@@ -164,6 +183,32 @@ class Idempotency:
 
     def close(self) -> None:
         self.store.close()
+
+
+#: The records the running call's items go through; set around each call by
+#: ``server.interceptors.IdempotencyInterceptor`` (see :func:`as_item`).
+_FOR_ITEMS: ContextVar[Idempotency | None] = ContextVar("idempotency_for_items", default=None)
+
+
+@contextmanager
+def serving_items(idempotency: Idempotency) -> Iterator[None]:
+    """Within this block (and the tasks started in it), :func:`as_item` uses
+    ``idempotency``."""
+    token = _FOR_ITEMS.set(idempotency)
+    try:
+        yield
+    finally:
+        _FOR_ITEMS.reset(token)
+
+
+async def as_item(method: str, request: Any, respond: Callable[[], Awaitable[Message]]) -> Message:
+    """``respond()`` for one item of a batch, idempotent exactly as a unary call of
+    ``method`` with ``request`` would be. Without records (no interceptor installed)
+    the item simply runs, as the unary call would."""
+    idempotency = _FOR_ITEMS.get()
+    if idempotency is None:
+        return await respond()
+    return await idempotency.guard(method, request, respond)
 
 
 def _replay(key: IdempotencyKey, stored: bytes, response_type: type[Message]) -> Message:

@@ -31,7 +31,7 @@ import structlog
 from google.protobuf.message import DecodeError
 
 from clients.errors import ProspectSyncError
-from server.idempotency import Idempotency
+from server.idempotency import Idempotency, serving_items
 from server.status import abort_with
 
 log = structlog.get_logger("server.rpc")
@@ -71,6 +71,15 @@ class UnexpectedError(ProspectSyncError):
             f"internal error (id {error_id}); the server log has the details",
             metadata={"error_id": error_id},
         )
+
+
+def report_unexpected(event: str, **fields: Any) -> UnexpectedError:
+    """Logs the exception being handled, traceback included, as ``event`` under a fresh
+    error id, and returns what the caller may learn of it: that id."""
+    error_id = uuid.uuid4().hex[:12]
+    structlog.contextvars.bind_contextvars(error_id=error_id, reason="INTERNAL")
+    log.exception(event, **fields)
+    return UnexpectedError(error_id)
 
 
 class RpcContextInterceptor(grpc.aio.ServerInterceptor):
@@ -140,10 +149,7 @@ def _guarded(method: str, behavior: UnaryBehavior) -> UnaryBehavior:
             await abort_with(context, error)
         except Exception:
             code = grpc.StatusCode.INTERNAL
-            error_id = uuid.uuid4().hex[:12]
-            structlog.contextvars.bind_contextvars(error_id=error_id, reason="INTERNAL")
-            log.exception("rpc.unexpected_error")
-            await abort_with(context, UnexpectedError(error_id))
+            await abort_with(context, report_unexpected("rpc.unexpected_error"))
         finally:
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
             emit = log.debug if quiet else log.info
@@ -204,8 +210,10 @@ def _refusing(handler: grpc.RpcMethodHandler, error: ProspectSyncError) -> grpc.
 
 
 class IdempotencyInterceptor(grpc.aio.ServerInterceptor):
-    """Routes the RPCs whose requests carry a ``message_id`` through
-    :meth:`server.idempotency.Idempotency.once`."""
+    """Routes the RPCs whose requests carry a ``message_id`` (Identify, Track) through
+    :meth:`server.idempotency.Idempotency.guard`, and lets every call's items reach the
+    same records (BatchSync's items, through :func:`server.idempotency.as_item`).
+    BatchSync itself is not one idempotent unit: its request has no ``message_id``."""
 
     def __init__(self, idempotency: Idempotency) -> None:
         self._idempotency = idempotency
@@ -215,17 +223,16 @@ class IdempotencyInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        response_type = self._idempotency.response_types.get(method)
-        if handler is None or handler.unary_unary is None or response_type is None:
+        ours = method.startswith(self._idempotency.method_prefix)
+        if handler is None or handler.unary_unary is None or not ours:
             return handler
         behavior = handler.unary_unary
         idempotency = self._idempotency
 
         async def idempotent(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            key = idempotency.key_for(method, request)
-            if key is None:
-                return await behavior(request, context)
-            return await idempotency.once(key, response_type, lambda: behavior(request, context))
+            # Every call can reach the records: a batch's items are idempotent one by one.
+            with serving_items(idempotency):
+                return await idempotency.guard(method, request, lambda: behavior(request, context))
 
         return grpc.unary_unary_rpc_method_handler(
             idempotent,

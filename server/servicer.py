@@ -6,7 +6,10 @@ gateway bounded by the caller's deadline, lets the registry pick the strategy, r
 failures as rich statuses (``server.status``). Identify and Track share that path: a
 track call is resolved to its prospect exactly as an identify would be, then
 ``strategies.track`` applies what the event's mapping asks for. GetTrackingSnippet
-renders through ``server.snippet`` and calls nobody.
+renders through ``server.snippet`` and calls nobody. BatchSync runs each of its items
+through that same path, concurrently, each idempotent as its unary call would be: the
+gateway coalesces their writes into Pardot batch calls, and every item gets its own
+response or its own status (docs/batch-sync.md).
 
 It never talks HTTP, never decides how an event maps to Pardot calls, and never
 chooses a Pardot host from anything in a request: the connection's configuration does.
@@ -14,6 +17,7 @@ chooses a Pardot host from anything in a request: the connection's configuration
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,11 +25,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 import structlog
+from google.protobuf.message import Message
 
-from clients.errors import ProspectSyncError
+from clients.errors import InvalidArgument, ProspectSyncError
 from clients.identity import KeyedLocks
+from clients.pardot_facts import MAX_BATCH_PROSPECTS, MAX_CONCURRENT_REQUESTS
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
+from server.batch_order import run_after
 from server.convert import (
     connection_name,
     event_from_identify,
@@ -36,8 +43,10 @@ from server.convert import (
     snippet_response,
     track_response,
 )
+from server.idempotency import as_item
+from server.interceptors import report_unexpected
 from server.snippet import render_snippet
-from server.status import abort_with
+from server.status import abort_with, to_rpc_status
 from strategies.base import Gateway, Strategy
 from strategies.model import Event, Outcome, Settings, SyncResult
 from strategies.registry import REGISTRY, Registry
@@ -50,6 +59,19 @@ if TYPE_CHECKING:
 bind = structlog.contextvars.bind_contextvars
 
 Response = TypeVar("Response")
+
+_SERVICE = pb.DESCRIPTOR.services_by_name["ProspectSync"]
+#: A BatchSync item is idempotent under the key of the unary method of its kind.
+IDENTIFY_METHOD = f"/{_SERVICE.full_name}/Identify"
+TRACK_METHOD = f"/{_SERVICE.full_name}/Track"
+
+#: Items per BatchSync request: our contract (the proto's comment), not Pardot's.
+MAX_BATCH_ITEMS = 1000
+#: Items of one BatchSync that run at once. Pardot takes 5 calls of 50 prospects at a
+#: time per account: twice that keeps the next batches filling while those are in
+#: flight. The per-account limiter and the coalescer's bounded queue downstream are
+#: what keep Pardot safe; this bounds what one call holds.
+BATCH_ITEMS_IN_FLIGHT = 2 * MAX_CONCURRENT_REQUESTS * MAX_BATCH_PROSPECTS
 
 
 @dataclass
@@ -83,25 +105,101 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
     async def Identify(
         self, request: pb.IdentifyRequest, context: grpc.aio.ServicerContext
     ) -> pb.IdentifyResponse:
-        event = event_from_identify(request)
-        bind(message_id=event.message_id)
-        return await self._answer(context, request.settings, lambda rpc: self._identify(event, rpc))
+        return await _reported(context, self._run_identify(request, deadline_of(context)))
 
     async def Track(
         self, request: pb.TrackRequest, context: grpc.aio.ServicerContext
     ) -> pb.TrackResponse:
-        event = event_from_track(request)
-        bind(message_id=event.message_id, track_event=event.name)
-        return await self._answer(context, request.settings, lambda rpc: self._track(event, rpc))
+        return await _reported(context, self._run_track(request, deadline_of(context)))
 
     async def GetTrackingSnippet(
         self, request: pb.GetTrackingSnippetRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetTrackingSnippetResponse:
-        return await self._answer(
-            context, request.settings, lambda rpc: self._snippet(request, rpc)
+        handle = self._run(
+            request.settings, deadline_of(context), lambda rpc: self._snippet(request, rpc)
         )
+        return await _reported(context, handle)
+
+    async def BatchSync(
+        self, request: pb.BatchSyncRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BatchSyncResponse:
+        return await _reported(context, self._run_batch(request, deadline_of(context)))
 
     # --- what each call does ------------------------------------------------------------
+
+    async def _run_batch(
+        self, request: pb.BatchSyncRequest, deadline: float | None
+    ) -> pb.BatchSyncResponse:
+        """Each item runs as its unary call would, in its own task (so its log fields
+        stay its own), at most :data:`BATCH_ITEMS_IN_FLIGHT` at a time, all bounded by
+        the call's deadline; items about one person one after another, in request order
+        (``server.batch_order``). A failure is that item's result, never the call's."""
+        count = len(request.items)
+        bind(items=count)
+        if not 1 <= count <= MAX_BATCH_ITEMS:
+            raise InvalidArgument(
+                "items",
+                f"holds {count} items: send 1 to {MAX_BATCH_ITEMS:,} per BatchSync call",
+            )
+        slots = asyncio.Semaphore(BATCH_ITEMS_IN_FLIGHT)
+        after = run_after(request.items)
+        done = [asyncio.Event() for _ in range(count)]
+
+        async def run(index: int, item: pb.BatchSyncItem) -> pb.BatchSyncResult:
+            try:
+                for earlier in after[index]:  # waiting holds no slot
+                    await done[earlier].wait()
+                async with slots:
+                    return await self._batch_item(index, item, deadline)
+            finally:
+                done[index].set()
+
+        # gather answers in the order it was given: result i is item i's.
+        results = await asyncio.gather(*(run(i, item) for i, item in enumerate(request.items)))
+        failed = sum(result.HasField("error") for result in results)
+        bind(ok=count - failed, failed=failed)
+        return pb.BatchSyncResponse(results=results)
+
+    async def _run_identify(
+        self, request: pb.IdentifyRequest, deadline: float | None
+    ) -> pb.IdentifyResponse:
+        event = event_from_identify(request)
+        bind(message_id=event.message_id)
+        return await self._run(request.settings, deadline, lambda rpc: self._identify(event, rpc))
+
+    async def _run_track(
+        self, request: pb.TrackRequest, deadline: float | None
+    ) -> pb.TrackResponse:
+        event = event_from_track(request)
+        bind(message_id=event.message_id, track_event=event.name)
+        return await self._run(request.settings, deadline, lambda rpc: self._track(event, rpc))
+
+    async def _batch_item(
+        self, index: int, item: pb.BatchSyncItem, deadline: float | None
+    ) -> pb.BatchSyncResult:
+        """One item's result: its response, or its failure as the status the unary call
+        would have ended with, field paths placed inside the batch request."""
+        kind = item.WhichOneof("call")
+        try:
+            if kind == "identify":
+                identify = item.identify
+                response: Message = await as_item(
+                    IDENTIFY_METHOD, identify, lambda: self._run_identify(identify, deadline)
+                )
+            elif kind == "track":
+                track = item.track
+                response = await as_item(
+                    TRACK_METHOD, track, lambda: self._run_track(track, deadline)
+                )
+            else:
+                raise InvalidArgument(f"items[{index}]", "sets neither identify nor track: set one")
+        except ProspectSyncError as error:
+            prefix = f"items[{index}].{kind}." if kind else ""
+            return pb.BatchSyncResult(error=to_rpc_status(error, field_prefix=prefix))
+        except Exception:
+            error = report_unexpected("rpc.unexpected_error", item=index)
+            return pb.BatchSyncResult(error=to_rpc_status(error))
+        return pb.BatchSyncResult(**{kind: response})
 
     async def _identify(self, event: Event, rpc: _Rpc) -> pb.IdentifyResponse:
         strategy = self._pick(event, rpc.settings)
@@ -148,27 +246,27 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
 
     # --- the path every call shares -------------------------------------------------------
 
-    async def _answer(
+    async def _run(
         self,
-        context: grpc.aio.ServicerContext,
         settings: pb.PardotSettings,
+        deadline: float | None,
         handle: Callable[[_Rpc], Awaitable[Response]],
     ) -> Response:
-        """Resolves the connection and settings, runs ``handle``, and reports any
-        ProspectSyncError as its rich status, with the calls it cost in the log."""
+        """Resolves the connection and settings and runs ``handle``; a
+        ProspectSyncError leaves with the calls it cost bound for the log."""
         rpc: _Rpc | None = None
         try:
             connection = self._connections.get(connection_name(settings))
             resolved = settings_from_proto(settings, connection.config)
             bind(connection=resolved.connection, api_version=resolved.api_version)
-            rpc = _Rpc(connection, resolved, deadline_of(context))
+            rpc = _Rpc(connection, resolved, deadline)
             return await handle(rpc)
         except ProspectSyncError as error:
             gateway = rpc.gateway if rpc is not None else None
             bind(reason=error.reason, pardot_calls=0 if gateway is None else len(gateway.calls))
             if "err_code" in error.metadata:
                 bind(err_code=error.metadata["err_code"])
-            await abort_with(context, error)
+            raise
 
     def _pick(self, event: Event, settings: Settings) -> Strategy:
         strategy = self._registry.pick(event, settings)
@@ -185,6 +283,15 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
             return await strategy.sync(event, settings, gateway)
         async with self._person_locks.hold(settings.connection, key):
             return await strategy.sync(event, settings, gateway)
+
+
+async def _reported(context: grpc.aio.ServicerContext, call: Awaitable[Response]) -> Response:
+    """``call``'s response; a ProspectSyncError ends the RPC with its rich status."""
+    try:
+        return await call
+    except ProspectSyncError as error:
+        bind(reason=error.reason)
+        await abort_with(context, error)
 
 
 def deadline_of(context: grpc.aio.ServicerContext) -> float | None:

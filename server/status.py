@@ -27,18 +27,26 @@ from server.logging import redact
 DEFAULT_RETRY_AFTER_S: dict[grpc.StatusCode, float] = {grpc.StatusCode.UNAVAILABLE: 1.0}
 
 
-def to_grpc_status(error: ProspectSyncError) -> grpc.Status:
+def to_rpc_status(error: ProspectSyncError, *, field_prefix: str = "") -> status_pb2.Status:
+    """``error`` as the ``google.rpc.Status`` a caller decodes: what a unary call sends
+    in its trailers, and what BatchSync puts in an item's result. ``field_prefix``
+    places the BadRequest field paths inside a larger request (``items[3].identify.``
+    turns ``traits.email`` into ``items[3].identify.traits.email``)."""
     message = redact(error.message)
     status = status_pb2.Status(code=error.code.value[0], message=message)
     status.details.append(_packed(_error_info(error)))
     if error.violations:
-        status.details.append(_packed(_bad_request(error)))
+        status.details.append(_packed(_bad_request(error, field_prefix)))
     retry_after = error.retry_after
     if retry_after is None:
         retry_after = DEFAULT_RETRY_AFTER_S.get(error.code)
     if retry_after is not None:
         status.details.append(_packed(_retry_info(retry_after)))
-    return rpc_status.to_status(status)
+    return status
+
+
+def to_grpc_status(error: ProspectSyncError) -> grpc.Status:
+    return rpc_status.to_status(to_rpc_status(error))
 
 
 async def abort_with(context: grpc.aio.ServicerContext, error: ProspectSyncError) -> NoReturn:
@@ -54,10 +62,12 @@ def _error_info(error: ProspectSyncError) -> error_details_pb2.ErrorInfo:
     return error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=metadata)
 
 
-def _bad_request(error: ProspectSyncError) -> error_details_pb2.BadRequest:
+def _bad_request(error: ProspectSyncError, field_prefix: str) -> error_details_pb2.BadRequest:
     return error_details_pb2.BadRequest(
         field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=field, description=redact(text))
+            error_details_pb2.BadRequest.FieldViolation(
+                field=field_prefix + field, description=redact(text)
+            )
             for field, text in error.violations
         ]
     )
