@@ -17,13 +17,13 @@ Redis implementation can replace it for several replicas.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Protocol
 
+from clients.local_db import open_local_db
 from clients.model import Prospect
 
 EMAIL = "email"
@@ -58,19 +58,14 @@ class SqliteIdentityStore:
     on a local file (tens of microseconds), cheaper than a hop to a worker thread."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
+        self._db = open_local_db(
+            path,
             "CREATE TABLE IF NOT EXISTS identity ("
             " connection TEXT NOT NULL, namespace TEXT NOT NULL, key TEXT NOT NULL,"
             " prospect_id INTEGER NOT NULL,"
             " learned_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0),"
-            " PRIMARY KEY (connection, namespace, key))"
-        )
-        self._db.execute(
-            "CREATE INDEX IF NOT EXISTS identity_by_prospect ON identity (connection, prospect_id)"
+            " PRIMARY KEY (connection, namespace, key))",
+            "CREATE INDEX IF NOT EXISTS identity_by_prospect ON identity (connection, prospect_id)",
         )
 
     def lookup(self, connection: str, namespace: str, key: str) -> int | None:

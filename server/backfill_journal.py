@@ -15,10 +15,10 @@ re-checks a conflict a person may have settled in Pardot. A dry run never writes
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
+from clients.local_db import open_local_db
 from server.backfill_model import RowResult
 
 #: The journal's file inside ``server.state_dir``.
@@ -31,16 +31,13 @@ def job_key(sha256: str, connection: str, lookup_field: str) -> str:
 
 class BackfillJournal:
     def __init__(self, path: Path, job: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.job = job
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
+        self._db = open_local_db(
+            path,
             "CREATE TABLE IF NOT EXISTS backfill_rows ("
             " job TEXT NOT NULL, line INTEGER NOT NULL, result TEXT NOT NULL,"
-            " finished_at REAL NOT NULL, PRIMARY KEY (job, line))"
+            " finished_at REAL NOT NULL, PRIMARY KEY (job, line))",
         )
 
     def finished(self) -> dict[int, RowResult]:

@@ -31,7 +31,6 @@ already received.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +44,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
+from clients.local_db import open_local_db
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from server.convert import connection_name
 from strategies.model import Outcome
@@ -75,19 +75,16 @@ class ResponseStore:
     def __init__(
         self, path: Path, *, window_s: float, clock: Callable[[], float] = time.time
     ) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.window_s = window_s
         self._clock = clock  # wall time: records must outlive the process
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
+        self._db = open_local_db(
+            path,
             "CREATE TABLE IF NOT EXISTS responses ("
             " method TEXT NOT NULL, connection TEXT NOT NULL, message_id TEXT NOT NULL,"
             " response BLOB NOT NULL, stored_at REAL NOT NULL,"
-            " PRIMARY KEY (method, connection, message_id))"
+            " PRIMARY KEY (method, connection, message_id))",
+            "CREATE INDEX IF NOT EXISTS responses_by_age ON responses (stored_at)",
         )
-        self._db.execute("CREATE INDEX IF NOT EXISTS responses_by_age ON responses (stored_at)")
         self._purged_at = 0.0
         self._purge()
 
