@@ -1,0 +1,437 @@
+"""``make bench``: the service's throughput against Pardot's limits (issue 6), end to end.
+
+Starts fakepardot and the service as separate processes on loopback, sets the fake to
+Pardot's realistic shape (200 ms per call, 5 in flight per account, no daily limit),
+drives the live server over gRPC from a separate load-generator process, and prints:
+
+1. one table: events/s, Pardot calls/event, p50/p99, err 66, errors and the ratio to
+   the one-call ceiling (max_concurrency / latency = 25 events/s) — for unary Identify
+   at 1, 50 and 500 in flight, LookupFieldV4 warm, and BatchSync (n/a until it exists);
+2. Identify RPC/s with Pardot at zero latency beside a bare grpc.aio echo server
+   measured the same way (our overhead);
+3. a burst of 5,000 concurrent Identify: the server's peak resident memory and every
+   status seen (only OK and RESOURCE_EXHAUSTED are allowed);
+4. the issue's targets, ✓ or ✗.
+
+Everything stops by itself: warm-ups, windows and deadlines are bounded, and every child
+is stopped by its pid. How to read the figures: docs/benchmarks.md.
+
+Run: ``make bench`` (``BENCH_ARGS="--runs 3 --json out.json"``) or
+``.venv/bin/python -m bench.throughput --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench.fake_control import FakeControl
+from bench.figures import burst_figures, closed_figures, median_figures
+from bench.processes import (
+    HERE,
+    ROOT,
+    Child,
+    MemorySampler,
+    Source,
+    export_tree,
+    machine,
+    run_loadgen,
+    start_echo,
+    start_fake,
+    start_server,
+)
+from bench.report import RowSpec, render
+from bench.workload import BatchShape, People, batch_shape
+from clients.pardot_facts import MAX_CONCURRENT_REQUESTS
+
+#: BatchSync: requests in flight, and identify items per request.
+BATCH_IN_FLIGHT = 2
+BATCH_ITEMS = 500
+QUICK_BATCH_ITEMS = 50
+#: LookupFieldV4 warm cycles through this many people per call in flight (seeded first),
+#: so that no person is ever in two calls at once.
+WARM_POOL_PER_IN_FLIGHT = 4
+#: Slack on top of a load generator's own bounds before it is killed.
+LOADGEN_SLACK_S = 60.0
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long each measurement lasts."""
+
+    warmup_min_s: float
+    warmup_max_s: float
+    window_s: float
+    zero_window_s: float
+
+
+FULL = Timing(warmup_min_s=1.0, warmup_max_s=30.0, window_s=10.0, zero_window_s=5.0)
+QUICK = Timing(warmup_min_s=0.2, warmup_max_s=1.0, window_s=1.0, zero_window_s=1.0)
+
+
+def timing(args: argparse.Namespace) -> Timing:
+    chosen = QUICK if args.quick else FULL
+    if args.window is not None:
+        chosen = dataclasses.replace(chosen, window_s=args.window, zero_window_s=args.window)
+    return chosen
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row of the main table."""
+
+    key: str
+    label: str
+    in_flight: int
+    rpc: str = "identify"
+    strategy: str = "EmailV3"
+    items: int = 1
+    warm_pool: int | None = None
+
+    @property
+    def spec(self) -> RowSpec:
+        shown = str(self.in_flight)
+        if self.rpc == "batch":
+            shown += f" calls of {self.items} items"
+        return RowSpec(self.key, self.label, shown)
+
+
+def scenarios(args: argparse.Namespace) -> list[Scenario]:
+    rows = [
+        Scenario(f"identify@{n}", "Identify, EmailV3 (v3), new people", n) for n in args.in_flight
+    ]
+    if args.warm_in_flight:
+        n = args.warm_in_flight
+        rows.append(
+            Scenario(
+                f"lookup-warm@{n}",
+                "Identify, LookupFieldV4 warm (identity map hit)",
+                n,
+                strategy="LookupFieldV4",
+                warm_pool=n * WARM_POOL_PER_IN_FLIGHT,
+            )
+        )
+    items = QUICK_BATCH_ITEMS if args.quick else BATCH_ITEMS
+    rows.append(
+        Scenario(
+            f"batchsync@{BATCH_IN_FLIGHT}x{items}",
+            "BatchSync, EmailV3 (v3), new people",
+            BATCH_IN_FLIGHT,
+            rpc="batch",
+            items=items,
+        )
+    )
+    return rows
+
+
+class BenchRun:
+    """One run: its own fake, servers and temporary directory, all gone when it ends."""
+
+    def __init__(
+        self, args: argparse.Namespace, number: int, workdir: Path, source: Source
+    ) -> None:
+        self.args = args
+        self.source = source
+        self.timing = timing(args)
+        self.number = number
+        self.workdir = workdir
+        self.tag = f"r{number}{secrets.token_hex(3)}"
+        self.ceiling = MAX_CONCURRENT_REQUESTS / args.latency if args.latency else None
+
+    def say(self, text: str) -> None:
+        print(f"[run {self.number}/{self.args.runs}] {text}", file=sys.stderr, flush=True)
+
+    def execute(self) -> dict[str, Any]:
+        load_before = os.getloadavg()[0]
+        fake, fake_url = start_fake(self.workdir, self.source)
+        try:
+            with FakeControl(fake_url) as control:
+                control.wait_ready(timeout_s=20.0)
+                pardot = Pardot(fake, fake_url, control)
+                server, target = start_server(self.workdir, fake_url, source=self.source)
+                try:
+                    rows = {
+                        s.key: self.scenario(s, pardot, server, target)
+                        for s in scenarios(self.args)
+                    }
+                    zero = self.zero_latency(pardot, server, target)
+                finally:
+                    server.stop()
+                burst = self.burst(pardot)
+        finally:
+            fake.stop()
+        return {"rows": rows, "zero": zero, "burst": burst, "load_average_before": load_before}
+
+    def closed(
+        self,
+        target: str,
+        name: str,
+        in_flight: int,
+        *extra: str,
+        pardot: Pardot | None = None,
+        watch: Sequence[Child] = (),
+        window_s: float | None = None,
+    ) -> dict[str, Any]:
+        """A closed-loop measurement; with ``pardot`` its calls are counted at the fake."""
+        timing = self.timing
+        window = timing.window_s if window_s is None else window_s
+        args = [
+            "--target", target, "--tag", f"{self.tag}-{name}", "--in-flight", str(in_flight),
+            "--warmup-min", str(timing.warmup_min_s), "--warmup-max", str(timing.warmup_max_s),
+            "--window", str(window), *extra,
+        ]  # fmt: skip
+        if pardot is not None:
+            args += ["--fake-url", pardot.url]
+        for child in watch:
+            args += ["--watch", f"{child.name}={child.pid}"]
+        bound = timing.warmup_max_s + window + LOADGEN_SLACK_S
+        return run_loadgen(self.workdir, args, timeout_s=bound)
+
+    def scenario(
+        self, scenario: Scenario, pardot: Pardot, server: Child, target: str
+    ) -> dict[str, Any]:
+        if scenario.rpc == "batch":
+            shape = batch_shape()
+            missing = shape if isinstance(shape, str) else batch_refused(target, shape)
+            if missing is not None:
+                self.say(f"{scenario.label}: n/a ({missing})")
+                return {"unavailable": missing}
+        self.say(f"{scenario.label} @ {scenario.spec.in_flight}")
+        name = scenario.key.replace("@", "-")
+        extra = ["--strategy", scenario.strategy, "--rpc", scenario.rpc]
+        extra += ["--items", str(scenario.items)]
+        if scenario.warm_pool:
+            extra += ["--pool", str(scenario.warm_pool)]
+            pardot.fresh(latency_s=0.0)  # seeding is set-up, not measurement
+            seeded = run_loadgen(
+                self.workdir,
+                ["--target", target, "--tag", f"{self.tag}-{name}", "--mode", "seed",
+                 "--count", str(scenario.warm_pool), "--in-flight", str(scenario.in_flight),
+                 *extra],
+                timeout_s=LOADGEN_SLACK_S,
+            )  # fmt: skip
+            if seeded["codes"].get("OK", 0) != scenario.warm_pool:
+                raise RuntimeError(f"seeding {scenario.key} failed: {seeded['codes']}")
+            pardot.control.set_switches(latency_s=self.args.latency)
+        else:
+            pardot.fresh(latency_s=self.args.latency)
+        result = self.closed(
+            target, name, scenario.in_flight, *extra, pardot=pardot, watch=(server, pardot.child)
+        )
+        return closed_figures(result, self.ceiling)
+
+    def zero_latency(self, pardot: Pardot, server: Child, target: str) -> dict[str, Any]:
+        """Identify with Pardot at zero latency, then the bare echo server, measured
+        the same way: the service's overhead."""
+        n, window = self.args.echo_in_flight, self.timing.zero_window_s
+        self.say(f"zero Pardot latency: Identify @ {n}")
+        pardot.fresh(latency_s=0.0)
+        identify = self.closed(
+            target, "zero", n, pardot=pardot, watch=(server, pardot.child), window_s=window
+        )
+        self.say(f"zero Pardot latency: bare echo server @ {n}")
+        echo_child, echo_target = start_echo(self.workdir)
+        try:
+            echo = self.closed(echo_target, "echo", n, watch=(echo_child,), window_s=window)
+        finally:
+            echo_child.stop()
+        figures = {
+            "identify": closed_figures(identify, None),
+            "echo": closed_figures(echo, None),
+        }
+        ours, bare = figures["identify"]["events_per_s"], figures["echo"]["events_per_s"]
+        figures["ratio"] = ours / bare if ours is not None and bare else None
+        return figures
+
+    def burst(self, pardot: Pardot) -> dict[str, Any]:
+        """``--burst`` calls at once on a fresh server, so that its VmHWM is this burst's."""
+        count, deadline = self.args.burst, self.args.burst_deadline
+        self.say(f"burst: {count} Identify at once on a fresh server (deadline {deadline:g} s)")
+        pardot.fresh(latency_s=self.args.latency)
+        server, target = start_server(
+            self.workdir, pardot.url, name="server-burst", source=self.source
+        )
+        try:
+            before = server.memory_kib()["VmRSS"]
+            with MemorySampler(server) as sampler:
+                result = run_loadgen(
+                    self.workdir,
+                    ["--target", target, "--tag", f"{self.tag}-burst", "--mode", "burst",
+                     "--count", str(count), "--timeout", str(deadline)],
+                    timeout_s=deadline + LOADGEN_SLACK_S,
+                )  # fmt: skip
+            memory = server.memory_kib()
+            server.check_alive()
+        finally:
+            server.stop()
+        return burst_figures(result, memory, sampler.peak_rss_kib, before)
+
+
+@dataclass(frozen=True)
+class Pardot:
+    """The fake this run drives, and its control API."""
+
+    child: Child
+    url: str
+    control: FakeControl
+
+    def fresh(self, latency_s: float) -> None:
+        """A reset fake with Pardot's shape: ``latency_s`` per call, 5 in flight per
+        account, no daily limit. Resetting before each measurement keeps the fake's
+        prospect store small and every scenario's start equal."""
+        self.control.reset(
+            latency_s=latency_s, max_concurrency=MAX_CONCURRENT_REQUESTS, daily_limit=None
+        )
+
+
+def batch_refused(target: str, shape: BatchShape) -> str | None:
+    """Why the server does not take BatchSync (None when it does), from one one-item
+    call: the contract may declare the RPC before the server serves it, and a loop of
+    calls that all fail at once would measure nothing."""
+    with grpc.insecure_channel(target) as channel:
+        batch_sync = channel.unary_unary(
+            shape.path,
+            request_serializer=shape.request_class.SerializeToString,
+            response_deserializer=shape.response_class.FromString,
+        )
+        try:
+            batch_sync(shape.request("EmailV3", People("probe"), 0, 1), timeout=10.0)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return "UNIMPLEMENTED by the server"
+            return f"a one-item call failed: {error.code().name}"
+    return None
+
+
+def bench_config(args: argparse.Namespace, specs: Sequence[Scenario]) -> dict[str, Any]:
+    target_in_flight = max(args.in_flight)
+    return {
+        "latency_s": args.latency,
+        "max_concurrency": MAX_CONCURRENT_REQUESTS,
+        "ceiling_per_s": MAX_CONCURRENT_REQUESTS / args.latency if args.latency else None,
+        "in_flight": args.in_flight,
+        "echo_in_flight": args.echo_in_flight,
+        "burst": args.burst,
+        "burst_deadline_s": args.burst_deadline,
+        "quick": args.quick,
+        "timing": dataclasses.asdict(timing(args)),
+        "target_row": f"identify@{target_in_flight}",
+        "target_in_flight": target_in_flight,
+        "single_row": f"identify@{min(args.in_flight)}",
+        "rows": [s.key for s in specs],
+    }
+
+
+def one_line(run: dict[str, Any], config: dict[str, Any]) -> str:
+    """A run's headline figures, so that a long --runs shows its spread as it goes."""
+    big = run["rows"].get(config["target_row"], {})
+    zero, burst = run["zero"], run["burst"]
+    events = big.get("events_per_s")
+    ratio = zero.get("ratio")
+    return (
+        f"{config['target_row']}: {'n/a' if events is None else f'{events:.1f}'} events/s; "
+        f"zero latency: {'n/a' if ratio is None else f'{ratio * 100:.0f} %'} of echo; "
+        f"burst: {burst['peak_rss_mb']:.0f} MB peak, {burst['other']} other statuses"
+    )
+
+
+def git_state(revision: str | None) -> dict[str, Any]:
+    """The code measured: a commit (``--commit``), or this checkout's HEAD and whether
+    uncommitted changes were part of it."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(
+            ["git", *argv], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    if revision is not None:
+        return {"commit": git("rev-parse", f"{revision}^{{commit}}"), "dirty": False}
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+
+
+def in_flight_list(text: str) -> list[int]:
+    values = [int(part) for part in text.split(",") if part.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("a comma-separated list of positive integers")
+    return values
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.throughput",
+        description="make bench: throughput against fakepardot (docs/benchmarks.md).",
+    )
+    parser.add_argument("--quick", action="store_true", help="short windows, 500-call burst")
+    parser.add_argument("--runs", type=int, default=1, help="repeat; print medians")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write every figure here")
+    parser.add_argument(
+        "--commit",
+        metavar="REV",
+        help="run the service and fake as committed at REV (git archive), not this checkout",
+    )
+    parser.add_argument("--window", type=float, help="measured seconds per row (10; quick 1)")
+    parser.add_argument("--latency", type=float, default=0.2, help="fake's latency, s (0.2)")
+    parser.add_argument(
+        "--in-flight", type=in_flight_list, default=[1, 50, 500], help="Identify rows: 1,50,500"
+    )
+    parser.add_argument(
+        "--warm-in-flight", type=int, default=50, help="LookupFieldV4 warm (50); 0 skips"
+    )
+    parser.add_argument("--echo-in-flight", type=int, default=50, help="zero-latency run (50)")
+    parser.add_argument("--burst", type=int, help="calls at once (5000; --quick 500)")
+    parser.add_argument("--burst-deadline", type=float, help="their deadline, s (15; --quick 3)")
+    args = parser.parse_args(argv)
+    if args.burst is None:
+        args.burst = 500 if args.quick else 5000
+    if args.burst_deadline is None:
+        args.burst_deadline = 3.0 if args.quick else 15.0
+    if args.runs < 1 or args.latency < 0 or args.burst < 1 or args.echo_in_flight < 1:
+        parser.error("--runs, --burst and --echo-in-flight must be ≥ 1, --latency ≥ 0")
+    if args.window is not None and args.window <= 0:
+        parser.error("--window must be > 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    specs = scenarios(args)
+    config = bench_config(args, specs)
+    tree = git_state(args.commit)  # before the runs: the code that was measured
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="prospectsync-bench-tree-") as exported:
+        source = HERE if args.commit is None else export_tree(args.commit, Path(exported) / "tree")
+        for number in range(1, args.runs + 1):
+            with tempfile.TemporaryDirectory(prefix="prospectsync-bench-") as workdir:
+                runs.append(BenchRun(args, number, Path(workdir), source).execute())
+            print(f"[run {number}/{args.runs}] {one_line(runs[-1], config)}", file=sys.stderr)
+    summary = median_figures(runs)
+    host = machine()
+    loads = [run["load_average_before"] for run in runs]
+    print(render([s.spec for s in specs], summary, config, host, loads))
+    if args.json:
+        document = {
+            "machine": host,
+            "git": tree,
+            "config": config,
+            "median": summary,
+            "runs": runs,
+        }
+        args.json.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

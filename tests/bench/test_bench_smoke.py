@@ -1,0 +1,59 @@
+"""``make bench`` still runs end to end: fake, server, load generator and echo server
+as real processes on loopback, with tiny counts and tens of milliseconds of latency.
+
+Timings are never asserted here (they belong to the benchmark itself); what is
+asserted is that it finishes, prints its tables, and that the figures it writes are
+the ones it counted: one Pardot call per identify, and no error when nothing fails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.report import MAIN_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 90  # a bound, not an expectation: it takes a few seconds
+
+
+def test_quick_bench_prints_the_tables_and_writes_its_figures(tmp_path: Path) -> None:
+    figures = tmp_path / "bench.json"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "bench.throughput", "--quick",
+            "--latency", "0.02", "--in-flight", "1,6", "--warm-in-flight", "3",
+            "--echo-in-flight", "3", "--burst", "12", "--burst-deadline", "2",
+            "--window", "0.3", "--json", str(figures),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "| " + " | ".join(MAIN_COLUMNS) + " |" in out
+    assert "bare grpc.aio echo" in out
+    assert "Identify RPC/s ÷ echo RPC/s" in out
+    assert "12 Identify at once" in out
+    assert "| BatchSync, EmailV3 (v3), new people | 2 calls of 50 items |" in out
+
+    written = json.loads(figures.read_text())
+    rows = written["median"]["rows"]
+    assert set(rows) >= {"identify@1", "identify@6", "lookup-warm@3"}
+    for key in ("identify@1", "identify@6", "lookup-warm@3"):
+        row = rows[key]
+        assert row["answers"] > 0, key
+        # An edge of the window may split one call from its answer: close to 1, not 1.
+        assert 0.7 <= row["calls_per_event"] <= 1.3, (key, row)
+        assert row["errors"] == 0 and row["err66"] == 0, (key, row)
+    burst = written["median"]["burst"]
+    assert burst["ok"] + burst["backpressure"] + burst["other"] == 12
+    assert burst["peak_rss_mb"] >= burst["rss_before_mb"] > 0
+    zero = written["median"]["zero"]
+    assert zero["identify"]["answers"] > 0 and zero["echo"]["answers"] > 0
+    assert written["machine"]["cpus"] >= 1
