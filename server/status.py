@@ -11,6 +11,8 @@ Never puts a secret, a stack trace or an internal type name in a status.
 
 from __future__ import annotations
 
+import asyncio
+
 from typing import NoReturn
 
 import grpc
@@ -53,7 +55,15 @@ async def abort_with(context: grpc.aio.ServicerContext, error: ProspectSyncError
     """Ends the call with ``error``'s status; ``context.abort`` is the form that carries
     trailing metadata on every grpc.aio version."""
     status = to_grpc_status(error)
-    await context.abort(status.code, status.details, status.trailing_metadata)
+    try:
+        await context.abort(status.code, status.details, status.trailing_metadata)
+    except grpc.aio.AbortError:
+        raise
+    except Exception as ended:
+        # The call ended before the answer was ready (its deadline passed, so gRPC already
+        # told the caller DEADLINE_EXCEEDED): there is nothing left to send, and treating
+        # this as a new failure would only abort a second time ("Abort already called!").
+        raise asyncio.CancelledError("the call had already ended") from ended
     raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
 
 

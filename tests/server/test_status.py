@@ -3,6 +3,8 @@ arrives as a canonical code whose google.rpc details decode back from the traile
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import TypeVar
@@ -24,6 +26,8 @@ from clients.errors import (
 from server.interceptors import RpcContextInterceptor
 from server.logging import register_secret
 from server.status import abort_with, to_grpc_status
+
+from .conftest import LogCapture
 
 T = TypeVar("T", bound=Message)
 
@@ -51,7 +55,11 @@ ERRORS: dict[str, Exception] = {
 async def handler(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     name, _, how = request.decode().partition(":")
     error = ERRORS[name]
-    if how == "abort" and isinstance(error, ProspectSyncError):
+    if how == "late":
+        # Busy past the caller's deadline without awaiting, as a handler under a CPU
+        # storm is: gRPC ends the call before the handler answers.
+        time.sleep(0.3)  # noqa: ASYNC251 - blocking on purpose, see above
+    if how in ("abort", "late") and isinstance(error, ProspectSyncError):
         await abort_with(context, error)  # the servicer's way
     raise error  # escaping: the interceptor's safety net
 
@@ -174,3 +182,17 @@ def test_the_status_code_is_the_errors_code() -> None:
     for error in ERRORS.values():
         if isinstance(error, ProspectSyncError):
             assert to_grpc_status(error).code == error.code
+
+
+async def test_an_answer_after_the_deadline_is_dropped_quietly(
+    channel: grpc.aio.Channel, logs: LogCapture
+) -> None:
+    """Under a deadline storm the error is ready only after gRPC ended the call: the
+    caller sees DEADLINE_EXCEEDED, and no second abort or "unexpected error" follows."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await channel.unary_unary("/test.Errors/Raise")(b"unavailable:late", timeout=0.1)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    await asyncio.sleep(0.4)  # let the handler finish
+    assert logs.named("rpc.unexpected_error") == []
+    [done] = logs.named("rpc.done")
+    assert done["code"] == "CANCELLED"
