@@ -28,11 +28,13 @@ def record_call(
     http_status: int = 0,
     err_code: int = 0,
     purpose: str = "api",
+    batch_size: int = 0,
 ) -> CallRecord:
     """Log one finished attempt and append it to ``calls`` (None: log only).
     ``started`` is its ``time.monotonic()``; ``purpose`` is "api" or "auth" (a token
     grant or a legacy login: logged, but not one request's cost, since every request
-    on the connection shares the token)."""
+    on the connection shares the token); ``batch_size`` is the number of prospects a
+    batch call carried (0: not a batch)."""
     duration = time.monotonic() - started
     record = CallRecord(
         method=method,
@@ -41,6 +43,7 @@ def record_call(
         err_code=err_code,
         duration_s=duration,
         attempt=attempt,
+        batch_size=batch_size,
     )
     if calls is not None:
         calls.append(record)
@@ -54,5 +57,6 @@ def record_call(
         duration_ms=round(duration * 1000, 1),
         attempt=attempt,
         purpose=purpose,
+        batch_size=batch_size,
     )
     return record

@@ -45,6 +45,12 @@ class ConnectionConfig:
     # in Pardot; for this long no other create for that email is sent, so a caller's
     # retry finds the prospect by reading instead of creating it twice.
     unconfirmed_create_hold_s: float = 60.0
+    # Prospect writes waiting to be sent in a batch call (clients.coalescer), for the
+    # whole Pardot account; beyond it a write is refused (RESOURCE_EXHAUSTED, reason
+    # PARDOT_QUEUE_FULL, with RetryInfo) instead of queueing without bound. 5,000 is
+    # about 4 s of work at the account's ceiling (5 calls of 50 per 200 ms): a caller
+    # queued behind more would mostly see its deadline pass.
+    max_queued_writes: int = 5_000
     # Daily API budget (PARDOT_API.md "Limits": 25k / 50k / 100k by edition); the day
     # resets at midnight in the account's time zone (an IANA name).
     daily_call_limit: int = 25_000

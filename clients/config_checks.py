@@ -56,6 +56,12 @@ def check_transport(config: ConnectionConfig) -> None:
         _refuse(config, "auth_failure_cooldown_s", "must not be negative")
     if config.unconfirmed_create_hold_s < 0:
         _refuse(config, "unconfirmed_create_hold_s", "must not be negative")
+    if config.max_queued_writes < 1:
+        _refuse(
+            config,
+            "max_queued_writes",
+            "must be at least 1 (writes waiting for a batch call, per Pardot account)",
+        )
     if config.tracker_scheme not in facts.TRACKER_SCHEMES:
         _refuse(config, "tracker_scheme", 'must be "https" or "http"')
     if config.snippet_campaign_offset < 0:

@@ -6,8 +6,8 @@ it for a gateway per request, and closes it on shutdown.
 
 The Pardot and token hosts come only from configuration: a request names a
 connection, never a host. Connections to the same Pardot business unit share one
-limiter and one daily budget, since Pardot counts requests in flight and calls per
-day per account, not per our name.
+limiter, one daily budget and one write queue (``clients.coalescer``), since Pardot
+counts requests in flight and calls per day per account, not per our name.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Mapping
 import httpx
 
 from clients.budget import BudgetSnapshot, DailyBudget
+from clients.coalescer import WriteCoalescer
 from clients.config import ConnectionConfig
 from clients.config_checks import check_connection
 from clients.errors import FailedPrecondition
@@ -84,18 +85,29 @@ class PardotConnections:
         self._owns_http = http is None
         capacity = sum(c.max_concurrency + 1 for c in configs.values()) or 1
         self._http = http if http is not None else new_http_client(capacity)
-        # One limiter per account, at the smallest max_concurrency configured for it.
+        # One limiter per account, at the smallest max_concurrency configured for it,
+        # and one write queue, at the smallest max_queued_writes.
         slots: dict[tuple[str, ...], int] = {}
+        queued: dict[tuple[str, ...], int] = {}
         for config in configs.values():
             key = _account_key(config)
             slots[key] = min(slots.get(key, config.max_concurrency), config.max_concurrency)
+            queued[key] = min(queued.get(key, config.max_queued_writes), config.max_queued_writes)
         limiters = {key: asyncio.Semaphore(n) for key, n in slots.items()}
+        self._coalescers = {
+            key: WriteCoalescer(limiters[key], max_concurrency=n, max_queued=queued[key])
+            for key, n in slots.items()
+        }
         self.identity: IdentityStore = identity if identity is not None else MemoryIdentityStore()
         self._connections: dict[str, PardotConnection] = {}
         for name, config in configs.items():
             key = _account_key(config)
             client = PardotClient(
-                config, http=self._http, limiter=limiters[key], budget=budgets[key]
+                config,
+                http=self._http,
+                limiter=limiters[key],
+                budget=budgets[key],
+                coalescer=self._coalescers[key],
             )
             self._connections[name] = PardotConnection(client, self.identity)
 
@@ -121,6 +133,8 @@ class PardotConnections:
         if self._closed:
             return
         self._closed = True
+        for coalescer in self._coalescers.values():
+            await coalescer.aclose()  # first: its senders use the clients
         for connection in self._connections.values():
             await connection.client.aclose()
         if self._owns_http:

@@ -4,12 +4,13 @@ one request on one connection.
 It maps each question to one prospect operation (PARDOT_API.md, "Prospect
 operations"), turns answers into ``Prospect`` values and "not found" into an empty
 answer, and in a dry run makes the reads but only plans the writes. All prospect
-writes go through ``_write``, the one place where batching and budget counting can
-slot in. For track mappings it also adds list memberships and records external
-activities (API v5, JSON).
+writes go through ``_write``: when the account is busy, a write Pardot can batch waits
+there for a batch call (``clients.coalescer``), and the answer says only what a batch
+answer tells (``_batched``). For track mappings it also adds list memberships and
+records external activities (API v5, JSON).
 
-It never builds a host, retries, sleeps or limits (``PardotClient`` does), and never
-sends a write in a dry run.
+It never builds a host, retries, sleeps or limits (``PardotClient`` does), never
+sends a write in a dry run, and never invents an id a batch answer did not give.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from clients import pardot_facts as facts
+from clients.batching import BatchEntry, batch_kind
+from clients.coalescer import Route
 from clients.errors import (
     FailedPrecondition,
     PardotError,
@@ -73,8 +76,15 @@ class PardotGateway:
     # (recorded twice). These are resent only when Pardot provably did not get them
     # (connection refused, err 66, a refused token); otherwise the caller gets
     # PARDOT_WRITE_UNCONFIRMED, and a create is held back as described at ``create``.
+    #
+    # ``need_answer``: the caller reads Pardot's own answer — the id, whether the write
+    # created the prospect, the fields as stored — so the write is never batched (a
+    # batch answer holds none of these). Without it, a write sent in a batch returns
+    # what is known: see ``_batched``.
 
-    async def upsert_by_email(self, email: str, fields: Fields) -> Prospect:
+    async def upsert_by_email(
+        self, email: str, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
         if self.api_version != 3:
             raise FailedPrecondition(
                 "upsert by email needs API v3: in v4 upsert/email always creates a new "
@@ -82,27 +92,53 @@ class PardotGateway:
                 reason="UPSERT_BY_EMAIL_NEEDS_V3",
             )
         # Idempotent in v3: the email is unique, so a second send updates the first.
-        return await self._write("upsert", "email", email, fields, idempotent=True, email=email)
-
-    async def upsert_by_id(self, prospect_id: int, fields: Fields) -> Prospect:
         return await self._write(
-            "upsert", "id", prospect_id, fields, idempotent=True, known_id=prospect_id
+            "upsert", "email", email, fields, idempotent=True, email=email, need_answer=need_answer
         )
 
-    async def upsert_by_fid(self, fid: str, fields: Fields) -> Prospect:
+    async def upsert_by_id(
+        self, prospect_id: int, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
+        return await self._write(
+            "upsert",
+            "id",
+            prospect_id,
+            fields,
+            idempotent=True,
+            known_id=prospect_id,
+            need_answer=need_answer,
+        )
+
+    async def upsert_by_fid(
+        self, fid: str, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
         self._require_v4("upsert by fid")
-        return await self._write("upsert", "fid", fid, fields, idempotent=True)
-
-    async def update_by_id(self, prospect_id: int, fields: Fields) -> Prospect:
         return await self._write(
-            "update", "id", prospect_id, fields, idempotent=True, known_id=prospect_id
+            "upsert", "fid", fid, fields, idempotent=True, need_answer=need_answer
         )
 
-    async def update_by_fid(self, fid: str, fields: Fields) -> Prospect:
-        self._require_v4("update by fid")
-        return await self._write("update", "fid", fid, fields, idempotent=True)
+    async def update_by_id(
+        self, prospect_id: int, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
+        return await self._write(
+            "update",
+            "id",
+            prospect_id,
+            fields,
+            idempotent=True,
+            known_id=prospect_id,
+            need_answer=need_answer,
+        )
 
-    async def create(self, email: str, fields: Fields) -> Prospect:
+    async def update_by_fid(
+        self, fid: str, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
+        self._require_v4("update by fid")
+        return await self._write(
+            "update", "fid", fid, fields, idempotent=True, need_answer=need_answer
+        )
+
+    async def create(self, email: str, fields: Fields, *, need_answer: bool = False) -> Prospect:
         """Not idempotent: v4 creates a second prospect, v3 answers err 9 to a resend.
 
         A v4 create that got no answer may still land. The caller's retry reads by
@@ -117,7 +153,13 @@ class PardotGateway:
             self._refuse_while_unconfirmed(email)
         try:
             return await self._write(
-                "create", "email", email, fields, idempotent=False, email=email
+                "create",
+                "email",
+                email,
+                fields,
+                idempotent=False,
+                email=email,
+                need_answer=need_answer,
             )
         except PardotWriteUnconfirmed as unconfirmed:
             if held and not unconfirmed.settled:
@@ -222,8 +264,10 @@ class PardotGateway:
         idempotent: bool,
         known_id: int | None = None,
         email: str = "",
+        need_answer: bool = False,
     ) -> Prospect:
-        """Every prospect write passes here (one place for batching and budgets)."""
+        """Every prospect write passes here: planned in a dry run; queued for a batch
+        call when the account is busy (``clients.coalescer``); else sent alone."""
         path_params = {id_field: id_value}
         if self.dry_run:
             self._plan(facts.PROSPECT, operation, path_params)
@@ -233,9 +277,34 @@ class PardotGateway:
                 fields=dict(fields),
                 planned=True,
             )
-        envelope = await self._call(
-            "POST", facts.PROSPECT, operation, path_params, fields, idempotent
-        )
+        kind = None if need_answer else batch_kind(self.api_version, operation, id_field)
+        if kind is not None:
+            entry = BatchEntry(operation, id_field, str(id_value), fields)
+            coalescer = self._client.coalescer
+            if coalescer.should_queue(entry):
+                queued = await coalescer.write(
+                    self._client,
+                    kind,
+                    entry,
+                    idempotent=idempotent,
+                    deadline=self.deadline,
+                    calls=self.calls,
+                )
+                if queued.route is Route.BATCH:
+                    return self._seen(self._batched(entry, known_id=known_id, email=email))
+                if queued.route is Route.ALONE and queued.answer is not None:
+                    return self._answered(queued.answer, operation, id_field, id_value)
+                # Route.SEND_ALONE: the batch could not settle it; send it alone.
+        with self._client.coalescer.sending_alone():
+            envelope = await self._call(
+                "POST", facts.PROSPECT, operation, path_params, fields, idempotent
+            )
+        return self._answered(envelope, operation, id_field, id_value)
+
+    def _answered(
+        self, envelope: Mapping[str, Any], operation: str, id_field: str, id_value: str | int
+    ) -> Prospect:
+        """The prospect a single write's answer holds."""
         found = prospects_in(envelope)
         if not found:
             raise ProspectSyncError(
@@ -250,6 +319,35 @@ class PardotGateway:
         else:
             created = False
         return self._seen(_prospect(answer, created=created))
+
+    def _batched(self, entry: BatchEntry, *, known_id: int | None, email: str) -> Prospect:
+        """What a batch call tells of a write it carried: only that it did not fail
+        (PARDOT_API.md: the success body holds no ids). So:
+
+        - an update (by id or fid), or a v4 upsert by id or fid (which never creates),
+          changed an existing prospect: ``created=False``, with the id when the write
+          named it by id (by fid, the id stays unknown: None);
+        - a create created one: ``created=True``, id unknown (None);
+        - a v3 upsert (by email, or by id, which falls back to the email and may
+          create) did one or the other: ``created=None``, id None.
+
+        ``fields`` are the fields sent. Nothing here is a guess, so the identity map
+        (which learns only ids) learns nothing from a batched create or upsert.
+        """
+        created: bool | None
+        if entry.operation == "create":
+            prospect_id, created = None, True
+        elif entry.operation == "update" or self.api_version == 4:
+            prospect_id = known_id if entry.id_field == "id" else None
+            created = False
+        else:
+            prospect_id, created = None, None
+        return Prospect(
+            id=prospect_id,
+            email=email or str(entry.fields.get("email", "")),
+            fields=dict(entry.fields),
+            created=created,
+        )
 
     async def _read(
         self, id_field: str, id_value: str | int, *, not_found: set[int]

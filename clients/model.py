@@ -17,12 +17,17 @@ class Prospect:
 
     ``id`` is None only when nobody can know it: a planned create in a dry run, or an
     entry of a batch whose response carries no ids. Never a guess.
+
+    ``created`` is None when nobody can know whether the write created the prospect: an
+    upsert sent in a batch, whose answer says neither. ``fields`` are Pardot's answer,
+    or, for a planned write or a batch entry (whose answer holds no prospect), the
+    fields as sent.
     """
 
     id: int | None
     email: str = ""
     fields: Mapping[str, Any] = field(default_factory=dict)
-    created: bool = False
+    created: bool | None = False
     planned: bool = False
 
     def get(self, name: str) -> Any:
@@ -41,3 +46,6 @@ class CallRecord:
     duration_s: float = 0.0
     planned: bool = False
     attempt: int = 1
+    #: How many prospects the call carried when it was a batch call (clients.coalescer);
+    #: 0 for a call that is not one. Each caller in a batch lists the same call.
+    batch_size: int = 0

@@ -61,9 +61,48 @@ ERR_DAILY_LIMIT: Final = 122
 ERR_INVALID_ACCESS_TOKEN: Final = 184  # OAuth token expired: refresh once
 ERR_LEGACY_AUTH_RETIRED: Final = 199
 
+ERR_BATCH_TOO_BIG: Final = 70
+ERR_BATCH_INVALID: Final = 71
+
 #: Errors Pardot returns before doing anything, so even a write that is not
 #: idempotent may be sent again: the sixth concurrent request is refused outright.
 REFUSED_BEFORE_PROCESSING: Final = frozenset({ERR_CONCURRENCY_LIMIT})
+#: A batch Pardot refused as a whole without processing any entry: over 50 entries,
+#: or a ``prospects`` value it could not read. Either is a bug of ours.
+BATCH_REJECTED: Final = frozenset({ERR_BATCH_TOO_BIG, ERR_BATCH_INVALID})
+
+# --- Batch (PARDOT_API.md, "Batch") -------------------------------------------------
+
+#: The form variable that carries a batch's entries (JSON).
+BATCH_PROSPECTS_PARAM: Final = "prospects"
+BATCH_CREATE: Final = "batchCreate"
+BATCH_UPDATE: Final = "batchUpdate"
+BATCH_UPSERT: Final = "batchUpsert"
+
+#: A batch answer reports a failed entry by its index and Pardot's error TEXT only, no
+#: err_code: the texts of the errors a prospect write can meet, word for word (Pardot's
+#: error-code page; ``clients.batching`` reads an entry's code back from its text).
+ENTRY_ERROR_TEXTS: Final[dict[int, str]] = {
+    3: "Invalid prospect ID",
+    4: "Invalid prospect email address",
+    9: "A prospect with the specified email address already exists",
+    13: "One or more required parameters are missing",
+    14: "Non-existent prospect ID; No email address provided",
+    36: "One or more required parameter values are missing",
+    38: "Invalid campaign ID",
+    50: "Invalid boolean",
+    56: "Invalid number entered for field",
+    61: "Invalid prospect account id",
+    77: "Invalid prospect fid",
+    81: "Prospect ID and FID do not match",
+    85: "Unable to save the prospect",
+    90: "Prospect array should be a flat array of attributes",
+    116: "Request outdated.",
+    120: "Unable to verify Salesforce connector",
+    121: "Unable to sync Prospect with Salesforce",
+    130: "One or more of the specified fields are invalid",
+    132: "Prospect is archived",
+}
 
 # --- The browser side (PARDOT_API.md, "The browser side") ---------------------------
 

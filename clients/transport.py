@@ -7,6 +7,9 @@ attempt; after err 122 no request at all until the account's midnight), retries 
 exponential backoff and full jitter, the caller's deadline, and a CallRecord plus a
 ``pardot.call`` log event for every attempt.
 
+A request may also be chosen only once it holds a slot (:meth:`PardotClient.call_claimed`):
+that is how ``clients.coalescer`` sends the fullest batch pending when a slot frees.
+
 It never lets a request choose the host, never puts a credential in a URL or a record,
 never retries a write that Pardot may already have applied (it reports it as
 PardotWriteUnconfirmed instead), and never waits or retries past the caller's deadline.
@@ -18,9 +21,9 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -42,6 +45,9 @@ from clients.known_ids import KnownProspectIds
 from clients.model import CallRecord
 from clients.responses import parse_response, parse_v5_response
 from clients.unconfirmed import UnconfirmedCreates
+
+if TYPE_CHECKING:
+    from clients.coalescer import WriteCoalescer
 
 log = structlog.get_logger("clients")
 
@@ -90,6 +96,29 @@ def new_http_client(max_connections: int = 100) -> httpx.AsyncClient:
     )
 
 
+@dataclass(frozen=True)
+class ClaimedCall:
+    """A prospect write chosen once its sender holds a slot (``clients.coalescer``):
+    one batch call, or one write alone. ``deadline`` bounds the call from then on (the
+    latest deadline of the writes it carries); ``batch_size`` is 0 for a write alone."""
+
+    operation: str
+    path_params: Mapping[str, str | int]
+    params: Mapping[str, str]
+    api_version: int
+    idempotent: bool
+    deadline: float | None
+    batch_size: int = 0
+
+
+#: Chooses what to send once a slot is held; None: nothing is left to send.
+Claim = Callable[[], ClaimedCall | None]
+
+
+class _NothingToSend(Exception):
+    """A claim found nothing pending: the slot is given back unused."""
+
+
 class _Failed(Exception):
     """One attempt failed. ``sent`` is False only when Pardot provably did not process
     the request (it never left, or Pardot refused it outright)."""
@@ -121,6 +150,7 @@ class PardotClient:
         limiter: asyncio.Semaphore | None = None,
         budget: DailyBudget | None = None,
         rng: random.Random | None = None,
+        coalescer: WriteCoalescer | None = None,
     ) -> None:
         self.config = config
         self._owns_http = http is None
@@ -140,6 +170,18 @@ class PardotClient:
         #: Emails whose create got no answer and may still land (clients.unconfirmed).
         self.unconfirmed_creates = UnconfirmedCreates(config.unconfirmed_create_hold_s)
         self._random = rng if rng is not None else random.Random()
+        #: Queues prospect writes into batch calls when the account is busy; shared like
+        #: the limiter by every connection to the same account (clients.coalescer).
+        self._owns_coalescer = coalescer is None
+        if coalescer is None:
+            from clients.coalescer import WriteCoalescer  # it builds on this module
+
+            coalescer = WriteCoalescer(
+                self.limiter,
+                max_concurrency=config.max_concurrency,
+                max_queued=config.max_queued_writes,
+            )
+        self.coalescer: WriteCoalescer = coalescer
 
     @property
     def name(self) -> str:
@@ -171,8 +213,14 @@ class PardotClient:
         reserved = facts.RESERVED_PARAMS.intersection(params)
         if reserved:
             raise ValueError(f"parameters {sorted(reserved)} are set by the client itself")
-        request = _Request(method=method.upper(), path=path, params=dict(params))
-        return await self._bounded(request, deadline, calls, idempotent)
+        request = _Request(
+            method=method.upper(),
+            path=path,
+            params=dict(params),
+            idempotent=idempotent,
+            deadline=deadline,
+        )
+        return await self._bounded(request, calls)
 
     async def call_v5(
         self,
@@ -189,25 +237,44 @@ class PardotClient:
         credentials, the limiter, retries, the deadline and call records are those of
         :meth:`call`. ``path`` is a constant from ``pardot_facts``, never request data.
         """
-        request = _Request(method=method.upper(), path=path, params={}, json_body=dict(body))
-        return await self._bounded(request, deadline, calls, idempotent)
+        request = _Request(
+            method=method.upper(),
+            path=path,
+            params={},
+            idempotent=idempotent,
+            deadline=deadline,
+            json_body=dict(body),
+        )
+        return await self._bounded(request, calls)
 
-    async def _bounded(
-        self,
-        request: _Request,
-        deadline: float | None,
-        calls: list[CallRecord],
-        idempotent: bool,
-    ) -> dict[str, Any]:
+    async def call_claimed(self, claim: Claim, *, calls: list[CallRecord]) -> dict[str, Any] | None:
+        """Send what ``claim`` chooses once a slot is held, and return Pardot's answer;
+        None when the claim found nothing left to send (the slot is given back unused).
+
+        Everything else is :meth:`call`'s: the budget and the token come first (before
+        the slot, as for any request), then retries, backoff and records. Until the
+        claim no deadline applies; from then on the claimed call's. The claim runs only
+        once: a retry resends what it chose.
+        """
+        request = _Request(
+            method="POST", path="", params={}, idempotent=True, deadline=None, claim=claim
+        )
         try:
-            async with _deadline_scope(deadline):
-                return await self._call_with_retries(request, deadline, calls, idempotent)
+            return await self._bounded(request, calls)
+        except _NothingToSend:
+            return None
+
+    async def _bounded(self, request: _Request, calls: list[CallRecord]) -> dict[str, Any]:
+        try:
+            async with deadline_scope(request.deadline) as scope:
+                request.scope = scope
+                return await self._call_with_retries(request, calls)
         except TimeoutError:
             message = (
                 f"the deadline passed during {request.method} {request.path} to Pardot "
                 f"(connection {self.name!r}, {len(calls)} call(s) made)"
             )
-            if request.in_doubt and not idempotent:
+            if request.in_doubt and not request.idempotent:
                 # Cut off mid-request: Pardot may still apply this write.
                 raise PardotWriteUnconfirmed(
                     f"{message}; the write may still be applied",
@@ -218,16 +285,14 @@ class PardotClient:
             raise DeadlineExceeded(message) from None
 
     async def aclose(self) -> None:
+        if self._owns_coalescer:
+            await self.coalescer.aclose()
         self.auth.close()
         if self._owns_http:
             await self._http.aclose()
 
     async def _call_with_retries(
-        self,
-        request: _Request,
-        deadline: float | None,
-        calls: list[CallRecord],
-        idempotent: bool,
+        self, request: _Request, calls: list[CallRecord]
     ) -> dict[str, Any]:
         attempt = 0
         retries = 0
@@ -236,7 +301,7 @@ class PardotClient:
         while True:
             attempt += 1
             try:
-                return await self._attempt(request, deadline, calls, attempt, stale_token)
+                return await self._attempt(request, calls, attempt, stale_token)
             except _TokenRefused as refused:
                 if refreshed:
                     raise self.auth.reject(refused.token, refused.error) from None
@@ -249,7 +314,7 @@ class PardotClient:
                 error = failed.error
                 if not getattr(error, "retryable", False):
                     raise error from None
-                if failed.sent and not idempotent:
+                if failed.sent and not request.idempotent:
                     # Pardot may have applied this write (a create, or v4 upsert/email,
                     # which always creates): sending it again could duplicate it.
                     raise self._unconfirmed(request, error) from None
@@ -257,6 +322,7 @@ class PardotClient:
                     raise _with_retry_hint(error, self._backoff_cap(retries + 1)) from None
                 retries += 1
                 delay = self._random.uniform(0, self._backoff_cap(retries))
+                deadline = request.deadline
                 if (
                     deadline is not None
                     and time.monotonic() + delay >= deadline - DEADLINE_MARGIN_S
@@ -276,7 +342,6 @@ class PardotClient:
     async def _attempt(
         self,
         request: _Request,
-        deadline: float | None,
         calls: list[CallRecord],
         attempt: int,
         stale_token: str | None,
@@ -289,12 +354,12 @@ class PardotClient:
         try:
             if stale_token is None:
                 token = await self.auth.token(
-                    request_timeout_s=self._request_timeout(deadline), attempt=attempt
+                    request_timeout_s=self._request_timeout(request.deadline), attempt=attempt
                 )
             else:
                 token = await self.auth.refresh(
                     stale_token,
-                    request_timeout_s=self._request_timeout(deadline),
+                    request_timeout_s=self._request_timeout(request.deadline),
                     attempt=attempt,
                 )
         except PardotUnavailable as exc:
@@ -310,7 +375,9 @@ class PardotClient:
         started = 0.0
         try:
             async with self.limiter:
-                timeout_s = self._request_timeout(deadline)
+                if request.claim is not None:
+                    self._take_claim(request)
+                timeout_s = self._request_timeout(request.deadline)
                 started = time.monotonic()
                 sent = True
                 response = await self._send(request, token, timeout_s)
@@ -349,6 +416,7 @@ class PardotClient:
                     attempt=attempt,
                     http_status=status,
                     err_code=err_code,
+                    batch_size=request.batch_size,
                 )
                 if not never_left:
                     if not answered:  # a timeout, a drop, or the deadline cut it off
@@ -356,6 +424,23 @@ class PardotClient:
                     if charged:
                         self.budget.count()
         return envelope
+
+    def _take_claim(self, request: _Request) -> None:
+        """Fill ``request`` in with what its claim chooses, now that it holds a slot."""
+        claim, request.claim = request.claim, None
+        assert claim is not None
+        claimed = claim()
+        if claimed is None:
+            raise _NothingToSend
+        request.path = api_path(
+            facts.PROSPECT, claimed.api_version, claimed.operation, claimed.path_params
+        )
+        request.params = dict(claimed.params)
+        request.idempotent = claimed.idempotent
+        request.batch_size = claimed.batch_size
+        request.deadline = claimed.deadline
+        if request.scope is not None:
+            request.scope.reschedule(_loop_time(claimed.deadline))
 
     async def _send(self, request: _Request, token: str, timeout_s: float) -> httpx.Response:
         url = self._base_url + request.path
@@ -421,23 +506,38 @@ class _Request:
     method: str
     path: str
     params: dict[str, str]
+    #: Whether sending it twice is harmless (see PardotClient.call).
+    idempotent: bool
+    #: Absolute ``time.monotonic()`` or None.
+    deadline: float | None
     #: Set for a version 5 call: the JSON body (``params`` is then empty).
     json_body: dict[str, Any] | None = None
     #: Set once an attempt was sent and no answer came back: Pardot may have applied it.
     in_doubt: bool = False
+    #: Prospects in a batch call; 0 for any other call.
+    batch_size: int = 0
+    #: Set until the request holds its first slot: chooses what it is then
+    #: (PardotClient.call_claimed).
+    claim: Claim | None = None
+    #: The deadline's timeout, moved when a claim sets the deadline.
+    scope: asyncio.Timeout | None = None
 
 
 @contextlib.asynccontextmanager
-async def _deadline_scope(deadline: float | None) -> AsyncIterator[None]:
+async def deadline_scope(deadline: float | None) -> AsyncIterator[asyncio.Timeout]:
     """Bound everything (queueing for a slot, a token refresh, requests, backoff) by
-    the deadline less the margin; expiry surfaces as TimeoutError."""
+    the deadline less the margin; expiry surfaces as TimeoutError. None: unbounded
+    (until the yielded timeout is rescheduled)."""
+    async with asyncio.timeout_at(_loop_time(deadline)) as scope:
+        yield scope
+
+
+def _loop_time(deadline: float | None) -> float | None:
+    """The event loop's clock reading at which ``deadline`` less the margin falls."""
     if deadline is None:
-        yield
-        return
+        return None
     loop = asyncio.get_running_loop()
-    when = loop.time() + (deadline - time.monotonic() - DEADLINE_MARGIN_S)
-    async with asyncio.timeout_at(when):
-        yield
+    return loop.time() + (deadline - time.monotonic() - DEADLINE_MARGIN_S)
 
 
 def _with_retry_hint(error: ProspectSyncError, retry_after: float) -> ProspectSyncError:

@@ -182,6 +182,7 @@ def pardot_call(call: CallRecord) -> pb.PardotCall:
         duration=duration,
         planned=call.planned,
         attempt=call.attempt,
+        batch_size=call.batch_size,
     )
 
 

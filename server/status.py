@@ -12,7 +12,6 @@ Never puts a secret, a stack trace or an internal type name in a status.
 from __future__ import annotations
 
 import asyncio
-
 from typing import NoReturn
 
 import grpc

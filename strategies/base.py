@@ -24,25 +24,41 @@ class Gateway(Protocol):
     new); in a dry run they return ``planned=True`` and send nothing. Reads are always
     made. Pardot failures raise ``clients.errors.PardotError`` (err_code and meaning
     from the table), except the "not found" of a read, which is an empty answer.
+
+    Under load a write may travel in a Pardot batch call, whose answer holds no
+    prospect: then the returned prospect says only what is known — ``id`` None unless
+    the write named it by id, ``created`` None when an upsert may have done either,
+    ``fields`` as sent. A caller that needs Pardot's own answer (the id, whether it
+    created) passes ``need_answer=True``: that write is never batched.
     """
 
     api_version: int
     #: What earlier calls learned: (namespace, key) → prospect id, for this connection.
     identity: IdentityView
 
-    async def upsert_by_email(self, email: str, fields: Fields) -> Prospect:
+    async def upsert_by_email(
+        self, email: str, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
         """v3 only (in v4 ``upsert/email`` always creates)."""
         ...
 
-    async def upsert_by_id(self, prospect_id: int, fields: Fields) -> Prospect: ...
+    async def upsert_by_id(
+        self, prospect_id: int, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect: ...
 
-    async def upsert_by_fid(self, fid: str, fields: Fields) -> Prospect: ...
+    async def upsert_by_fid(
+        self, fid: str, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect: ...
 
-    async def update_by_id(self, prospect_id: int, fields: Fields) -> Prospect: ...
+    async def update_by_id(
+        self, prospect_id: int, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect: ...
 
-    async def update_by_fid(self, fid: str, fields: Fields) -> Prospect: ...
+    async def update_by_fid(
+        self, fid: str, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect: ...
 
-    async def create(self, email: str, fields: Fields) -> Prospect:
+    async def create(self, email: str, fields: Fields, *, need_answer: bool = False) -> Prospect:
         """``create/email``: v4 always creates; v3 fails with err 9 if the email exists."""
         ...
 

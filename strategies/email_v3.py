@@ -19,7 +19,9 @@ class EmailV3(Strategy):
     ``settings.campaign_id`` is for new prospects only, and an upsert cannot tell in
     advance whether it creates; sending the campaign on every upsert would move existing
     prospects to it. So the campaign is set by one more call, by id, only when the
-    upsert created the prospect.
+    upsert created the prospect. That needs the upsert's own answer (its id, and
+    whether it created), which a batch call does not give: with a campaign, the upsert
+    is never batched (``need_answer``).
     """
 
     def matches(self, event: Event, settings: Settings) -> bool:
@@ -29,7 +31,7 @@ class EmailV3(Strategy):
         email = require_email(event, "for API v3 (EmailV3)")
         campaign_id = check_campaign_id(settings.campaign_id)
         mapped = prospect_fields(event.traits, path=event.traits_path)
-        prospect = await pardot.upsert_by_email(email, mapped.fields)
+        prospect = await pardot.upsert_by_email(email, mapped.fields, need_answer=bool(campaign_id))
         if campaign_id and prospect.created and prospect.id is not None:
             updated = await pardot.update_by_id(prospect.id, {"campaign_id": campaign_id})
             prospect = replace(updated, created=True)

@@ -88,9 +88,13 @@ class SyncResult:
 
     @classmethod
     def of(cls, prospect: Prospect, warnings: list[str] | None = None) -> SyncResult:
-        """The outcome follows from what the gateway returned: planned, new, or not."""
+        """The outcome follows from what the gateway returned: planned, new, not new,
+        or — an upsert sent in a batch call, whose answer does not say (``created`` is
+        None) — written either way, UPSERTED."""
         if prospect.planned:
             outcome = Outcome.PLANNED
+        elif prospect.created is None:
+            outcome = Outcome.UPSERTED
         elif prospect.created:
             outcome = Outcome.CREATED
         else:

@@ -133,10 +133,14 @@ async def run_track(
 
     The mapped fields ride on the strategy's own prospect write, so writing them costs
     no call of its own; only a strategy that wrote nothing would need an update by id.
+    Adding to a list needs the prospect's id, which a batch call's answer lacks: with
+    lists to add, the strategy's writes are never batched (``need_answer``).
     """
     if plan.external_activity is not None:
         pardot.check_external_activities()  # before any call: never half-applied
-    carrier = _CarryingFields(pardot, plan.fields)
+    carrier = _CarryingFields(
+        pardot, plan.fields, need_answer=bool(plan.list_ids) and not settings.dry_run
+    )
     synced = await resolve(carrier)
     synced.warnings.extend(plan.warnings)
     prospect = synced.prospect
@@ -321,12 +325,14 @@ class _CarryingFields:
     """The gateway a strategy resolves a track call through. Its first prospect write
     that succeeds also carries the mapped fields; the strategy's own fields (identity,
     campaign) win over a mapped field of the same name. A write that fails (a stale
-    id, err 3) leaves them for the strategy's next write."""
+    id, err 3) leaves them for the strategy's next write. With ``need_answer``, every
+    write asks for Pardot's own answer (the event's actions need the id)."""
 
-    def __init__(self, inner: Gateway, mapped: Fields) -> None:
+    def __init__(self, inner: Gateway, mapped: Fields, *, need_answer: bool = False) -> None:
         self._inner = inner
         self._mapped = dict(mapped)
         self.delivered = not mapped
+        self._need_answer = need_answer
 
     @property
     def api_version(self) -> int:
@@ -336,23 +342,33 @@ class _CarryingFields:
     def identity(self) -> IdentityView:
         return self._inner.identity
 
-    async def upsert_by_email(self, email: str, fields: Fields) -> Prospect:
-        return await self._write(self._inner.upsert_by_email, email, fields)
+    async def upsert_by_email(
+        self, email: str, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
+        return await self._write(self._inner.upsert_by_email, email, fields, need_answer)
 
-    async def upsert_by_id(self, prospect_id: int, fields: Fields) -> Prospect:
-        return await self._write(self._inner.upsert_by_id, prospect_id, fields)
+    async def upsert_by_id(
+        self, prospect_id: int, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
+        return await self._write(self._inner.upsert_by_id, prospect_id, fields, need_answer)
 
-    async def upsert_by_fid(self, fid: str, fields: Fields) -> Prospect:
-        return await self._write(self._inner.upsert_by_fid, fid, fields)
+    async def upsert_by_fid(
+        self, fid: str, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
+        return await self._write(self._inner.upsert_by_fid, fid, fields, need_answer)
 
-    async def update_by_id(self, prospect_id: int, fields: Fields) -> Prospect:
-        return await self._write(self._inner.update_by_id, prospect_id, fields)
+    async def update_by_id(
+        self, prospect_id: int, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
+        return await self._write(self._inner.update_by_id, prospect_id, fields, need_answer)
 
-    async def update_by_fid(self, fid: str, fields: Fields) -> Prospect:
-        return await self._write(self._inner.update_by_fid, fid, fields)
+    async def update_by_fid(
+        self, fid: str, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
+        return await self._write(self._inner.update_by_fid, fid, fields, need_answer)
 
-    async def create(self, email: str, fields: Fields) -> Prospect:
-        return await self._write(self._inner.create, email, fields)
+    async def create(self, email: str, fields: Fields, *, need_answer: bool = False) -> Prospect:
+        return await self._write(self._inner.create, email, fields, need_answer)
 
     async def read_by_email(self, email: str) -> list[Prospect]:
         return await self._inner.read_by_email(email)
@@ -364,10 +380,15 @@ class _CarryingFields:
         return await self._inner.read_by_fid(fid)
 
     async def _write(
-        self, write: Callable[[Any, Fields], Awaitable[Prospect]], key: Any, fields: Fields
+        self,
+        write: Callable[..., Awaitable[Prospect]],
+        key: Any,
+        fields: Fields,
+        need_answer: bool,
     ) -> Prospect:
+        need_answer = need_answer or self._need_answer
         if self.delivered:
-            return await write(key, fields)
-        prospect = await write(key, {**self._mapped, **fields})
+            return await write(key, fields, need_answer=need_answer)
+        prospect = await write(key, {**self._mapped, **fields}, need_answer=need_answer)
         self.delivered = True
         return prospect

@@ -44,7 +44,9 @@ class MemoryGateway:
         return [op for op, _ in self.calls]
 
     # --- the Gateway protocol -------------------------------------------------------
-    async def upsert_by_email(self, email: str, fields: Fields) -> Prospect:
+    async def upsert_by_email(
+        self, email: str, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
         self.calls.append(("upsert_by_email", email))
         assert self.api_version == 3, "upsert/email always creates in v4"
         matches = self._by_email(email)
@@ -52,27 +54,35 @@ class MemoryGateway:
             return self._write(matches[0]["id"], fields)
         return self._write(None, {**fields, "email": email})
 
-    async def upsert_by_id(self, prospect_id: int, fields: Fields) -> Prospect:
+    async def upsert_by_id(
+        self, prospect_id: int, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
         self.calls.append(("upsert_by_id", prospect_id))
         if prospect_id not in self.prospects:
             raise PardotError(3, "Invalid prospect ID")
         return self._write(prospect_id, fields)
 
-    async def upsert_by_fid(self, fid: str, fields: Fields) -> Prospect:
+    async def upsert_by_fid(
+        self, fid: str, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
         self.calls.append(("upsert_by_fid", fid))
         return self._write(self._require_fid(fid), fields)
 
-    async def update_by_id(self, prospect_id: int, fields: Fields) -> Prospect:
+    async def update_by_id(
+        self, prospect_id: int, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
         self.calls.append(("update_by_id", prospect_id))
         if prospect_id not in self.prospects:
             raise PardotError(3, "Invalid prospect ID")
         return self._write(prospect_id, fields)
 
-    async def update_by_fid(self, fid: str, fields: Fields) -> Prospect:
+    async def update_by_fid(
+        self, fid: str, fields: Fields, *, need_answer: bool = False
+    ) -> Prospect:
         self.calls.append(("update_by_fid", fid))
         return self._write(self._require_fid(fid), fields)
 
-    async def create(self, email: str, fields: Fields) -> Prospect:
+    async def create(self, email: str, fields: Fields, *, need_answer: bool = False) -> Prospect:
         self.calls.append(("create", email))
         if self.api_version == 3 and self._by_email(email):
             raise PardotError(9, "A prospect with the specified email address already exists")

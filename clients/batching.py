@@ -1,0 +1,148 @@
+"""Pardot's batch endpoints on the wire (PARDOT_API.md, "Batch"): which prospect writes
+have a batch form, the ``prospects`` JSON of a batch in each API version, and what a
+batch answer says about each entry.
+
+- v3 keys its entries by id or email (a JSON object), so one batch holds one entry
+  per key; v4 takes a list of entries that carry ``id``, ``fid`` or ``email``.
+- The answer names failed entries by their index, with Pardot's error TEXT and no
+  err_code; every other entry was processed. It holds no ids.
+
+Data in, data out: this module never sends, waits, or decides about retries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clients import pardot_facts as facts
+from clients.errors import PardotError
+
+#: (API version, single-call operation, id field) → the batch operation that does the
+#: same for many prospects. Not here: v4 upsert by email (it always creates, and the
+#: gateway refuses it), reads, deletes.
+_BATCH_OPERATION: dict[tuple[int, str, str], str] = {
+    (3, "upsert", "email"): facts.BATCH_UPSERT,
+    (3, "upsert", "id"): facts.BATCH_UPSERT,
+    (3, "update", "id"): facts.BATCH_UPDATE,
+    (3, "update", "email"): facts.BATCH_UPDATE,
+    (3, "create", "email"): facts.BATCH_CREATE,
+    (4, "update", "id"): facts.BATCH_UPDATE,
+    (4, "update", "fid"): facts.BATCH_UPDATE,
+    (4, "upsert", "id"): facts.BATCH_UPSERT,
+    (4, "upsert", "fid"): facts.BATCH_UPSERT,
+    (4, "create", "email"): facts.BATCH_CREATE,
+}
+
+
+@dataclass(frozen=True)
+class BatchKind:
+    """Writes that can share one batch call (of one connection)."""
+
+    api_version: int
+    operation: str  # batchCreate, batchUpdate or batchUpsert
+
+
+def batch_kind(api_version: int, operation: str, id_field: str) -> BatchKind | None:
+    """The batch a write can ride in; None when Pardot has no batch form for it."""
+    batch_operation = _BATCH_OPERATION.get((api_version, operation, id_field))
+    return BatchKind(api_version, batch_operation) if batch_operation else None
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """One prospect write: what its single call would send (``operation/<id_field>/
+    <id_value>`` with ``fields`` as the form), which is also what its batch entry says."""
+
+    operation: str
+    id_field: str
+    id_value: str
+    fields: Mapping[str, str]
+
+    @property
+    def key(self) -> str:
+        """What two entries of one batch never share: v3 keys its JSON by id or email,
+        and two writes of one prospect in one call would leave their order to Pardot.
+        Emails are matched without regard to case, as Pardot matches them."""
+        value = self.id_value.strip().lower() if self.id_field == "email" else self.id_value
+        return f"{self.id_field}:{value}"
+
+    def size(self) -> int:
+        """Characters the entry adds to a batch (near enough its bytes in memory)."""
+        return len(self.id_value) + sum(len(k) + len(str(v)) + 6 for k, v in self.fields.items())
+
+
+def encode(kind: BatchKind, entries: Sequence[BatchEntry]) -> str:
+    """The ``prospects`` form value: v3 ``{"prospects": {key: fields}}``, v4
+    ``{"prospects": [{id_field: value, ...fields}]}``. The key wins over a field of the
+    same name, as the path wins over the form in a single call."""
+    if len(entries) > facts.MAX_BATCH_PROSPECTS:
+        raise ValueError(f"a batch holds at most {facts.MAX_BATCH_PROSPECTS} prospects")
+    prospects: dict[str, Any] | list[dict[str, str]]
+    if kind.api_version == 3:
+        prospects = {}
+        for entry in entries:
+            if entry.id_value in prospects:
+                raise ValueError("two entries of a v3 batch share a key")
+            prospects[entry.id_value] = dict(entry.fields)
+    else:
+        prospects = [{**entry.fields, entry.id_field: entry.id_value} for entry in entries]
+    return json.dumps({"prospects": prospects}, separators=(",", ":"), ensure_ascii=False)
+
+
+class UnreadableBatchAnswer(ValueError):
+    """A batch answer whose ``errors`` cannot be matched to entries: nobody can tell
+    which entries failed."""
+
+
+def entry_errors(envelope: Mapping[str, Any], count: int) -> dict[int, PardotError]:
+    """The failed entries of a batch of ``count``: index → the PardotError its single
+    call would have raised (err_code read back from Pardot's text; 0 when the text is
+    not one this client knows). Raises UnreadableBatchAnswer when ``errors`` cannot be
+    read as index → text."""
+    raw = envelope.get("errors")
+    if raw is None or raw == [] or raw == {} or raw == "":
+        return {}  # PHP renders an empty map as []
+    if not isinstance(raw, Mapping):
+        raise UnreadableBatchAnswer(f"errors is a {type(raw).__name__}, not a map of indexes")
+    failed: dict[int, PardotError] = {}
+    for key, value in raw.items():
+        index = _index(key, count)
+        text = _text(value)
+        failed[index] = PardotError(err_code_of(text), text)
+    return failed
+
+
+def err_code_of(text: str) -> int:
+    """The err_code whose text Pardot sent (exact, or the start of it: Pardot adds
+    suffixes to some texts); 0 when no known text matches."""
+    wanted = _normal(text)
+    for code, known in facts.ENTRY_ERROR_TEXTS.items():
+        normal = _normal(known)
+        if wanted == normal or wanted.startswith(normal + ":"):
+            return code
+    return 0
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.split()).rstrip(".").casefold()
+
+
+def _index(key: Any, count: int) -> int:
+    try:
+        index = int(key)
+    except (TypeError, ValueError):
+        raise UnreadableBatchAnswer(f"errors names entry {key!r}, which is no index") from None
+    if not 0 <= index < count or str(index) != str(key).strip():
+        raise UnreadableBatchAnswer(f"errors names entry {key!r} of a batch of {count}")
+    return index
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value)
+    if isinstance(value, Mapping):  # an XML-ish {"#text": ...} or similar
+        return "; ".join(str(v) for v in value.values())
+    return "" if value is None else str(value)

@@ -1,0 +1,508 @@
+"""Concurrent prospect writes of one Pardot account, coalesced into batch calls.
+
+Pardot lets an account have 5 requests in flight and takes up to 50 prospects in one
+batch call (PARDOT_API.md, "Limits", "Batch"): one call per event tops out at 25
+events/s at a 200 ms round trip, full batches at 1,250. So, per account (shared like
+the limiter and the daily budget by every connection to it):
+
+- **Idle, no batching.** A write that finds a slot free and nobody waiting is never
+  queued: the gateway sends it at once through the single-call endpoint, whose answer
+  carries the prospect (``should_queue()`` is False). Writes already on their way
+  alone count as taking a slot, so a burst that arrives before any holds one (all
+  awaiting the first token) does not all go alone.
+- **Busy, batches fill.** Otherwise the write joins the newest pending batch of its
+  kind (connection, API version, batch operation) if that has room and no entry with
+  the same key (``BatchEntry.key``), else opens a new one; opening a batch starts one
+  sender. A sender waits for a slot of the account's limiter like any request, in
+  arrival order; holding one, it takes the fullest pending batch of its connection
+  (the oldest of each kind first, so one kind's writes leave in arrival order) and
+  sends it — or, if that batch holds a single write, sends that write alone through
+  the single-call endpoint.
+- **Each caller its own result.** Pardot names failed entries by index and applies the
+  others (``clients.batching``): a caller gets its entry's error or success, never a
+  neighbour's. A failure of the whole call (5xx, err 66, a refused token, a dropped
+  connection) is retried as a whole by ``clients.transport``'s rules — but a batch of
+  creates is not resent once Pardot may have processed it: each create gets
+  PARDOT_WRITE_UNCONFIRMED and the gateway holds its email (``clients.unconfirmed``).
+  A batch Pardot refuses unread (err 70/71) is our bug: it is logged at error level
+  and every write in it is sent alone; so is an idempotent entry that failed with a
+  retryable err (85, …), which the single call then retries.
+- **Deadlines.** A batch call is bounded by the latest deadline of its writes; each
+  caller stops waiting at its own. A write still queued then leaves the queue unsent
+  (DEADLINE_EXCEEDED); one already claimed for sending may be applied still: a create
+  is PARDOT_WRITE_UNCONFIRMED (held), any other write DEADLINE_EXCEEDED.
+- **Backpressure.** At most ``max_queued_writes`` writes wait per account; beyond,
+  RESOURCE_EXHAUSTED (PARDOT_QUEUE_FULL) with a RetryInfo of about the time the
+  queue takes to drain. A write over ``MAX_QUEUED_WRITE_BYTES`` is never queued: it
+  waits for a slot and goes alone, so the queue holds at most the product of the two.
+
+It never sends in a dry run (the gateway plans those), never invents an id (a batch
+answer holds none: the gateway says what is known), never lets one caller's deadline
+or cancellation stop the call others wait for, and never holds a slot it does not use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import enum
+import math
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from grpc import StatusCode
+
+from clients import batching
+from clients import pardot_facts as facts
+from clients.batching import BatchEntry, BatchKind
+from clients.errors import (
+    DeadlineExceeded,
+    PardotError,
+    PardotUnavailable,
+    PardotWriteUnconfirmed,
+    ProspectSyncError,
+)
+from clients.model import CallRecord
+from clients.transport import ClaimedCall, deadline_scope
+
+if TYPE_CHECKING:
+    from clients.transport import PardotClient
+
+log = structlog.get_logger("clients")
+
+#: A write whose batch entry is larger than this (characters of field names and
+#: values) is sent alone, never queued: it bounds what one queued write holds, and
+#: keeps a batch call's body near 50 times this at most.
+MAX_QUEUED_WRITE_BYTES = 8 * 1024
+
+#: What a call is taken to last before one was measured (for the queue's RetryInfo).
+_FIRST_CALL_S = 0.5
+#: Weight of the newest call in the running mean of call durations.
+_CALL_S_WEIGHT = 0.2
+#: RetryInfo bounds when the queue is full.
+_MIN_RETRY_S = 0.1
+_MAX_RETRY_S = 30.0
+
+
+class PardotQueueFull(ProspectSyncError):
+    """Too many writes already wait for this Pardot account: come back later rather
+    than hold memory without bound."""
+
+    code = StatusCode.RESOURCE_EXHAUSTED
+    reason = "PARDOT_QUEUE_FULL"
+
+
+class Route(enum.Enum):
+    """How a queued write went."""
+
+    #: Sent alone through the single-call endpoint: ``answer`` is Pardot's answer.
+    ALONE = "alone"
+    #: Rode in a batch call that reported no error for it; the answer holds no prospect.
+    BATCH = "batch"
+    #: The batch could not settle it (refused unread, or a retryable err for an
+    #: idempotent entry): the caller sends it alone.
+    SEND_ALONE = "send_alone"
+
+
+@dataclass(frozen=True)
+class Queued:
+    """How a queued write went, with Pardot's answer when it was sent alone."""
+
+    route: Route
+    answer: dict[str, Any] | None = None
+
+
+class _Write:
+    __slots__ = ("batch", "calls", "deadline", "entry", "future", "idempotent")
+
+    def __init__(
+        self,
+        entry: BatchEntry,
+        idempotent: bool,
+        deadline: float | None,
+        calls: list[CallRecord],
+        batch: _Batch,
+    ) -> None:
+        self.entry = entry
+        self.idempotent = idempotent
+        self.deadline = deadline
+        self.calls = calls
+        self.future: asyncio.Future[Queued] = asyncio.get_running_loop().create_future()
+        self.batch = batch
+
+
+class _Batch:
+    __slots__ = ("claimed", "client", "kind", "writes")
+
+    def __init__(self, client: PardotClient, kind: BatchKind) -> None:
+        self.client = client
+        self.kind = kind
+        #: By entry key, in arrival order.
+        self.writes: dict[str, _Write] = {}
+        self.claimed = False
+
+    def __len__(self) -> int:
+        return len(self.writes)
+
+    def has_room_for(self, entry: BatchEntry) -> bool:
+        return len(self.writes) < facts.MAX_BATCH_PROSPECTS and entry.key not in self.writes
+
+    @property
+    def alone(self) -> bool:
+        return len(self.writes) == 1
+
+    def call(self) -> ClaimedCall:
+        """What to send: the batch call, or its one write alone."""
+        writes = list(self.writes.values())
+        deadlines = [w.deadline for w in writes]
+        deadline = None if None in deadlines else max(d for d in deadlines if d is not None)
+        if len(writes) == 1:
+            entry = writes[0].entry
+            return ClaimedCall(
+                operation=entry.operation,
+                path_params={entry.id_field: entry.id_value},
+                params=entry.fields,
+                api_version=self.kind.api_version,
+                idempotent=writes[0].idempotent,
+                deadline=deadline,
+            )
+        prospects = batching.encode(self.kind, [w.entry for w in writes])
+        return ClaimedCall(
+            operation=self.kind.operation,
+            path_params={},
+            params={facts.BATCH_PROSPECTS_PARAM: prospects},
+            api_version=self.kind.api_version,
+            idempotent=all(w.idempotent for w in writes),
+            deadline=deadline,
+            batch_size=len(writes),
+        )
+
+
+class WriteCoalescer:
+    """One Pardot account's queue of prospect writes (see the module docstring).
+    ``limiter`` is the account's (``PardotClient.limiter``)."""
+
+    def __init__(
+        self, limiter: asyncio.Semaphore, *, max_concurrency: int, max_queued: int
+    ) -> None:
+        self._limiter = limiter
+        self._slots = max(1, max_concurrency)
+        self.max_queued = max_queued
+        self._queued = 0
+        #: Writes sent alone, from the decision to their answer: a burst of writes
+        #: that all find the limiter free (none has taken a slot yet: they await the
+        #: first token) must not all go alone.
+        self._alone = 0
+        #: Connection → kind → its pending batches, oldest first.
+        self._pending: dict[PardotClient, dict[BatchKind, deque[_Batch]]] = {}
+        self._senders: set[asyncio.Task[None]] = set()
+        self._call_s = _FIRST_CALL_S
+        self._closed = False
+
+    @property
+    def queued(self) -> int:
+        """Writes waiting for a batch call to take them."""
+        return self._queued
+
+    def should_queue(self, entry: BatchEntry) -> bool:
+        """Whether a write should wait for a batch: writes are queued, or no slot is
+        free for it (all taken, someone already waits for one, or as many writes as
+        there are slots are on their way alone), and the write is small enough to be
+        held."""
+        busy = self._queued > 0 or self._alone >= self._slots or self._limiter.locked()
+        return busy and entry.size() <= MAX_QUEUED_WRITE_BYTES
+
+    @contextlib.contextmanager
+    def sending_alone(self) -> Iterator[None]:
+        """Around a prospect write sent alone (not queued), until its answer."""
+        self._alone += 1
+        try:
+            yield
+        finally:
+            self._alone -= 1
+
+    async def write(
+        self,
+        client: PardotClient,
+        kind: BatchKind,
+        entry: BatchEntry,
+        *,
+        idempotent: bool,
+        deadline: float | None,
+        calls: list[CallRecord],
+    ) -> Queued:
+        """Queue one write and wait, until ``deadline`` at most, for how it went. The
+        calls it rode in are appended to ``calls``. Raises the entry's PardotError, the
+        whole call's failure, PardotQueueFull, DeadlineExceeded or
+        PardotWriteUnconfirmed (a create that may have been applied)."""
+        write = self._enqueue(client, kind, entry, idempotent, deadline, calls)
+        try:
+            async with deadline_scope(deadline):
+                return await write.future
+        except TimeoutError:
+            if write.future.done() and not write.future.cancelled():
+                return write.future.result()  # it came as the deadline fell: it counts
+            raise self._left_at_deadline(write) from None
+        except asyncio.CancelledError:
+            self._withdraw(write)
+            raise
+
+    async def aclose(self) -> None:
+        """Stop every sender; writes still waiting fail as Pardot unavailable."""
+        self._closed = True
+        senders = list(self._senders)
+        for sender in senders:
+            sender.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
+        for kinds in list(self._pending.values()):
+            for batches in list(kinds.values()):
+                for batch in list(batches):
+                    self._take(batch)
+                    self._fail(batch, _closing(batch.client), [])
+
+    # --- queueing ------------------------------------------------------------------
+
+    def _enqueue(
+        self,
+        client: PardotClient,
+        kind: BatchKind,
+        entry: BatchEntry,
+        idempotent: bool,
+        deadline: float | None,
+        calls: list[CallRecord],
+    ) -> _Write:
+        if self._closed:
+            raise _closing(client)
+        if self._queued >= self.max_queued:
+            raise self._full(client)
+        batches = self._pending.setdefault(client, {}).setdefault(kind, deque())
+        batch = batches[-1] if batches else None
+        if batch is None or not batch.has_room_for(entry):
+            batch = _Batch(client, kind)
+            batches.append(batch)
+            self._start_sender(client)
+        write = _Write(entry, idempotent, deadline, calls, batch)
+        batch.writes[entry.key] = write
+        self._queued += 1
+        return write
+
+    def _withdraw(self, write: _Write) -> bool:
+        """Take a write out of its batch if it is still queued; False once claimed."""
+        batch = write.batch
+        if batch.claimed or batch.writes.get(write.entry.key) is not write:
+            return False
+        del batch.writes[write.entry.key]
+        self._queued -= 1
+        if not batch.writes:
+            kinds = self._pending[batch.client]
+            kinds[batch.kind].remove(batch)
+            self._prune(batch.client, batch.kind)
+        return True
+
+    def _left_at_deadline(self, write: _Write) -> ProspectSyncError:
+        client = write.batch.client
+        if self._withdraw(write):
+            return DeadlineExceeded(
+                "the deadline passed while the write waited for a batch call to Pardot "
+                f"(connection {client.name!r}); nothing was sent"
+            )
+        message = f"the deadline passed during a batch call to Pardot (connection {client.name!r})"
+        if not write.idempotent:
+            return PardotWriteUnconfirmed(
+                f"{message}; the write may still be applied",
+                settled=False,
+                code=DeadlineExceeded.code,
+                retry_after=client.config.timeout_s,
+            )
+        return DeadlineExceeded(message)
+
+    def _full(self, client: PardotClient) -> PardotQueueFull:
+        rounds = math.ceil(self._queued / facts.MAX_BATCH_PROSPECTS / self._slots)
+        retry_after = min(max(rounds * self._call_s, _MIN_RETRY_S), _MAX_RETRY_S)
+        return PardotQueueFull(
+            f"{self._queued} writes to this Pardot account already wait for a batch call "
+            f"({client.config.key('max_queued_writes')} = {self.max_queued}); retry in "
+            f"about {retry_after:.1f} s",
+            retry_after=retry_after,
+        )
+
+    # --- sending -------------------------------------------------------------------
+
+    def _start_sender(self, client: PardotClient) -> None:
+        # A fresh context: the sender serves many callers, so it must not log under
+        # the request context (message_id, …) of the one that happened to start it.
+        sender = asyncio.create_task(self._send(client), context=contextvars.Context())
+        self._senders.add(sender)
+        sender.add_done_callback(self._senders.discard)
+
+    async def _send(self, client: PardotClient) -> None:
+        claimed: _Batch | None = None
+
+        def claim() -> ClaimedCall | None:
+            nonlocal claimed
+            claimed = self._take_fullest(client)
+            return claimed.call() if claimed is not None else None
+
+        calls: list[CallRecord] = []
+        try:
+            answer = await client.call_claimed(claim, calls=calls)
+        except asyncio.CancelledError:
+            if claimed is not None:  # it may be on its way: creates are in doubt
+                for write in claimed.writes.values():
+                    closing = _closing(client)
+                    if not write.idempotent:
+                        closing = _unconfirmed(closing, client, settled=False)
+                    _reject(write, closing, calls)
+            elif (batch := self._take_fullest(client)) is not None:
+                self._fail(batch, _closing(client), calls)
+            raise
+        except ProspectSyncError as error:
+            # Before a slot (no budget left, no token): the error is a batch's anyway.
+            batch = claimed if claimed is not None else self._take_fullest(client)
+            if batch is not None:
+                self._fail(batch, error, calls)
+            return
+        except Exception as error:  # a bug: logged, and every caller in it hears of it
+            log.exception("pardot.batch_failed", connection=client.name)
+            batch = claimed if claimed is not None else self._take_fullest(client)
+            if batch is not None:
+                failure = ProspectSyncError(f"sending a batch failed: {type(error).__name__}")
+                self._fail(batch, failure, calls)
+            return
+        if claimed is not None and answer is not None:
+            self._observe(calls)
+            self._settle(claimed, answer, calls)
+
+    def _take_fullest(self, client: PardotClient) -> _Batch | None:
+        kinds = self._pending.get(client)
+        if not kinds:
+            return None
+        kind = max(kinds, key=lambda k: len(kinds[k][0]))
+        batch = kinds[kind][0]
+        self._take(batch)
+        return batch
+
+    def _take(self, batch: _Batch) -> None:
+        self._pending[batch.client][batch.kind].remove(batch)
+        self._prune(batch.client, batch.kind)
+        batch.claimed = True
+        self._queued -= len(batch)
+
+    def _prune(self, client: PardotClient, kind: BatchKind) -> None:
+        kinds = self._pending[client]
+        if not kinds[kind]:
+            del kinds[kind]
+        if not kinds:
+            del self._pending[client]
+
+    def _observe(self, calls: list[CallRecord]) -> None:
+        spent = sum(c.duration_s for c in calls)
+        self._call_s += _CALL_S_WEIGHT * (spent - self._call_s)
+
+    # --- results -------------------------------------------------------------------
+
+    def _settle(self, batch: _Batch, answer: dict[str, Any], calls: list[CallRecord]) -> None:
+        writes = list(batch.writes.values())
+        if batch.alone:
+            _resolve(writes[0], Queued(Route.ALONE, answer), calls)
+            return
+        try:
+            failed = batching.entry_errors(answer, len(writes))
+        except batching.UnreadableBatchAnswer as problem:
+            log.error(
+                "pardot.batch_unreadable",
+                connection=batch.client.name,
+                operation=batch.kind.operation,
+                batch_size=len(writes),
+                problem=str(problem),
+            )
+            unreadable = ProspectSyncError(
+                f"Pardot's answer to a batch call cannot be read ({problem})",
+                reason="PARDOT_UNEXPECTED_RESPONSE",
+            )
+            for write in writes:
+                if write.idempotent:
+                    _resolve(write, Queued(Route.SEND_ALONE), calls)
+                else:
+                    _reject(write, _unconfirmed(unreadable, batch.client, settled=True), calls)
+            return
+        for index, write in enumerate(writes):
+            error = failed.get(index)
+            if error is None:
+                _resolve(write, Queued(Route.BATCH), calls)
+            elif not error.retryable:
+                _reject(write, error.explain(batch.client.config), calls)
+            elif write.idempotent:
+                _resolve(write, Queued(Route.SEND_ALONE), calls)
+            else:
+                # Pardot answered for this entry, so its work on it is over.
+                _reject(write, _unconfirmed(error, batch.client, settled=True), calls)
+
+    def _fail(self, batch: _Batch, error: ProspectSyncError, calls: list[CallRecord]) -> None:
+        writes = list(batch.writes.values())
+        if (
+            isinstance(error, PardotError)
+            and error.err_code in facts.BATCH_REJECTED
+            and not batch.alone
+        ):
+            log.error(
+                "pardot.batch_rejected",
+                connection=batch.client.name,
+                operation=batch.kind.operation,
+                batch_size=len(writes),
+                err_code=error.err_code,
+                text=error.text,
+            )
+            for write in writes:
+                _resolve(write, Queued(Route.SEND_ALONE), calls)
+            return
+        for write in writes:
+            _reject(write, _own_copy(error), calls)
+
+
+def _resolve(write: _Write, outcome: Queued, calls: Iterable[CallRecord]) -> None:
+    if not write.future.done():  # done: its caller left (deadline, cancellation)
+        write.calls.extend(calls)
+        write.future.set_result(outcome)
+
+
+def _reject(write: _Write, error: ProspectSyncError, calls: Iterable[CallRecord]) -> None:
+    if not write.future.done():
+        write.calls.extend(calls)
+        write.future.set_exception(error)
+
+
+def _own_copy(error: ProspectSyncError) -> ProspectSyncError:
+    """The same error as its own object for each caller: one exception raised in many
+    tasks would gather all their tracebacks."""
+    clone = type(error).__new__(type(error), *error.args)
+    clone.__dict__.update(error.__dict__)
+    clone.metadata = dict(error.metadata)
+    return clone
+
+
+def _unconfirmed(
+    error: ProspectSyncError, client: PardotClient, *, settled: bool
+) -> PardotWriteUnconfirmed:
+    """As ``PardotClient._unconfirmed`` says for a single create: settled (Pardot
+    answered) → retry soon; not settled → give Pardot about a request's time first."""
+    config = client.config
+    return PardotWriteUnconfirmed(
+        f"{error.message}; the create in a batch call may have been applied, so it was "
+        "not resent (a retried call reads before it writes)",
+        settled=settled,
+        retry_after=(
+            min(config.backoff_base_s, config.backoff_max_s) if settled else config.timeout_s
+        ),
+        metadata=error.metadata,
+    )
+
+
+def _closing(client: PardotClient) -> PardotUnavailable:
+    return PardotUnavailable(
+        f"the connection {client.name!r} closed before the write was sent to Pardot"
+    )
