@@ -33,6 +33,7 @@ from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
 from server.config import ConfigError, ServiceConfig, TlsConfig
 from server.idempotency import IDEMPOTENCY_FILE, Idempotency, ResponseStore
 from server.interceptors import (
+    AdmissionInterceptor,
     CallerAuthInterceptor,
     IdempotencyInterceptor,
     RpcContextInterceptor,
@@ -46,9 +47,16 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ProspectSync"].full_name
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
-#: grpc sets SO_REUSEPORT by default, which lets a second server bind a port in use
-#: and silently share its traffic; we want "address in use" instead.
-_SERVER_OPTIONS = (("grpc.so_reuseport", 0),)
+_SERVER_OPTIONS = (
+    # grpc sets SO_REUSEPORT by default, which lets a second server bind a port in use
+    # and silently share its traffic; we want "address in use" instead.
+    ("grpc.so_reuseport", 0),
+    # gRPC core cancels calls beyond 1,000 waiting for the application (3,000 at most):
+    # let them reach AdmissionInterceptor, which answers the excess with documented
+    # backpressure (RESOURCE_EXHAUSTED + RetryInfo) instead of a bare CANCELLED.
+    ("grpc.server.max_pending_requests", 20_000),
+    ("grpc.server.max_pending_requests_hard_limit", 20_000),
+)
 
 #: The identity map's file inside ``server.state_dir``.
 IDENTITY_FILE = "identity.sqlite3"
@@ -105,7 +113,10 @@ async def start_server(
     except BaseException:
         await connections.aclose()
         raise
-    interceptors: list[grpc.aio.ServerInterceptor] = [RpcContextInterceptor()]
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        RpcContextInterceptor(),
+        AdmissionInterceptor(config.server.max_in_flight),
+    ]
     if config.server.auth is not None:
         interceptors.append(CallerAuthInterceptor(config.server.auth.tokens))
     interceptors.append(IdempotencyInterceptor(idempotency))

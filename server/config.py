@@ -83,6 +83,9 @@ class ServerConfig:
     idempotency_window_s: float = 24 * 3600.0
     #: The largest request gRPC accepts; a larger one is refused before it is decoded.
     max_message_bytes: int = 1024 * 1024
+    #: ProspectSync calls in progress at once; more are refused with RESOURCE_EXHAUSTED
+    #: (SERVER_BUSY) at once instead of holding memory (each costs ~30 KB in gRPC).
+    max_in_flight: int = 2000
     tls: TlsConfig | None = None
     auth: CallerAuthConfig | None = None
 
@@ -255,6 +258,11 @@ class _Parser:
             if size is not None and not low <= size <= high:
                 self.problem("server.max_message_bytes", f"must be from {low} to {high} bytes")
             values["max_message_bytes"] = size
+        if "max_in_flight" in table:
+            cap = self._typed(table, "max_in_flight", int, "server.max_in_flight")
+            if cap is not None and cap < 1:
+                self.problem("server.max_in_flight", "must be at least 1")
+            values["max_in_flight"] = cap
         if "tls" in table:
             values["tls"] = self._tls(self._table(table, "tls", "server.tls"))
         if "auth" in table:

@@ -1,11 +1,14 @@
 """Cross-cutting work around every RPC, and nothing else.
 
-Three interceptors, outermost first (``server.app`` installs them in this order):
+Four interceptors, outermost first (``server.app`` installs them in this order):
 
 - :class:`RpcContextInterceptor`: per-call log context, the one "rpc.done" event, and
   the guarantee that no exception reaches a caller as a trace — a ProspectSyncError is
   reported through ``server.status``, a request that cannot be decoded is
   INVALID_ARGUMENT, anything else INTERNAL with an id to find it in the log.
+- :class:`AdmissionInterceptor`: at most ``server.max_in_flight`` ProspectSync calls in
+  progress; beyond, RESOURCE_EXHAUSTED with RetryInfo at once (documented backpressure)
+  instead of memory that grows with the burst. Health is never refused.
 - :class:`CallerAuthInterceptor` (when ``[server.auth]`` is configured): a bearer token
   in the ``authorization`` metadata, or UNAUTHENTICATED. Health stays open (probes and
   load balancers carry no token); reflection needs a token like the service, since it
@@ -50,6 +53,13 @@ class Unauthenticated(ProspectSyncError):
 
     code = grpc.StatusCode.UNAUTHENTICATED
     reason = "UNAUTHENTICATED"
+
+
+class ServerBusy(ProspectSyncError):
+    """More calls are in progress than ``server.max_in_flight`` allows."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "SERVER_BUSY"
 
 
 class MalformedRequest(ProspectSyncError):
@@ -156,6 +166,50 @@ def _guarded(method: str, behavior: UnaryBehavior) -> UnaryBehavior:
             emit("rpc.done", code=code.name, latency_ms=latency_ms)
 
     return guarded
+
+
+class AdmissionInterceptor(grpc.aio.ServerInterceptor):
+    """Counts the calls in progress and refuses the ones past the cap before they cost
+    anything: a burst of thousands gets a prompt "retry in a second" for its excess,
+    and the calls admitted keep their latency and the process its memory."""
+
+    #: What a refused caller is told to wait: about one batch round trip at Pardot.
+    RETRY_AFTER_S = 1.0
+
+    def __init__(self, max_in_flight: int) -> None:
+        self._max = max_in_flight
+        self.in_flight = 0
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(handler_call_details)
+        if (
+            handler is None
+            or handler.unary_unary is None
+            or handler_call_details.method.startswith(HEALTH_PREFIX)
+        ):
+            return handler
+        behavior = handler.unary_unary
+
+        async def admitted(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if self.in_flight >= self._max:
+                raise ServerBusy(
+                    f"{self._max} calls are in progress, the most this server takes at once "
+                    "(server.max_in_flight): retry after the delay",
+                    retry_after=self.RETRY_AFTER_S,
+                )
+            self.in_flight += 1
+            try:
+                return await behavior(request, context)
+            finally:
+                self.in_flight -= 1
+
+        return grpc.unary_unary_rpc_method_handler(
+            admitted,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
 
 class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
