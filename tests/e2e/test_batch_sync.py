@@ -4,11 +4,8 @@ person, and docs/batch-sync.md's grpcurl example run for real."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import shutil
-import sys
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,11 +16,11 @@ from google.rpc import error_details_pb2, status_pb2
 
 from fakepardot import FakePardot
 from prospectsync.v1 import prospect_sync_pb2 as pb
+from support.grpcurl import grpcurl, needs_grpcurl
 from support.service import Service, identify, struct
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "batch-sync.md"
-GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent))
 
 T = TypeVar("T", bound=Message)
 
@@ -289,23 +286,15 @@ def comparable(response: dict[str, Any]) -> dict[str, Any]:
     return json.loads(text)
 
 
-@pytest.mark.skipif(GRPCURL is None, reason="grpcurl is installed by make test")
+@needs_grpcurl
 async def test_the_documented_example_answers_as_documented(
     service: Service, fake: FakePardot
 ) -> None:
     request, documented = doc_example()
-    process = await asyncio.create_subprocess_exec(
-        GRPCURL,  # type: ignore[arg-type]
-        "-plaintext",
-        "-d",
-        json.dumps(request),
-        f"127.0.0.1:{service.port}",
-        "prospectsync.v1.ProspectSync/BatchSync",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    code, out, err = await grpcurl(
+        service.port, "prospectsync.v1.ProspectSync/BatchSync", data=request
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode == 0, err.decode()
+    assert code == 0, err
     answered = json.loads(out)
     assert comparable(answered) == comparable(documented)
     # The ids the page shows are placeholders; the real ones are the fake's.

@@ -3,20 +3,13 @@ describe and call the service with no proto files at hand."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
-import sys
-from pathlib import Path
-
-import pytest
 
 from fakepardot import FakePardot
+from support.grpcurl import grpcurl, needs_grpcurl
 from support.service import Service
 
-GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent))
-
-pytestmark = pytest.mark.skipif(GRPCURL is None, reason="grpcurl is installed by make test")
+pytestmark = needs_grpcurl
 
 TOM = {
     "user_id": "u-tom",
@@ -30,24 +23,8 @@ TOM = {
 }
 
 
-async def grpcurl(service: Service, *args: str, data: object = None) -> tuple[int, str, str]:
-    """Runs ``grpcurl -plaintext [-d DATA] ADDRESS ARGS…``; returns (exit code, out, err)."""
-    flags = ["-d", json.dumps(data)] if data is not None else []
-    process = await asyncio.create_subprocess_exec(
-        GRPCURL,  # type: ignore[arg-type]
-        "-plaintext",
-        *flags,
-        f"127.0.0.1:{service.port}",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
-    return process.returncode or 0, out.decode(), err.decode()
-
-
 async def test_list_shows_the_service_health_and_reflection(service: Service) -> None:
-    code, out, _ = await grpcurl(service, "list")
+    code, out, _ = await grpcurl(service.port, "list")
     assert code == 0
     assert out.split() == [
         "grpc.health.v1.Health",
@@ -57,14 +34,14 @@ async def test_list_shows_the_service_health_and_reflection(service: Service) ->
 
 
 async def test_describe_shows_the_contract(service: Service) -> None:
-    code, out, _ = await grpcurl(service, "describe", "prospectsync.v1.IdentifyRequest")
+    code, out, _ = await grpcurl(service.port, "describe", "prospectsync.v1.IdentifyRequest")
     assert code == 0
     for field in ("message_id", "traits", "pardot", "settings"):
         assert field in out
 
 
 async def test_identify_with_the_documentation_example(service: Service, fake: FakePardot) -> None:
-    code, out, err = await grpcurl(service, "prospectsync.v1.ProspectSync/Identify", data=TOM)
+    code, out, err = await grpcurl(service.port, "prospectsync.v1.ProspectSync/Identify", data=TOM)
     assert code == 0, err
     response = json.loads(out)
     assert response["outcome"] == "OUTCOME_CREATED"
@@ -75,6 +52,8 @@ async def test_identify_with_the_documentation_example(service: Service, fake: F
 
 async def test_an_invalid_request_shows_the_field_to_fix(service: Service) -> None:
     request = {"traits": {"name": "No Email"}, "settings": {"connection": "v3"}}
-    code, _, err = await grpcurl(service, "prospectsync.v1.ProspectSync/Identify", data=request)
+    code, _, err = await grpcurl(
+        service.port, "prospectsync.v1.ProspectSync/Identify", data=request
+    )
     assert code != 0
     assert "InvalidArgument" in err and "traits.email is required" in err

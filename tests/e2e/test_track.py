@@ -4,11 +4,8 @@ strategy exactly as Identify would, skipped events, dry runs and refusals."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +17,10 @@ from grpc_status import rpc_status
 
 from fakepardot import FakePardot
 from prospectsync.v1 import prospect_sync_pb2 as pb
+from support.grpcurl import grpcurl, needs_grpcurl
 from support.service import Service, struct
 
 ROOT = Path(__file__).resolve().parents[2]
-GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent))
 
 SIGNED_UP = pb.TrackMapping(
     fields={"plan": "plan", "role": "job_title"},
@@ -424,24 +421,14 @@ def paths(response: dict[str, Any]) -> list[str]:
     ]
 
 
-@pytest.mark.skipif(GRPCURL is None, reason="grpcurl is installed by make test")
+@needs_grpcurl
 async def test_the_documented_grpcurl_example_does_what_the_docs_say(
     service: Service, fake: FakePardot
 ) -> None:
     request, shown = documented_track_call()
     json_format.ParseDict(request, pb.TrackRequest())  # the example is a valid request
-    process = await asyncio.create_subprocess_exec(
-        GRPCURL,  # type: ignore[arg-type]
-        "-plaintext",
-        "-d",
-        json.dumps(request),
-        f"127.0.0.1:{service.port}",
-        "prospectsync.v1.ProspectSync/Track",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode == 0, err.decode()
+    code, out, err = await grpcurl(service.port, "prospectsync.v1.ProspectSync/Track", data=request)
+    assert code == 0, err
     answer = json.loads(out)
     for key in ("outcome", "strategy", "actions"):
         assert answer[key] == shown[key], key
