@@ -1,7 +1,8 @@
-"""Fixtures for the backfill tests: one fakepardot per module over real HTTP on
-loopback (reset before each test), the service's configuration aimed at it with a
-fresh state_dir, real ``prospect-sync`` processes (stopped by their own handle), and
-the process's logging restored after in-process CLI runs."""
+"""Fixtures for the backfill tests: the session's fakepardot over real HTTP on
+loopback (``fake``, reset around each test: tests/conftest.py), the service's
+configuration aimed at it with a fresh state_dir, real ``prospect-sync`` processes
+(stopped by their own handle), and the process's logging restored after in-process CLI
+runs."""
 
 from __future__ import annotations
 
@@ -17,18 +18,6 @@ import structlog
 from fakepardot import FakePardot
 from server.config import ServiceConfig
 from support.service import config_for
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakePardot]:
-    with FakePardot() as running:
-        yield running
-
-
-@pytest.fixture
-def fake(fake_server: FakePardot) -> FakePardot:
-    fake_server.state.reset()
-    return fake_server
 
 
 @pytest.fixture

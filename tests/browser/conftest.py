@@ -37,12 +37,6 @@ def chromium() -> str:
     )
 
 
-@pytest.fixture(scope="session")
-def fake() -> Iterator[FakePardot]:
-    with FakePardot() as running:
-        yield running
-
-
 @pytest.fixture
 def tracker() -> Iterator[Loopback]:
     stub = Loopback(tracker_answer)

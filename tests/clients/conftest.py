@@ -1,9 +1,10 @@
-"""Fixtures for the client tests: one fakepardot per module over real HTTP on loopback,
-reset before each test that uses it, and clients configured with tiny backoffs."""
+"""Fixtures for the client tests: the session's fakepardot over real HTTP on loopback
+(``fake``, reset around each test that uses it: tests/conftest.py), and clients
+configured with tiny backoffs."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -15,22 +16,6 @@ from fakepardot import DEMO, FakePardot
 
 #: Backoffs small enough for tests; the retry logic is the same.
 FAST: dict[str, Any] = {"backoff_base_s": 0.001, "backoff_max_s": 0.005, "timeout_s": 2.0}
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakePardot]:
-    fake = FakePardot()
-    fake.start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
-def fake(fake_server: FakePardot) -> FakePardot:
-    fake_server.state.reset()
-    return fake_server
 
 
 def oauth_config(fake: FakePardot, name: str = "default", **overrides: Any) -> ConnectionConfig:

@@ -3,7 +3,7 @@ fakepardot (in its own thread), and a generated stub — as a caller would see i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,15 +12,9 @@ from fakepardot import FakePardot
 from support.service import Service, close_service, config_for, open_service
 
 
-@pytest.fixture(scope="session")
-def fake() -> Iterator[FakePardot]:
-    with FakePardot() as running:
-        yield running
-
-
 @pytest.fixture(autouse=True)
 def fresh_fake(fake: FakePardot) -> FakePardot:
-    fake.state.reset()
+    """Every e2e test gets a fresh fake, asked for or not (``fake``: tests/conftest.py)."""
     return fake
 
 

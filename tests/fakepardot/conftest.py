@@ -1,6 +1,7 @@
-"""Fixtures for the fake's contract tests: one fake per session on 127.0.0.1:0, reset
-before every test, and a small helper (``Pardot``) that calls it over real HTTP (httpx)
-the way a client does: credentials in headers, path values URL-encoded.
+"""Fixtures for the fake's contract tests: the session's fake on 127.0.0.1:0
+(tests/conftest.py), reset around every test, and a small helper (``Pardot``) that
+calls it over real HTTP (httpx) the way a client does: credentials in headers, path
+values URL-encoded.
 
 Test modules get everything through fixtures; they import ``Pardot`` for annotations
 only (under TYPE_CHECKING), so nothing depends on how pytest names this module."""
@@ -17,15 +18,9 @@ import pytest
 from fakepardot import DEMO, FakePardot
 
 
-@pytest.fixture(scope="session")
-def fake() -> Iterator[FakePardot]:
-    with FakePardot() as running:
-        yield running
-
-
 @pytest.fixture(autouse=True)
 def _fresh_state(fake: FakePardot) -> None:
-    fake.state.reset()
+    """Every test starts on a fresh fake: ``fake`` (tests/conftest.py) resets it."""
 
 
 @pytest.fixture

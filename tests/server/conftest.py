@@ -140,16 +140,10 @@ class Served:
         return f"127.0.0.1:{self.running.port}"
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakePardot]:
-    """fakepardot over real HTTP, for the tests that run the real Pardot client."""
-    with FakePardot() as running:
-        yield running
-
-
 @pytest.fixture
 def fresh_fake(fake: FakePardot) -> FakePardot:
-    fake.state.reset()
+    """fakepardot over real HTTP, for the tests that run the real Pardot client: an
+    alias of ``fake`` (tests/conftest.py), which is reset around each test."""
     return fake
 
 

@@ -23,7 +23,7 @@ from server.status import to_grpc_status, to_rpc_status
 from support.waiting import until
 
 if TYPE_CHECKING:  # the fixtures' types (conftest.py)
-    from conftest import LogCapture, Served
+    from .conftest import LogCapture, Served
 
 
 def identify(email: str, *, message_id: str = "", **settings: object) -> pb.BatchSyncItem:

@@ -108,12 +108,6 @@ def spawn() -> Iterator[Any]:
             process.popen.wait(timeout=WAIT_S)
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakePardot]:
-    with FakePardot() as running:
-        yield running
-
-
 def write_config(tmp_path: Path, fake: FakePardot, *, mode: int) -> Path:
     """A v3 OAuth connection (password grant) to the fake, secrets in the file."""
     path = tmp_path / "service.toml"
@@ -143,7 +137,7 @@ timeout_s = 5
 
 def identify_once(port: int) -> pb.IdentifyResponse:
     traits = struct_pb2.Struct()
-    # A new person each time: the fake lives for the whole module.
+    # A new person each time, whatever the fake already holds.
     traits.update({"email": f"cli-{uuid.uuid4().hex[:8]}@example.com", "first_name": "Cli"})
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)

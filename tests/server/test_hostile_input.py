@@ -22,7 +22,7 @@ from strategies.validation import MAX_MESSAGE_ID_LENGTH, MAX_TRAITS, MAX_VALUE_B
 from support.service import identify
 
 if TYPE_CHECKING:
-    from conftest import Served, StubConnections
+    from .conftest import Served, StubConnections
 
 IDENTIFY = "/prospectsync.v1.ProspectSync/Identify"
 

@@ -20,7 +20,7 @@ from strategies.validation import MAX_MESSAGE_ID_LENGTH
 from support.service import identify
 
 if TYPE_CHECKING:
-    from conftest import LogCapture, Served
+    from .conftest import LogCapture, Served
 
 IDENTIFY = "/prospectsync.v1.ProspectSync/Identify"
 KEY = IdempotencyKey(IDENTIFY, "default", "m-1")

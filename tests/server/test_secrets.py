@@ -21,7 +21,7 @@ from server.logging import REDACTED, configure_logging
 from support.service import config_for, identify
 
 if TYPE_CHECKING:
-    from conftest import LogCapture
+    from .conftest import LogCapture
 
 CALLER_TOKEN = "caller-token-5e1f0a9b7c3d2e4f"
 AUTH = (("authorization", f"Bearer {CALLER_TOKEN}"),)

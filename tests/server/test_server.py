@@ -25,7 +25,7 @@ from server.app import SERVICE_NAME, start_server
 from server.config import ConfigError, ServiceConfig
 
 if TYPE_CHECKING:  # the fixtures' types (conftest.py)
-    from conftest import LogCapture, Served, StubConnections
+    from .conftest import LogCapture, Served, StubConnections
 
 MakeConfig = Callable[..., ServiceConfig]
 

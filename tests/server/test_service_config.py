@@ -22,7 +22,7 @@ from server.app import SERVICE_NAME
 from support.service import identify
 
 if TYPE_CHECKING:
-    from conftest import Served
+    from .conftest import Served
 
 SERVICE_CONFIG = Path(__file__).resolve().parents[2] / "grpc_service_config.json"
 TOM = {"email": "tom@example.com"}

@@ -22,7 +22,7 @@ from server.app import IDENTITY_FILE, RunningServer, start_server
 from server.config import ConfigError, ServiceConfig, parse_config
 
 if TYPE_CHECKING:
-    from conftest import LogCapture
+    from .conftest import LogCapture
 
 pytestmark = pytest.mark.usefixtures("fresh_fake")
 
