@@ -100,9 +100,9 @@ def render_summary(
     lines.append(f"  {'failed':<13}{counts[RowOutcome.FAILED]:>7}  {legend[RowOutcome.FAILED]}")
     if tally.not_reached:
         lines.append(f"  {'not reached':<13}{tally.not_reached:>7}  the run stopped first")
-    writes = "planned writes" if dry_run else "writes"
-    calls = f"Pardot calls this run: {tally.reads + tally.writes} ({tally.reads} reads, "
-    calls += f"{tally.writes} {writes})"
+    write = "planned write" if dry_run else "write"
+    calls = f"Pardot calls this run: {tally.reads + tally.writes} "
+    calls += f"({_counted(tally.reads, 'read')}, {_counted(tally.writes, write)})"
     if tally.earlier:
         rows = "1 row was" if tally.earlier == 1 else f"{tally.earlier} rows were"
         calls += f"; {rows} finished by an earlier run and skipped"
@@ -149,3 +149,7 @@ def _stopped(tally: Tally, connection: str) -> str:
 
 def _line(result: RowResult) -> int:
     return result.line
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
