@@ -231,11 +231,12 @@ def targets(summary: dict[str, Any], config: dict[str, Any]) -> list[str]:
             f"{zero['ratio'] * 100:.0f} %",
         )
     burst = summary["burst"]
-    check(
-        burst["peak_rss_mb"] < 200 and not burst["other"],
-        f"{burst['count']:g} in flight: peak RSS < 200 MB and only OK / RESOURCE_EXHAUSTED "
-        f"— measured {burst['peak_rss_mb']:.0f} MB, {count(burst['other'])} other statuses",
-    )
+    if burst:
+        check(
+            burst["peak_rss_mb"] < 200 and not burst["other"],
+            f"{burst['count']:g} in flight: peak RSS < 200 MB and only OK / RESOURCE_EXHAUSTED "
+            f"— measured {burst['peak_rss_mb']:.0f} MB, {count(burst['other'])} other statuses",
+        )
     return lines
 
 
@@ -259,16 +260,21 @@ def render(
         f"Python {machine['python']}, grpcio {machine['grpcio']}; 1-minute load average "
         f"before each run: {', '.join(f'{load:.2f}' for load in loads)}"
     )
-    parts = [heading, where, "", main_table(specs, summary["rows"])]
+    parts = [heading, where]
+    # --only measures one part: the others are left out of the print, not shown as n/a.
+    if summary["rows"]:
+        parts += ["", main_table(specs, summary["rows"])]
     if any(not figures.get("steady", True) for figures in summary["rows"].values()):
         parts.append(
             f"\n{NOT_STEADY} the warm-up cap came before every worker had an answer: "
             "these latencies are of early calls, not of the steady state."
         )
     zero = summary["zero"]
-    parts += ["", zero_latency_table(zero, config["echo_in_flight"])]
+    if zero:
+        parts += ["", zero_latency_table(zero, config["echo_in_flight"])]
     if zero.get("ratio") is not None:
         parts.append(f"\nIdentify RPC/s ÷ echo RPC/s: {zero['ratio'] * 100:.0f} %")
-    parts += ["", burst_table(summary["burst"], config["burst_deadline_s"])]
+    if summary["burst"]:
+        parts += ["", burst_table(summary["burst"], config["burst_deadline_s"])]
     parts += ["", "Targets (issue 6):", *targets(summary, config)]
     return "\n".join(parts)

@@ -165,14 +165,18 @@ class BenchRun:
                     rows = {
                         s.key: self.scenario(s, pardot, server, target)
                         for s in scenarios(self.args)
+                        if self.wanted("rows")
                     }
-                    zero = self.zero_latency(pardot, server, target)
+                    zero = self.zero_latency(pardot, server, target) if self.wanted("zero") else {}
                 finally:
                     server.stop()
-                burst = self.burst(pardot)
+                burst = self.burst(pardot) if self.wanted("burst") else {}
         finally:
             fake.stop()
         return {"rows": rows, "zero": zero, "burst": burst, "load_average_before": load_before}
+
+    def wanted(self, part: str) -> bool:
+        return self.args.only in ("all", part)
 
     def closed(
         self,
@@ -340,10 +344,11 @@ def one_line(run: dict[str, Any], config: dict[str, Any]) -> str:
     zero, burst = run["zero"], run["burst"]
     events = big.get("events_per_s")
     ratio = zero.get("ratio")
+    burst_line = f"{burst['peak_rss_mb']:.0f} MB peak, {burst['other']} other" if burst else "n/a"
     return (
         f"{config['target_row']}: {'n/a' if events is None else f'{events:.1f}'} events/s; "
         f"zero latency: {'n/a' if ratio is None else f'{ratio * 100:.0f} %'} of echo; "
-        f"burst: {burst['peak_rss_mb']:.0f} MB peak, {burst['other']} other statuses"
+        f"burst: {burst_line}"
     )
 
 
@@ -391,6 +396,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--warm-in-flight", type=int, default=50, help="LookupFieldV4 warm (50); 0 skips"
     )
     parser.add_argument("--echo-in-flight", type=int, default=50, help="zero-latency run (50)")
+    parser.add_argument(
+        "--only",
+        choices=("all", "rows", "zero", "burst"),
+        default="all",
+        help="measure one part: the main table, the zero-latency comparison or the burst",
+    )
     parser.add_argument("--burst", type=int, help="calls at once (5000; --quick 500)")
     parser.add_argument("--burst-deadline", type=float, help="their deadline, s (15; --quick 3)")
     args = parser.parse_args(argv)

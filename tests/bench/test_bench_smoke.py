@@ -57,3 +57,26 @@ def test_quick_bench_prints_the_tables_and_writes_its_figures(tmp_path: Path) ->
     zero = written["median"]["zero"]
     assert zero["identify"]["answers"] > 0 and zero["echo"]["answers"] > 0
     assert written["machine"]["cpus"] >= 1
+
+
+def test_only_zero_measures_and_prints_that_part_alone(tmp_path: Path) -> None:
+    figures = tmp_path / "zero.json"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "bench.throughput", "--quick", "--only", "zero",
+            "--echo-in-flight", "3", "--window", "0.3", "--json", str(figures),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "Identify RPC/s ÷ echo RPC/s" in out
+    assert "| " + " | ".join(MAIN_COLUMNS) + " |" not in out
+    assert "Identify at once" not in out
+    median = json.loads(figures.read_text())["median"]
+    assert median["rows"] == {} and median["burst"] == {}
+    assert median["zero"]["identify"]["answers"] > 0
