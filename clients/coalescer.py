@@ -5,11 +5,22 @@ batch call (PARDOT_API.md, "Limits", "Batch"): one call per event tops out at 25
 events/s at a 200 ms round trip, full batches at 1,250. So, per account (shared like
 the limiter and the daily budget by every connection to it):
 
-- **Idle, no batching.** A write that finds a slot free and nobody waiting is never
-  queued: the gateway sends it at once through the single-call endpoint, whose answer
-  carries the prospect (``should_queue()`` is False). Writes already on their way
+- **Idle, no batching.** A write that finds a slot free and nobody waiting (and, when
+  crowded, no other call on its way) is never queued: the gateway sends it at once
+  through the single-call endpoint, whose answer carries the prospect
+  (``joins_queue()`` is False). Writes already on their way
   alone count as taking a slot, so a burst that arrives before any holds one (all
   awaiting the first token) does not all go alone.
+- **Crowded: the CPU is what is scarce.** When Pardot answers fast and writes come
+  faster than one per ``CROWDED_GAP_S`` (≥ 200 a second, sustained: a running mean of
+  the gaps between writes), slots stay free but the service's one event loop is the
+  bottleneck, and a call alone costs it about as much CPU as a batch call of 50. Then
+  a write that finds another call of the account on its way joins a batch (one that
+  finds none still goes at once, so a lone caller, however fast, never waits); a
+  batch's sender that finds a slot free lingers up to ``LINGER_S`` for company
+  first, less if the batch fills. Against a real Pardot (tens to hundreds of ms a
+  call) that rate keeps every slot busy long before, so this only changes anything
+  when Pardot is fast.
 - **Busy, batches fill.** Otherwise the write joins the newest pending batch of its
   kind (connection, API version, batch operation) if that has room and no entry with
   the same key (``BatchEntry.key``), else opens a new one; opening a batch starts one
@@ -78,6 +89,19 @@ log = structlog.get_logger("clients")
 #: values) is sent alone, never queued: it bounds what one queued write holds, and
 #: keeps a batch call's body near 50 times this at most.
 MAX_QUEUED_WRITE_BYTES = 8 * 1024
+
+#: Writes closer than this on average (≥ 200 a second) are "crowded" (module
+#: docstring). It only has to keep batching-for-CPU away from a real Pardot's
+#: latencies, where 200 writes a second fill every slot anyway; a lone caller never
+#: waits, however fast (its call has returned before its next write).
+CROWDED_GAP_S = 0.005
+#: How long, while crowded, a batch with a slot free waits for company before it goes:
+#: small against a CPU-bound service's queueing, and within the 5 ms issue 6 allows.
+LINGER_S = 0.005
+#: Weight of the newest gap in the running mean of gaps between writes.
+_GAP_WEIGHT = 0.1
+#: The running mean's start: as if the last write were long ago.
+_IDLE_GAP_S = 1.0
 
 #: What a call is taken to last before one was measured (for the queue's RetryInfo).
 _FIRST_CALL_S = 0.5
@@ -184,12 +208,21 @@ class _Batch:
 
 class WriteCoalescer:
     """One Pardot account's queue of prospect writes (see the module docstring).
-    ``limiter`` is the account's (``PardotClient.limiter``)."""
+    ``limiter`` is the account's (``PardotClient.limiter``); ``crowded_gap_s`` and
+    ``linger_s`` are ``CROWDED_GAP_S`` and ``LINGER_S`` but in tests."""
 
     def __init__(
-        self, limiter: asyncio.Semaphore, *, max_concurrency: int, max_queued: int
+        self,
+        limiter: asyncio.Semaphore,
+        *,
+        max_concurrency: int,
+        max_queued: int,
+        crowded_gap_s: float = CROWDED_GAP_S,
+        linger_s: float = LINGER_S,
     ) -> None:
         self._limiter = limiter
+        self._crowded_gap_s = crowded_gap_s
+        self._linger_s = linger_s
         self._slots = max(1, max_concurrency)
         self.max_queued = max_queued
         self._queued = 0
@@ -197,10 +230,18 @@ class WriteCoalescer:
         #: that all find the limiter free (none has taken a slot yet: they await the
         #: first token) must not all go alone.
         self._alone = 0
+        #: Batch calls claimed and not yet answered.
+        self._batches_on_their_way = 0
+        #: Senders lingering for company while crowded (``_linger``), woken early when
+        #: a batch stops taking writes.
+        self._lingering: list[asyncio.Future[None]] = []
         #: Connection → kind → its pending batches, oldest first.
         self._pending: dict[PardotClient, dict[BatchKind, deque[_Batch]]] = {}
         self._senders: set[asyncio.Task[None]] = set()
         self._call_s = _FIRST_CALL_S
+        #: Running mean of the gaps between writes, and when the last one came.
+        self._gap_s = _IDLE_GAP_S
+        self._last_write_at: float | None = None
         self._closed = False
 
     @property
@@ -208,13 +249,42 @@ class WriteCoalescer:
         """Writes waiting for a batch call to take them."""
         return self._queued
 
-    def should_queue(self, entry: BatchEntry) -> bool:
-        """Whether a write should wait for a batch: writes are queued, or no slot is
-        free for it (all taken, someone already waits for one, or as many writes as
-        there are slots are on their way alone), and the write is small enough to be
-        held."""
-        busy = self._queued > 0 or self._alone >= self._slots or self._limiter.locked()
+    def joins_queue(self, entry: BatchEntry) -> bool:
+        """Whether a write about to be sent waits for a batch: writes are queued, no
+        slot is free for it (all taken, someone already waits for one, or as many
+        writes as there are slots are on their way alone) or writes are crowded — and
+        it is small enough to be held. Every batchable write asks once: its arrival
+        feeds the rate that tells "crowded"."""
+        self._note_arrival()
+        busy = (
+            self._queued > 0
+            or self._alone >= self._slots
+            or self._limiter.locked()
+            or (self.crowded and self.calls_on_their_way > 0)
+        )
         return busy and entry.size() <= MAX_QUEUED_WRITE_BYTES
+
+    @property
+    def crowded(self) -> bool:
+        """Writes come faster than one per ``CROWDED_GAP_S``, sustained."""
+        return self._gap_s <= self._crowded_gap_s
+
+    @property
+    def lingering(self) -> int:
+        """Batch senders waiting for company (crowded, a slot free)."""
+        return len(self._lingering)
+
+    @property
+    def calls_on_their_way(self) -> int:
+        """Prospect writes of this account sent (alone or in a batch), not yet answered."""
+        return self._alone + self._batches_on_their_way
+
+    def _note_arrival(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._last_write_at is not None:
+            gap = now - self._last_write_at
+            self._gap_s += _GAP_WEIGHT * (gap - self._gap_s)
+        self._last_write_at = now
 
     @contextlib.contextmanager
     def sending_alone(self) -> Iterator[None]:
@@ -288,6 +358,8 @@ class WriteCoalescer:
         write = _Write(entry, idempotent, deadline, calls, batch)
         batch.writes[entry.key] = write
         self._queued += 1
+        if len(batch) >= facts.MAX_BATCH_PROSPECTS or len(batches) > 1:
+            self._stop_lingering()
         return write
 
     def _withdraw(self, write: _Write) -> bool:
@@ -345,11 +417,20 @@ class WriteCoalescer:
         def claim() -> ClaimedCall | None:
             nonlocal claimed
             claimed = self._take_fullest(client)
-            return claimed.call() if claimed is not None else None
+            if claimed is None:
+                return None
+            self._batches_on_their_way += 1
+            return claimed.call()
 
         calls: list[CallRecord] = []
         try:
-            answer = await client.call_claimed(claim, calls=calls)
+            if self.crowded and not self._limiter.locked():
+                await self._linger(client)  # a slot is free: wait for company first
+            try:
+                answer = await client.call_claimed(claim, calls=calls)
+            finally:
+                if claimed is not None:
+                    self._batches_on_their_way -= 1
         except asyncio.CancelledError:
             if claimed is not None:  # it may be on its way: creates are in doubt
                 for write in claimed.writes.values():
@@ -376,6 +457,37 @@ class WriteCoalescer:
         if claimed is not None and answer is not None:
             self._observe(calls)
             self._settle(claimed, answer, calls)
+
+    async def _linger(self, client: PardotClient) -> None:
+        """While crowded, wait ``linger_s`` for company, or less if a batch of
+        ``client``'s stops taking writes meanwhile."""
+        if self._has_closed_batch(client):
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._lingering.append(waiter)
+        try:
+            async with asyncio.timeout(self._linger_s):
+                await waiter
+        except TimeoutError:
+            pass
+        finally:
+            with contextlib.suppress(ValueError):
+                self._lingering.remove(waiter)
+
+    def _stop_lingering(self) -> None:
+        waiters, self._lingering = self._lingering, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _has_closed_batch(self, client: PardotClient) -> bool:
+        """A batch of ``client``'s takes no more writes: full, or another opened after
+        it (full, or holding a write with a key it already had)."""
+        kinds = self._pending.get(client, {})
+        return any(
+            len(batches) > 1 or len(batches[0]) >= facts.MAX_BATCH_PROSPECTS
+            for batches in kinds.values()
+        )
 
     def _take_fullest(self, client: PardotClient) -> _Batch | None:
         kinds = self._pending.get(client)

@@ -281,7 +281,7 @@ class PardotGateway:
         if kind is not None:
             entry = BatchEntry(operation, id_field, str(id_value), fields)
             coalescer = self._client.coalescer
-            if coalescer.should_queue(entry):
+            if coalescer.joins_queue(entry):
                 queued = await coalescer.write(
                     self._client,
                     kind,

@@ -33,7 +33,7 @@ from clients.batching import (
     entry_errors,
     err_code_of,
 )
-from clients.coalescer import MAX_QUEUED_WRITE_BYTES, PardotQueueFull
+from clients.coalescer import MAX_QUEUED_WRITE_BYTES, PardotQueueFull, WriteCoalescer
 from clients.config_checks import check_connection
 from clients.connections import PardotConnections
 from clients.errors import (
@@ -186,6 +186,80 @@ async def test_a_lone_queued_write_is_sent_alone_with_pardots_answer(
     assert batch_calls(fake) == []
     assert write_calls(fake)[-1].path.endswith("/do/upsert/email/lone@example.com")
     assert prospect.id is not None and prospect.created is True
+
+
+def crowded(client: PardotClient, *, linger_s: float) -> WriteCoalescer:
+    """``client`` with writes crowded from its second on (as if ≥ 200 a second came,
+    without depending on how fast this machine makes them): a coalescer whose
+    threshold no gap can miss."""
+    client.coalescer = WriteCoalescer(
+        client.limiter,
+        max_concurrency=client.config.max_concurrency,
+        max_queued=client.config.max_queued_writes,
+        crowded_gap_s=3600.0,
+        linger_s=linger_s,
+    )
+    return client.coalescer
+
+
+async def test_a_lone_caller_never_waits_even_when_its_writes_are_crowded(
+    fake: FakePardot, make_client: ClientFactory
+) -> None:
+    client = make_client(v3_config(fake))
+    coalescer = crowded(client, linger_s=3600.0)  # a write that lingered would hang
+
+    async with asyncio.timeout(10):  # bounds the hang a lingering write would be
+        for n in range(5):
+            await gateway(client).upsert_by_email(f"solo{n}@example.com", {})
+
+    assert coalescer.crowded
+    assert batch_calls(fake) == []
+    assert len(write_calls(fake)) == 5
+
+
+async def test_crowded_writes_ride_along_while_another_call_is_on_its_way(
+    fake: FakePardot, make_client: ClientFactory
+) -> None:
+    """Every slot is free; the batch forms only because the writes are crowded."""
+    client = make_client(v3_config(fake))
+    coalescer = crowded(client, linger_s=0.005)
+    await gateway(client).read_by_email("warm@example.com")  # the token first
+    fake.state.latency_s = 0.2
+    [first] = start(gateway(client).upsert_by_email("first@example.com", {}))
+    await until(lambda: coalescer.calls_on_their_way == 1)
+
+    riders = start(*(gateway(client).upsert_by_email(f"r{n}@example.com", {}) for n in range(10)))
+    prospects = await asyncio.gather(first, *riders)
+
+    assert not client.limiter.locked()
+    [call] = batch_calls(fake)
+    assert set(entries_of(call)) == {f"r{n}@example.com" for n in range(10)}
+    assert prospects[0].id is not None  # the first went alone: its answer has the id
+    assert {p.id for p in prospects[1:]} == {None}
+    assert len(write_calls(fake)) == 2
+
+
+async def test_a_crowded_batch_stops_lingering_once_it_is_full(
+    fake: FakePardot, make_client: ClientFactory
+) -> None:
+    client = make_client(v3_config(fake))
+    coalescer = crowded(client, linger_s=3600.0)  # only a full batch can leave
+    await gateway(client).read_by_email("warm@example.com")
+    fake.state.latency_s = 0.2
+    [first] = start(gateway(client).upsert_by_email("first@example.com", {}))
+    await until(lambda: coalescer.calls_on_their_way == 1)
+
+    full = facts.MAX_BATCH_PROSPECTS
+    riders = start(
+        *(gateway(client).upsert_by_email(f"f{n}@example.com", {}) for n in range(full - 1))
+    )
+    await until(lambda: coalescer.lingering == 1)
+    riders += start(gateway(client).upsert_by_email("last@example.com", {}))
+    async with asyncio.timeout(10):  # bounds the wait a batch that lingered on would be
+        await asyncio.gather(first, *riders)
+
+    [call] = batch_calls(fake)
+    assert len(entries_of(call)) == full
 
 
 async def test_v4_batches_are_lists_and_say_only_what_is_known(
