@@ -59,6 +59,7 @@ import contextlib
 import contextvars
 import enum
 import math
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -280,7 +281,7 @@ class WriteCoalescer:
         return self._alone + self._batches_on_their_way
 
     def _note_arrival(self) -> None:
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         if self._last_write_at is not None:
             gap = now - self._last_write_at
             self._gap_s += _GAP_WEIGHT * (gap - self._gap_s)
