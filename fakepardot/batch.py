@@ -56,11 +56,11 @@ def _v3_entry(book: ProspectBook, op: str, key: str, fields: dict[str, str]) -> 
     if op == "batchCreate":
         if by_id:
             raise PardotFail(c.ERR_INVALID_EMAIL)
-        ops.run(book, 3, "create", ("email", key), fields)
+        ops.apply(book, 3, "create", ("email", key), fields)
     elif op == "batchUpdate":
-        ops.run(book, 3, "update", ("id" if by_id else "email", key), fields)
+        ops.apply(book, 3, "update", ("id" if by_id else "email", key), fields)
     else:
-        ops.run(book, 3, "upsert", ("id" if by_id else "email", key), fields)
+        ops.apply(book, 3, "upsert", ("id" if by_id else "email", key), fields)
 
 
 def _v4_entry(book: ProspectBook, op: str, fields: dict[str, str]) -> None:
@@ -68,13 +68,13 @@ def _v4_entry(book: ProspectBook, op: str, fields: dict[str, str]) -> None:
     if op == "batchCreate" or (op == "batchUpsert" and not raw_id and not fid):
         if not email:
             raise PardotFail(c.ERR_INVALID_EMAIL)
-        ops.run(book, 4, "create", ("email", email), _without(fields, "id", "fid"))
+        ops.apply(book, 4, "create", ("email", email), _without(fields, "id", "fid"))
         return
     verb = "update" if op == "batchUpdate" else "upsert"
     if raw_id:
-        ops.run(book, 4, verb, ("id", raw_id), _without(fields, "id"))
+        ops.apply(book, 4, verb, ("id", raw_id), _without(fields, "id"))
     elif fid:
-        ops.run(book, 4, verb, ("fid", fid), _without(fields, "fid"))
+        ops.apply(book, 4, verb, ("fid", fid), _without(fields, "fid"))
     else:
         raise PardotFail(c.ERR_INVALID_PROSPECT_ID)
 
@@ -112,9 +112,11 @@ def _entry(key: str | None, value: Any) -> Entry | PardotFail:
         return PardotFail(c.ERR_NOT_FLAT)
     fields: dict[str, str] = {}
     for name, item in value.items():
-        if isinstance(item, dict):
+        if type(item) is str:  # the usual case, tested first: 50 entries of many fields
+            fields[str(name)] = item
+        elif isinstance(item, dict):
             return PardotFail(c.ERR_NOT_FLAT)
-        if isinstance(item, list):  # multi-value custom field
+        elif isinstance(item, list):  # multi-value custom field
             fields.update({f"{name}_{i}": _text(v) for i, v in enumerate(item)})
         else:
             fields[str(name)] = _text(item)

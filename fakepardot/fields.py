@@ -65,6 +65,8 @@ class WritePlan:
         return self.standard.get("email")
 
     def without_email(self) -> WritePlan:
+        if "email" not in self.standard:
+            return self  # plans are never changed once made: no copy needed
         standard = {k: v for k, v in self.standard.items() if k != "email"}
         return WritePlan(standard, dict(self.custom), dict(self.lists))
 
@@ -123,8 +125,11 @@ def _boolean(value: str) -> int | None:
     raise PardotFail(c.ERR_INVALID_BOOLEAN)
 
 
+_BLANK: ProspectRecord = dict.fromkeys(c.OUTPUT_FIELDS)
+
+
 def blank_record(prospect_id: int, now: str) -> ProspectRecord:
-    record: ProspectRecord = dict.fromkeys(c.OUTPUT_FIELDS)
+    record = _BLANK.copy()
     record.update(id=prospect_id, score=0, created_at=now, updated_at=now, _custom={})
     return record
 
@@ -134,6 +139,8 @@ def apply_write(account: Account, record: ProspectRecord, plan: WritePlan, now: 
     for name, value in plan.standard.items():
         if name == "password":
             record["_password"] = value
+        elif name == "email":
+            account.prospects.set_email(record, value)  # keeps the email index right
         else:
             record[name] = value
     custom = record.setdefault("_custom", {})

@@ -11,13 +11,21 @@ from datetime import date
 from typing import Any, Literal
 
 from fakepardot import constants as c
+from fakepardot.store import ProspectRecord, ProspectStore
+
+__all__ = [
+    "FAULT_KINDS",
+    "Account",
+    "Fault",
+    "FaultKind",
+    "PardotFail",
+    "ProspectRecord",  # defined with the store it describes; imported from here
+    "RecordedCall",
+    "V5Fail",
+]
 
 FaultKind = Literal["html_502", "http_500", "empty_200", "err", "delay", "drop"]
 FAULT_KINDS: tuple[str, ...] = ("html_502", "http_500", "empty_200", "err", "delay", "drop")
-
-#: A stored prospect: every output field (None when empty), custom field values, and
-#: the write-only ``password`` when one was set.
-ProspectRecord = dict[str, Any]
 
 
 class PardotFail(Exception):
@@ -57,7 +65,7 @@ class Account:
     campaigns: list[int]  # oldest first
     lists: dict[int, dict[int, dict[str, Any]]]  # list id → prospect id → membership
     activity_types: set[tuple[str, str]]  # (extension, type)
-    prospects: dict[int, ProspectRecord] = field(default_factory=dict)
+    prospects: ProspectStore = field(default_factory=ProspectStore)
     activities: list[dict[str, Any]] = field(default_factory=list)
     in_flight: int = 0
     daily_day: date | None = None

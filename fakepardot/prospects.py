@@ -28,6 +28,9 @@ from fakepardot.model import Account, PardotFail, ProspectRecord
 from fakepardot.state import FakeState
 
 Payload = dict[str, Any] | None  # None: HTTP 204, empty body
+#: What an operation touched: the prospect, every prospect read (v4 read/email), or None
+#: (a delete: HTTP 204).
+Outcome = ProspectRecord | list[ProspectRecord] | None
 
 
 class ProspectBook:
@@ -45,19 +48,16 @@ class ProspectBook:
     def by_fid(self, fid: str) -> ProspectRecord | None:
         if not fields.is_valid_fid(fid):
             return None
-        for record in self.account.prospects.values():
+        for record in self.account.prospects.with_fid_prefix(fid):
             if fields.fid_matches(record, fid):
                 return record
         return None
 
     def with_email(self, email: str, *, archived: bool) -> list[ProspectRecord]:
-        wanted = email.lower()
-        return [
-            record
-            for record in self.account.prospects.values()
-            if (record.get("email") or "").lower() == wanted
-            and (archived or not record.get("is_archived"))
-        ]
+        matches = self.account.prospects.with_email(email)
+        if archived:
+            return matches
+        return [record for record in matches if not record.get("is_archived")]
 
     # --- writes ----------------------------------------------------------------------
 
@@ -72,7 +72,7 @@ class ProspectBook:
         record["email"] = email
         if self.account.campaigns:
             record["campaign_id"] = self.account.campaigns[0]  # the oldest campaign
-        self.account.prospects[record["id"]] = record
+        self.account.prospects.add(record)
         fields.apply_write(self.account, record, plan.without_email(), now)
         return record
 
@@ -90,7 +90,7 @@ class ProspectBook:
         return record
 
     def remove(self, record: ProspectRecord) -> None:
-        del self.account.prospects[record["id"]]
+        self.account.prospects.remove(record["id"])
         for members in self.account.lists.values():
             members.pop(record["id"], None)
 
@@ -105,16 +105,26 @@ def run(
     book: ProspectBook, version: int, op: str, key: tuple[str, str] | None, form: Mapping[str, str]
 ) -> Payload:
     """One prospect operation: ``op`` from ``do/<op>``, ``key`` = (id_field, value)."""
+    outcome = apply(book, version, op, key, form)
+    if outcome is None:
+        return None
+    if isinstance(outcome, list):
+        rendered = [fields.render(r) for r in outcome]
+        return {"prospect": rendered[0] if len(rendered) == 1 else rendered}
+    return {"prospect": fields.render(outcome)}
+
+
+def apply(
+    book: ProspectBook, version: int, op: str, key: tuple[str, str] | None, form: Mapping[str, str]
+) -> Outcome:
+    """``run`` without the answer's rendering: a batch entry's answer is only whether
+    it failed, and rendering every prospect of a batch was wasted work."""
     if key is None or key[0] not in ("email", "id", "fid"):
         raise PardotFail(c.ERR_PARAM_MISSING if key is None else c.ERR_INVALID_ACTION)
     handler = (_V3 if version == 3 else _V4).get((op, key[0]))
     if handler is None:
         raise PardotFail(c.ERR_INVALID_ACTION)
     return handler(book, key[1], form)
-
-
-def one(record: ProspectRecord) -> dict[str, Any]:
-    return {"prospect": fields.render(record)}
 
 
 # --- shared steps --------------------------------------------------------------------
@@ -156,45 +166,45 @@ def _v3_by_email(book: ProspectBook, email: str) -> ProspectRecord:
 # --- version 3 (email is unique) -------------------------------------------------------
 
 
-def _v3_create_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Payload:
+def _v3_create_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Outcome:
     if fields.is_valid_email(email) and book.with_email(email, archived=True):
         raise PardotFail(c.ERR_EMAIL_EXISTS)
-    return one(book.create(email, book.plan(form)))
+    return book.create(email, book.plan(form))
 
 
-def _v3_read_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Payload:
-    return one(_live(_v3_by_email(book, email)))
+def _v3_read_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Outcome:
+    return _live(_v3_by_email(book, email))
 
 
-def _read_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> Payload:
-    return one(_live(_by_id(book, raw_id, form)))
+def _read_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> Outcome:
+    return _live(_by_id(book, raw_id, form))
 
 
-def _v3_update_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Payload:
+def _v3_update_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Outcome:
     record = _live(_v3_by_email(book, email))
-    return one(book.update(record, book.plan(form), email_rule="keep"))
+    return book.update(record, book.plan(form), email_rule="keep")
 
 
-def _v3_update_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> Payload:
+def _v3_update_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> Outcome:
     record = _live(_by_id(book, raw_id, form))
-    return one(book.update(record, book.plan(form), email_rule="unique"))
+    return book.update(record, book.plan(form), email_rule="unique")
 
 
-def _v3_upsert_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Payload:
+def _v3_upsert_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Outcome:
     plan = book.plan(form)
     if not fields.is_valid_email(email):
         raise PardotFail(c.ERR_INVALID_EMAIL)
     matches = book.with_email(email, archived=True)
     if matches:
-        return one(book.update(matches[0], plan, email_rule="keep", unarchive=True))
-    return one(book.create(email, plan))
+        return book.update(matches[0], plan, email_rule="keep", unarchive=True)
+    return book.create(email, plan)
 
 
-def _v3_upsert_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> Payload:
+def _v3_upsert_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> Outcome:
     plan = book.plan(form)
     record = book.by_id(raw_id)
     if record is not None:
-        return one(book.update(record, plan, email_rule="unique", unarchive=True))
+        return book.update(record, plan, email_rule="unique", unarchive=True)
     email = plan.email
     if not email:
         raise PardotFail(c.ERR_UPSERT_NO_EMAIL)
@@ -202,16 +212,16 @@ def _v3_upsert_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> P
         raise PardotFail(c.ERR_INVALID_EMAIL)
     matches = book.with_email(email, archived=True)
     if matches:
-        return one(book.update(matches[0], plan, email_rule="keep", unarchive=True))
-    return one(book.create(email, plan))
+        return book.update(matches[0], plan, email_rule="keep", unarchive=True)
+    return book.create(email, plan)
 
 
-def _v3_delete_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Payload:
+def _v3_delete_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Outcome:
     book.remove(_v3_by_email(book, email))
     return None
 
 
-def _delete_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> Payload:
+def _delete_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> Outcome:
     book.remove(_by_id(book, raw_id, form))
     return None
 
@@ -219,43 +229,42 @@ def _delete_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> Payl
 # --- version 4 (several prospects may share an email) ----------------------------------
 
 
-def _v4_create_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Payload:
-    return one(book.create(email, book.plan(form)))
+def _v4_create_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Outcome:
+    return book.create(email, book.plan(form))
 
 
-def _v4_read_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Payload:
+def _v4_read_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Outcome:
     matches = sorted(book.with_email(email, archived=False), key=lambda r: r["id"])
     if not matches:
         raise PardotFail(c.ERR_INVALID_EMAIL)
-    rendered = [fields.render(r) for r in matches]
-    return {"prospect": rendered[0] if len(rendered) == 1 else rendered}
+    return matches
 
 
-def _v4_read_fid(book: ProspectBook, fid: str, form: Mapping[str, str]) -> Payload:
-    return one(_live(_by_fid(book, fid, form)))
+def _v4_read_fid(book: ProspectBook, fid: str, form: Mapping[str, str]) -> Outcome:
+    return _live(_by_fid(book, fid, form))
 
 
-def _v4_update_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> Payload:
+def _v4_update_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> Outcome:
     record = _live(_by_id(book, raw_id, form))
-    return one(book.update(record, book.plan(form), email_rule="free"))
+    return book.update(record, book.plan(form), email_rule="free")
 
 
-def _v4_update_fid(book: ProspectBook, fid: str, form: Mapping[str, str]) -> Payload:
+def _v4_update_fid(book: ProspectBook, fid: str, form: Mapping[str, str]) -> Outcome:
     record = _live(_by_fid(book, fid, form))
-    return one(book.update(record, book.plan(form), email_rule="free"))
+    return book.update(record, book.plan(form), email_rule="free")
 
 
-def _v4_upsert_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> Payload:
+def _v4_upsert_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> Outcome:
     record = _by_id(book, raw_id, form)
-    return one(book.update(record, book.plan(form), email_rule="free", unarchive=True))
+    return book.update(record, book.plan(form), email_rule="free", unarchive=True)
 
 
-def _v4_upsert_fid(book: ProspectBook, fid: str, form: Mapping[str, str]) -> Payload:
+def _v4_upsert_fid(book: ProspectBook, fid: str, form: Mapping[str, str]) -> Outcome:
     record = _by_fid(book, fid, form)
-    return one(book.update(record, book.plan(form), email_rule="free", unarchive=True))
+    return book.update(record, book.plan(form), email_rule="free", unarchive=True)
 
 
-def _v4_delete_fid(book: ProspectBook, fid: str, form: Mapping[str, str]) -> Payload:
+def _v4_delete_fid(book: ProspectBook, fid: str, form: Mapping[str, str]) -> Outcome:
     book.remove(_by_fid(book, fid, form))
     return None
 

@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fakepardot import constants as c
@@ -225,7 +225,7 @@ class FakeState:
                     record[name] = value
                 else:
                     record["_custom"][name] = value
-            acct.prospects[record["id"]] = record
+            acct.prospects.add(record)
             return fields.render(record)
 
     def prospects(self, account: str) -> list[dict[str, Any]]:
@@ -243,7 +243,7 @@ class FakeState:
         """Delete a prospect behind the client's back; True if it existed."""
         with self.lock:
             acct = self._account(account)
-            found = acct.prospects.pop(int(prospect_id), None) is not None
+            found = acct.prospects.remove(int(prospect_id)) is not None
             for members in acct.lists.values():
                 members.pop(int(prospect_id), None)
             return found
@@ -282,7 +282,7 @@ class FakeState:
         return self._ids
 
     def _now(self) -> str:
-        return datetime.now(UTC).strftime(c.TIMESTAMP_FORMAT)
+        return _clock.now()
 
     def _take_fault(self, path: str) -> Fault | None:
         for fault in self._faults:
@@ -340,8 +340,36 @@ class FakeState:
             self._calls.append(call)
 
 
-def _today() -> Any:
-    return datetime.now(UTC).date()
+def _today() -> date:
+    return _clock.today()
+
+
+class _SecondClock:
+    """UTC wall-clock time to the second, formatted once per second. Every prospect
+    write stamps ``updated_at`` and every call checks the day: formatting a datetime
+    each time was a visible share of the fake's CPU under load."""
+
+    def __init__(self) -> None:
+        self._current: tuple[int, str, date] = (-1, "", date.min)
+
+    def now(self) -> str:
+        """``YYYY-MM-DD HH:MM:SS`` (``c.TIMESTAMP_FORMAT``), as Pardot stamps prospects."""
+        return self._tick()[1]
+
+    def today(self) -> date:
+        return self._tick()[2]
+
+    def _tick(self) -> tuple[int, str, date]:
+        second = int(time.time())
+        current = self._current
+        if current[0] != second:
+            moment = datetime.fromtimestamp(second, UTC)
+            # One assignment: a reader on another thread never sees a torn value.
+            current = self._current = (second, moment.strftime(c.TIMESTAMP_FORMAT), moment.date())
+        return current
+
+
+_clock = _SecondClock()
 
 
 def _demo_account(name: str, version: int) -> Account:

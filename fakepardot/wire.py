@@ -4,7 +4,7 @@ Pardot's JSON and XML shapes (PARDOT_API.md, "Requests" and "Responses").
 Reading: path values are percent-decoded per segment with ``+`` meaning a space, which
 is why an email with an unencoded ``+`` breaks (``a+b@x.com`` → ``a b@x.com`` → err 4)
 while ``a%2Bb%40x.com`` round-trips intact. Form bodies are parsed here (Starlette's
-form parser needs python-multipart, which the project does not pin).
+form parser needs python-multipart, which the project does not pin), by urlform.py.
 
 Rendering: JSON ``{"@attributes": {"stat", "version"[, "err_code"]}, ...}``; XML
 ``<rsp stat=... version="1.0">``. Never decides what to answer, only how it looks.
@@ -17,12 +17,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
 
 from starlette.requests import Request
 
 from fakepardot import constants as c
 from fakepardot.model import PardotFail, V5Fail
+from fakepardot.urlform import parse_form, unquote_plus
 
 #: Parameter names whose values are secrets: recorded as "[REDACTED]".
 SECRET_PARAMS = frozenset(
@@ -80,7 +80,7 @@ async def read(request: Request) -> Incoming:
     raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
     segments = [unquote_plus(s) for s in raw_path.split("/") if s]
     query_string = request.scope.get("query_string", b"").decode("latin-1")
-    query = dict(parse_qsl(query_string, keep_blank_values=True))
+    query = parse_form(query_string)
     body = await request.body()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     form: dict[str, str] = {}
@@ -92,7 +92,7 @@ async def read(request: Request) -> Incoming:
         except ValueError:
             body_error = True
     elif body:
-        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        form = parse_form(body.decode("utf-8", "replace"))
     fmt = "json" if {**query, **form}.get("format", "").lower() == "json" else "xml"
     return Incoming(
         method=request.method,
