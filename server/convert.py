@@ -8,11 +8,12 @@ beyond what the proto's types cannot say).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import duration_pb2, json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 from clients.config import ConnectionConfig
 from clients.errors import InvalidArgument
@@ -35,6 +36,10 @@ DEFAULT_CONNECTION = "default"
 _MAX_EXACT_INT = 2**53
 
 _API_VERSIONS = {pb.API_VERSION_3: 3, pb.API_VERSION_4: 4}
+
+#: Our outcomes → the proto's, by name, so that the two enums can never drift apart
+#: silently: a name missing from the proto fails at import.
+_OUTCOMES = {outcome: pb.Outcome.Value(f"OUTCOME_{outcome.name}") for outcome in Outcome}
 
 
 def event_from_identify(request: pb.IdentifyRequest) -> Event:
@@ -167,29 +172,53 @@ def _resolved(
 
 
 def outcome_to_proto(outcome: Outcome) -> pb.Outcome.ValueType:
-    """By name, so that the two enums can never drift apart silently."""
-    return pb.Outcome.Value(f"OUTCOME_{outcome.name}")
+    return _OUTCOMES[outcome]
 
 
 def pardot_call(call: CallRecord) -> pb.PardotCall:
-    duration = duration_pb2.Duration()
-    duration.FromNanoseconds(round(max(call.duration_s, 0.0) * 1e9))
-    return pb.PardotCall(
+    message = pb.PardotCall(
         method=call.method,
         path=call.path,
         http_status=call.http_status,
         err_code=call.err_code,
-        duration=duration,
         planned=call.planned,
         attempt=call.attempt,
         batch_size=call.batch_size,
     )
+    message.duration.FromNanoseconds(round(max(call.duration_s, 0.0) * 1e9))
+    return message
 
 
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
     """A Struct as plain JSON values. A Struct only has doubles, so whole numbers are
-    turned back into ints: ``{"employees": 50}`` must reach Pardot as "50", not "50.0"."""
-    return _whole_numbers_as_int(json_format.MessageToDict(struct))
+    turned back into ints: ``{"employees": 50}`` must reach Pardot as "50", not "50.0".
+    NaN and Infinity are a ValueError, as json_format.MessageToDict makes them (no JSON
+    holds them).
+
+    Walked here rather than through ``json_format.MessageToDict`` and a second pass for
+    the ints: that generic printer was most of an Identify's conversion cost, and these
+    five value kinds are all a Struct can hold.
+    """
+    fields = struct.fields
+    return {key: _plain(fields[key]) for key in fields}  # .items() is the slow Mapping mixin
+
+
+def _plain(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        if not math.isfinite(number):
+            raise ValueError(f"{number} is not a JSON number")
+        return int(number) if number.is_integer() and abs(number) <= _MAX_EXACT_INT else number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return struct_to_dict(value.struct_value)
+    if kind == "list_value":
+        return [_plain(item) for item in value.list_value.values]
+    return None  # null_value, or a Value with no kind set (JSON null, as json_format says)
 
 
 def _struct(message: Any, name: str) -> dict[str, Any]:
@@ -198,20 +227,10 @@ def _struct(message: Any, name: str) -> dict[str, Any]:
     try:
         return struct_to_dict(getattr(message, name))
     except ValueError:
-        # json_format refuses NaN and Infinity: no JSON (nor Pardot field) holds them.
+        # NaN and Infinity: no JSON (nor Pardot field) holds them.
         raise InvalidArgument(
             name, "holds a number that is NaN or Infinity; send a finite number or a string"
         ) from None
-
-
-def _whole_numbers_as_int(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) <= _MAX_EXACT_INT:
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _whole_numbers_as_int(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_whole_numbers_as_int(item) for item in value]
-    return value
 
 
 def _timestamp(request: pb.IdentifyRequest | pb.TrackRequest) -> datetime | None:

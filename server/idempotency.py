@@ -21,8 +21,10 @@ message_id): the same message_id sent to two connections is two deliveries.
   makes this process's records reachable from the call (:func:`as_item`).
 
 Records live in SQLite under ``server.state_dir`` (they survive a restart) and expire
-after ``server.idempotency_window_s``. Several replicas do not share them: each process
-remembers what it answered.
+after ``server.idempotency_window_s``. A call answers only once its record is committed
+(a crash loses no record of an answered call); the records of calls that finish within
+:data:`GROUP_COMMIT_S` of each other share one commit. Several replicas do not share
+the records: each process remembers what it answered.
 
 This module never stores a failure, a dry run, or anything but the response a caller
 already received.
@@ -31,13 +33,12 @@ already received.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from google.protobuf import message_factory
@@ -56,24 +57,51 @@ IDEMPOTENCY_FILE = "idempotency.sqlite3"
 #: Expired records are deleted at most this often (on a write), not on every call.
 _PURGE_EVERY_S = 300.0
 
+#: Commits are at least this far apart (:meth:`ResponseStore.save`): a record saved
+#: sooner after the last commit waits, with the others saved meanwhile, for the next.
+#: So a quiet service commits each record at once and a busy one waits up to this
+#: long. Server CPU per Identify, 50 calls in flight, Pardot stubbed out: 0.35 ms with
+#: a commit per call, 0.28 with 1 ms, 0.25-0.26 with 2 ms, 0.25 with 5 ms.
+GROUP_COMMIT_S = 0.002
+
 SERVICE = pb.DESCRIPTOR.services_by_name["ProspectSync"]
 #: What a replay rewrites in the stored response.
 _REPLAYED_FIELDS = {"outcome", "pardot_calls", "strategy"}
 
 
-@dataclass(frozen=True)
-class IdempotencyKey:
+class IdempotencyKey(NamedTuple):
+    """A NamedTuple: hashed three times per call (the single flight's table), which a
+    tuple does in C."""
+
     method: str
     connection: str
     message_id: str
 
 
+#: One record: method, connection, message_id, response, stored_at.
+_Row = tuple[str, str, str, bytes, float]
+
+
+class _Pending(NamedTuple):
+    """A record saved and not yet committed (:meth:`ResponseStore.save`)."""
+
+    row: _Row
+    committed: asyncio.Future[None]
+    then: Callable[[], None]
+
+
 class ResponseStore:
     """The first successful response per key, serialized, in SQLite. Calls run on the
-    event loop thread: each is one indexed statement on a local file."""
+    event loop thread: each is an indexed statement or a short transaction on a local
+    file."""
 
     def __init__(
-        self, path: Path, *, window_s: float, clock: Callable[[], float] = time.time
+        self,
+        path: Path,
+        *,
+        window_s: float,
+        clock: Callable[[], float] = time.time,
+        group_commit_s: float = GROUP_COMMIT_S,
     ) -> None:
         self.window_s = window_s
         self._clock = clock  # wall time: records must outlive the process
@@ -86,6 +114,12 @@ class ResponseStore:
             "CREATE INDEX IF NOT EXISTS responses_by_age ON responses (stored_at)",
         )
         self._purged_at = 0.0
+        self._group_commit_s = group_commit_s
+        #: Records waiting for :meth:`commit`.
+        self._pending: list[_Pending] = []
+        self._commit_timer: asyncio.TimerHandle | None = None
+        #: When the last grouped commit ran (``time.monotonic()``).
+        self._committed_at = -math.inf
         self._purge()
 
     def get(self, key: IdempotencyKey) -> bytes | None:
@@ -98,12 +132,73 @@ class ResponseStore:
         return bytes(row[0]) if row else None
 
     def put(self, key: IdempotencyKey, response: bytes) -> None:
-        now = self._clock()
-        self._db.execute(
-            "INSERT OR REPLACE INTO responses"
-            " (method, connection, message_id, response, stored_at) VALUES (?, ?, ?, ?, ?)",
-            (key.method, key.connection, key.message_id, response, now),
-        )
+        """Stores ``response`` under ``key`` in a transaction of its own."""
+        self._write([self._row(key, response)])
+
+    def save(
+        self, key: IdempotencyKey, response: bytes, *, then: Callable[[], None]
+    ) -> asyncio.Future[None]:
+        """Stores like :meth:`put`, in one transaction with the other records saved
+        before it goes: on the next turn of the event loop if the last commit is
+        :data:`GROUP_COMMIT_S` old, else that long after the last commit. The future
+        resolves once the record is committed (or fails as :meth:`put` would have);
+        ``then()`` runs after the commit, whether it succeeded or not, even when the
+        future was cancelled.
+
+        A commit costs 20-40 µs of CPU however few records it holds (WAL frames,
+        locks): one per call was the largest part of the service's own cost per call.
+        The caller answers only once its record is committed, so a crash loses no
+        record of an answered call (as with :meth:`put`); the price, only when calls
+        come closer than :data:`GROUP_COMMIT_S`, is up to that much latency.
+        """
+        loop = asyncio.get_running_loop()
+        if self._commit_timer is None:
+            wait = self._committed_at + self._group_commit_s - time.monotonic()
+            self._commit_timer = loop.call_later(max(wait, 0.0), self.commit)
+        committed: asyncio.Future[None] = loop.create_future()
+        self._pending.append(_Pending(self._row(key, response), committed, then))
+        return committed
+
+    def commit(self) -> None:
+        """Commits the records saved and waiting, now (:meth:`save` plans it)."""
+        if self._commit_timer is not None:
+            self._commit_timer.cancel()
+        self._commit_timer = None
+        self._committed_at = time.monotonic()
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        error: Exception | None = None
+        try:
+            self._write([record.row for record in pending])
+        except Exception as failed:
+            error = failed
+        for record in pending:
+            if not record.committed.done():  # done: cancelled by a caller that went away
+                if error is None:
+                    record.committed.set_result(None)
+                else:
+                    record.committed.set_exception(error)
+            record.then()
+
+    def _row(self, key: IdempotencyKey, response: bytes) -> _Row:
+        return (*key, response, self._clock())
+
+    def _write(self, rows: list[_Row]) -> None:
+        """One transaction for ``rows``: all stored, or none."""
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO responses"
+                " (method, connection, message_id, response, stored_at) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        now = rows[-1][-1]
         if now - self._purged_at >= _PURGE_EVERY_S:
             self._purge()
 
@@ -113,6 +208,7 @@ class ResponseStore:
         self._purged_at = now
 
     def close(self) -> None:
+        self.commit()  # records of calls still waiting for their commit
         self._db.close()
 
 
@@ -172,11 +268,20 @@ class Idempotency:
         done = self._in_flight[key] = asyncio.Event()
         try:
             response = await respond()
-            self.store.put(key, response.SerializeToString())
-            return response
-        finally:
-            del self._in_flight[key]
-            done.set()
+        except BaseException:
+            self._finished(key, done)
+            raise
+        # The waiters look again once the record is committed, even if this caller goes
+        # away meanwhile: sooner, they would find nothing stored and run the call again.
+        await self.store.save(
+            key, response.SerializeToString(), then=lambda: self._finished(key, done)
+        )
+        return response
+
+    def _finished(self, key: IdempotencyKey, done: asyncio.Event) -> None:
+        """The first call of ``key`` is over: its waiters look at the records again."""
+        del self._in_flight[key]
+        done.set()
 
     def close(self) -> None:
         self.store.close()
@@ -187,15 +292,19 @@ class Idempotency:
 _FOR_ITEMS: ContextVar[Idempotency | None] = ContextVar("idempotency_for_items", default=None)
 
 
-@contextmanager
-def serving_items(idempotency: Idempotency) -> Iterator[None]:
+class serving_items:  # lower case: used like the function it replaced
     """Within this block (and the tasks started in it), :func:`as_item` uses
-    ``idempotency``."""
-    token = _FOR_ITEMS.set(idempotency)
-    try:
-        yield
-    finally:
-        _FOR_ITEMS.reset(token)
+    ``idempotency``. A class rather than ``@contextmanager``: it runs on every call,
+    and a generator-based one costs several times more."""
+
+    def __init__(self, idempotency: Idempotency) -> None:
+        self._idempotency = idempotency
+
+    def __enter__(self) -> None:
+        self._token = _FOR_ITEMS.set(self._idempotency)
+
+    def __exit__(self, *_: object) -> None:
+        _FOR_ITEMS.reset(self._token)
 
 
 async def as_item(method: str, request: Any, respond: Callable[[], Awaitable[Message]]) -> Message:

@@ -40,10 +40,16 @@ TRAIT_SOURCES: dict[str, tuple[str, ...]] = {
     "years_in_business": ("years_in_business",),
 }
 
+#: The table with each dotted path split once, here, rather than on every call.
+_SOURCE_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
+    pardot_field: tuple(tuple(path.split(".")) for path in paths)
+    for pardot_field, paths in TRAIT_SOURCES.items()
+}
+
 #: Top-level traits the table consumes; they never pass through as custom fields.
 #: ``name`` is split into first and last name when those are absent.
 CONSUMED_TRAITS: frozenset[str] = frozenset(
-    {path.split(".")[0] for paths in TRAIT_SOURCES.values() for path in paths} | {"name"}
+    {path[0] for paths in _SOURCE_PATHS.values() for path in paths} | {"name"}
 )
 
 
@@ -57,12 +63,14 @@ def prospect_fields(traits: Mapping[str, Any], *, path: str = "traits") -> Mappe
     """Map traits to Pardot fields; ``path`` names the traits in error messages."""
     check_trait_count(traits, path)
     mapped = MappedFields()
-    for pardot_field, sources in TRAIT_SOURCES.items():
+    for pardot_field, sources in _SOURCE_PATHS.items():
         for source in sources:
+            if source[0] not in traits:
+                continue  # most sources are absent: the one cheap test says so
             value = _at(traits, source)
             if value is None or isinstance(value, dict):
                 continue  # an object at a scalar path (company: {...}) → the next source
-            mapped.fields[pardot_field] = format_value(value, f"{path}.{source}")
+            mapped.fields[pardot_field] = format_value(value, f"{path}.{'.'.join(source)}")
             break
     _split_name(traits, mapped.fields)
     for name, value in traits.items():
@@ -108,9 +116,9 @@ def _split_name(traits: Mapping[str, Any], fields: dict[str, str]) -> None:
         fields["last_name"] = last.strip()
 
 
-def _at(traits: Mapping[str, Any], dotted: str) -> Any:
+def _at(traits: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     value: Any = traits
-    for part in dotted.split("."):
+    for part in path:
         if not isinstance(value, Mapping):
             return None
         value = value.get(part)

@@ -16,6 +16,8 @@ from strategies.model import Event, Settings
 class Registry:
     def __init__(self) -> None:
         self._strategies: dict[str, Strategy] = {}
+        #: Highest priority first; sorted when a strategy registers, not on every pick.
+        self._ordered: list[Strategy] = []
 
     def register(self, *, name: str, priority: int) -> Callable[[type[Strategy]], type[Strategy]]:
         def add(cls: type[Strategy]) -> type[Strategy]:
@@ -24,13 +26,14 @@ class Registry:
             cls.name = name
             cls.priority = priority
             self._strategies[name] = cls()
+            self._ordered = sorted(self._strategies.values(), key=lambda s: (-s.priority, s.name))
             return cls
 
         return add
 
     @property
     def names(self) -> list[str]:
-        return [s.name for s in self._ordered()]
+        return [s.name for s in self._ordered]
 
     def get(self, name: str) -> Strategy:
         try:
@@ -44,13 +47,10 @@ class Registry:
     def pick(self, event: Event, settings: Settings) -> Strategy:
         if settings.strategy:
             return self.get(settings.strategy)
-        for strategy in self._ordered():
+        for strategy in self._ordered:
             if strategy.matches(event, settings):
                 return strategy
         raise FailedPrecondition(_no_match_message(settings), reason="NO_MATCHING_STRATEGY")
-
-    def _ordered(self) -> list[Strategy]:
-        return sorted(self._strategies.values(), key=lambda s: (-s.priority, s.name))
 
 
 def _no_match_message(settings: Settings) -> str:

@@ -18,6 +18,7 @@ from server.convert import (
     identify_response,
     outcome_to_proto,
     settings_from_proto,
+    struct_to_dict,
 )
 from strategies.model import Outcome, SyncResult, TrackMapping
 
@@ -55,6 +56,44 @@ def test_identify_becomes_an_event_with_plain_values() -> None:
     assert event.context == {"ip": "127.0.0.1"}
     assert (event.pardot_id, event.pardot_fid) == ("42", "00Q000000000001")
     assert event.timestamp == datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+
+
+def test_every_kind_of_struct_value_becomes_its_plain_twin() -> None:
+    values = struct(
+        {
+            "whole": 50,
+            "huge": 2.0**60,  # past 2**53 a double is no exact integer: it stays a float
+            "ratio": -0.25,
+            "text": "x",
+            "flag": False,
+            "nothing": None,
+            "list": [1, "a", None, True, {"k": 2.0}, [3.5]],
+            "object": {"deep": {"x": 3}},
+        }
+    )
+    values.fields["unset"].Clear()  # a Value with no kind at all reads as null
+    assert struct_to_dict(values) == {
+        "whole": 50,
+        "huge": 2.0**60,
+        "ratio": -0.25,
+        "text": "x",
+        "flag": False,
+        "nothing": None,
+        "list": [1, "a", None, True, {"k": 2}, [3.5]],
+        "object": {"deep": {"x": 3}},
+        "unset": None,
+    }
+    assert isinstance(struct_to_dict(values)["huge"], float)
+    assert isinstance(struct_to_dict(values)["flag"], bool)
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_a_number_json_cannot_hold_is_invalid_argument_wherever_it_is(number: float) -> None:
+    traits = struct({"list": [{"score": 1}]})
+    traits["list"][0]["score"] = number
+    with pytest.raises(InvalidArgument) as caught:
+        event_from_identify(pb.IdentifyRequest(traits=traits))
+    assert caught.value.field == "traits"
 
 
 def test_absent_structs_and_timestamp_are_empty() -> None:

@@ -5,6 +5,7 @@ tests/e2e/test_idempotency.py)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,6 +92,59 @@ def test_records_survive_a_reopen_and_expired_ones_are_purged(tmp_path: Path, cl
         assert rows == 0
     finally:
         purged.close()
+
+
+async def test_a_saved_record_is_committed_before_its_future_resolves(tmp_path: Path) -> None:
+    path = tmp_path / IDEMPOTENCY_FILE
+    store = ResponseStore(path, window_s=60.0, group_commit_s=0.05)
+    other = ResponseStore(path, window_s=60.0)  # another connection: sees commits only
+    try:
+        released: list[str] = []
+        keys = [IdempotencyKey(IDENTIFY, "default", f"m-{n}") for n in range(3)]
+        saved = [
+            store.save(key, key.message_id.encode(), then=lambda k=key: released.append(k))
+            for key in keys
+        ]
+        assert not any(future.done() for future in saved) and released == []
+        await asyncio.wait_for(asyncio.gather(*saved), 5)
+        # One commit held them all, and each caller learnt of it.
+        assert [other.get(key) for key in keys] == [b"m-0", b"m-1", b"m-2"]
+        assert released == keys
+    finally:
+        other.close()
+        store.close()
+
+
+async def test_a_record_saved_long_after_the_last_commit_goes_at_once(tmp_path: Path) -> None:
+    """Only records saved within the window of the last commit wait for the next:
+    a quiet service adds no latency, a busy one groups its commits."""
+    store = ResponseStore(tmp_path / IDEMPOTENCY_FILE, window_s=60.0, group_commit_s=3600.0)
+    try:
+        first = store.save(KEY, b"first", then=lambda: None)
+        await asyncio.wait_for(first, 5)  # nothing committed for an hour: at once
+        later = IdempotencyKey(IDENTIFY, "default", "later")
+        second = store.save(later, b"second", then=lambda: None)
+        await asyncio.sleep(0.05)
+        assert not second.done() and store.get(later) is None  # within the hour: waits
+        store.commit()
+        assert second.done() and store.get(later) == b"second"
+    finally:
+        store.close()
+
+
+async def test_records_still_waiting_for_their_commit_are_committed_on_close(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / IDEMPOTENCY_FILE
+    store = ResponseStore(path, window_s=60.0, group_commit_s=60.0)
+    saved = store.save(KEY, b"kept", then=lambda: None)
+    store.close()
+    assert saved.done() and saved.exception() is None
+    reopened = ResponseStore(path, window_s=60.0)
+    try:
+        assert reopened.get(KEY) == b"kept"
+    finally:
+        reopened.close()
 
 
 # --- the single flight ---------------------------------------------------------------
@@ -191,6 +245,71 @@ async def test_a_cancelled_first_call_lets_a_waiter_run(store: ResponseStore) ->
     first.cancel()  # the caller went away
     reply = await asyncio.wait_for(waiter, 5)
     assert (runs, reply.outcome) == (2, pb.OUTCOME_CREATED)
+
+
+async def test_a_first_call_that_goes_away_while_its_record_commits_still_answers_waiters(
+    tmp_path: Path,
+) -> None:
+    # Commits an hour apart: after the first one, a record waits until commit().
+    store = ResponseStore(tmp_path / IDEMPOTENCY_FILE, window_s=60.0, group_commit_s=3600.0)
+    idempotency = Idempotency(store)
+    runs = 0
+
+    async def respond() -> pb.IdentifyResponse:
+        nonlocal runs
+        runs += 1
+        return created()
+
+    try:
+        other = IdempotencyKey(IDENTIFY, "default", "earlier")
+        await asyncio.wait_for(store.save(other, b"", then=lambda: None), 5)
+        first = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
+        await asyncio.sleep(0.01)
+        assert store.get(KEY) is None  # answered by Pardot; its record waits for the commit
+        waiter = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
+        await asyncio.sleep(0.01)
+        first.cancel()  # the caller went away: what it did at Pardot still stands
+        await asyncio.sleep(0.01)
+        assert not waiter.done()  # it waits for the record, not for the first caller
+        store.commit()
+        reply = await asyncio.wait_for(waiter, 5)
+        assert (runs, reply.outcome) == (1, pb.OUTCOME_DUPLICATE_MESSAGE)
+    finally:
+        store.close()
+
+
+async def test_a_failed_commit_fails_the_call_and_lets_a_waiter_run(
+    store: ResponseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    idempotency = Idempotency(store)
+    write = store._write
+    failures = [sqlite3.OperationalError("disk I/O error")]
+
+    def fail_once(rows: list) -> None:
+        if failures:
+            raise failures.pop()
+        write(rows)
+
+    monkeypatch.setattr(store, "_write", fail_once)
+    release = asyncio.Event()
+    runs = 0
+
+    async def respond() -> pb.IdentifyResponse:
+        nonlocal runs
+        runs += 1
+        await release.wait()
+        return created(prospect_id=str(runs))
+
+    first = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
+    await asyncio.sleep(0.01)
+    waiter = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
+    await asyncio.sleep(0.01)
+    release.set()
+    with pytest.raises(sqlite3.OperationalError):
+        await asyncio.wait_for(first, 5)
+    reply = await asyncio.wait_for(waiter, 5)
+    assert (runs, reply.outcome, reply.prospect_id) == (2, pb.OUTCOME_CREATED, "2")
+    assert store.get(KEY) is not None
 
 
 # --- which calls are keyed -----------------------------------------------------------

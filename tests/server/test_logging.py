@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 import structlog
 
-from server.logging import REDACTED, configure_logging, is_sensitive_name, register_secret
+from server.logging import (
+    REDACTED,
+    configure_logging,
+    enabled_for,
+    is_sensitive_name,
+    register_secret,
+)
 
 SECRET = "s3cr3t-Value-9f8e7d"
 INNER = "inner-secret"
@@ -137,6 +143,13 @@ def test_stdlib_records_take_the_same_road(captured: Captured) -> None:
     [line] = captured.lines()  # httpx's INFO lines are quieted
     assert line["logger"] == "grpc._server" and line["level"] == "error"
     assert line["event"] == f"handler failed: {REDACTED}"
+
+
+def test_enabled_for_answers_as_the_configured_level_filters(captured: Captured) -> None:
+    assert enabled_for(logging.INFO) and enabled_for(logging.WARNING)
+    assert not enabled_for(logging.DEBUG)  # "info" is configured
+    structlog.get_logger().debug("dropped")
+    assert captured.lines() == []
 
 
 def test_an_unknown_level_is_refused() -> None:

@@ -13,6 +13,7 @@ import pytest
 from clients.errors import FailedPrecondition, InvalidArgument, ProspectSyncError
 from clients.identity import field_namespace
 from clients.model import Prospect
+from strategies import validation
 from strategies.base import Gateway
 from strategies.model import (
     ActionKind,
@@ -172,6 +173,26 @@ def test_a_bad_email_is_refused_under_the_name_it_came_from() -> None:
     with pytest.raises(InvalidArgument) as caught:
         identity_event(track(traits={}, properties={"email": "not-an-email"}), V3)
     assert caught.value.field == "properties.email"
+
+
+async def test_a_track_call_has_its_email_checked_by_email_validator_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checked: list[str] = []
+
+    def counting(email: str, **options: Any) -> Any:
+        checked.append(email)
+        return real(email, **options)
+
+    real = validation.validate_email
+    monkeypatch.setattr(validation, "validate_email", counting)
+    validation._email_problem.cache_clear()  # earlier tests may have checked the address
+    try:
+        # The identity event checks it, then EmailV3 asks again: the answer is reused.
+        await apply(track(traits={"email": "once@example.com"}), V3, MemoryGateway(api_version=3))
+        assert checked == ["once@example.com"]
+    finally:
+        validation._email_problem.cache_clear()  # forget what the stand-in answered
 
 
 # --- applying: one strategy write carries the fields ------------------------------------
