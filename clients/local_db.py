@@ -4,7 +4,8 @@ identity map, idempotency records, the backfill journal).
 WAL lets the server and a backfill run read and write the same file at once;
 ``synchronous=NORMAL`` is durable across a process crash (only an OS crash can lose the
 last commits, which cost one extra Pardot read later, never a wrong answer). Autocommit:
-every statement the callers run is one small transaction.
+every statement the callers run is one small transaction unless they open one
+themselves (the idempotency records group several calls' records in one).
 """
 
 from __future__ import annotations
