@@ -19,23 +19,27 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 90  # a bound, not an expectation: it takes a few seconds
 
 
-def test_quick_bench_prints_the_tables_and_writes_its_figures(tmp_path: Path) -> None:
-    figures = tmp_path / "bench.json"
+def quick_bench(*args: str) -> str:
+    """``python -m bench.throughput --quick *args``: what it printed, once it passed."""
     done = subprocess.run(
-        [
-            sys.executable, "-m", "bench.throughput", "--quick",
-            "--latency", "0.02", "--in-flight", "1,6", "--warm-in-flight", "3",
-            "--echo-in-flight", "3", "--burst", "12", "--burst-deadline", "2",
-            "--window", "0.3", "--json", str(figures),
-        ],
+        [sys.executable, "-m", "bench.throughput", "--quick", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
         check=False,
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+    return done.stdout
+
+
+def test_quick_bench_prints_the_tables_and_writes_its_figures(tmp_path: Path) -> None:
+    figures = tmp_path / "bench.json"
+    out = quick_bench(
+        "--latency", "0.02", "--in-flight", "1,6", "--warm-in-flight", "3",
+        "--echo-in-flight", "3", "--burst", "12", "--burst-deadline", "2",
+        "--window", "0.3", "--json", str(figures),
+    )  # fmt: skip
     assert "| " + " | ".join(MAIN_COLUMNS) + " |" in out
     assert "bare grpc.aio echo" in out
     assert "Identify RPC/s ÷ echo RPC/s" in out
@@ -61,19 +65,9 @@ def test_quick_bench_prints_the_tables_and_writes_its_figures(tmp_path: Path) ->
 
 def test_only_zero_measures_and_prints_that_part_alone(tmp_path: Path) -> None:
     figures = tmp_path / "zero.json"
-    done = subprocess.run(
-        [
-            sys.executable, "-m", "bench.throughput", "--quick", "--only", "zero",
-            "--echo-in-flight", "3", "--window", "0.3", "--json", str(figures),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = done.stdout
+    out = quick_bench(
+        "--only", "zero", "--echo-in-flight", "3", "--window", "0.3", "--json", str(figures)
+    )
     assert "Identify RPC/s ÷ echo RPC/s" in out
     assert "| " + " | ".join(MAIN_COLUMNS) + " |" not in out
     assert "Identify at once" not in out
