@@ -462,18 +462,16 @@ class WriteCoalescer:
     async def _linger(self, client: PardotClient) -> None:
         """While crowded, wait ``linger_s`` for company, or less if a batch of
         ``client``'s stops taking writes meanwhile."""
-        if self._has_closed_batch(client):
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._lingering.append(waiter)
-        try:
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._linger_s):
-                await waiter
-        except TimeoutError:
-            pass
-        finally:
-            with contextlib.suppress(ValueError):
-                self._lingering.remove(waiter)
+                while not self._has_closed_batch(client):  # woken for another's, maybe
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._lingering.append(waiter)
+                    try:
+                        await waiter
+                    finally:
+                        with contextlib.suppress(ValueError):
+                            self._lingering.remove(waiter)
 
     def _stop_lingering(self) -> None:
         waiters, self._lingering = self._lingering, []

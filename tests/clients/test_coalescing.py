@@ -262,6 +262,39 @@ async def test_a_crowded_batch_stops_lingering_once_it_is_full(
     assert len(entries_of(call)) == full
 
 
+async def test_a_linger_ends_only_for_a_full_batch_of_its_own_connection(
+    fake: FakePardot,
+) -> None:
+    """Two connections to one account share the queue; a batch of one filling does not
+    send the other's half-empty batch early."""
+    connections = PardotConnections({"a": v3_config(fake, "a"), "b": v3_config(fake, "b")})
+    a, b = connections.get("a").client, connections.get("b").client
+    shared = crowded(a, linger_s=3600.0)
+    b.coalescer = shared
+    waiting: list[asyncio.Future[Prospect]] = []
+    try:
+        for client in (a, b):
+            await gateway(client).read_by_email("warm@example.com")  # the tokens first
+        fake.state.latency_s = 0.2
+        [first] = start(gateway(a).upsert_by_email("first@example.com", {}))
+        await until(lambda: shared.calls_on_their_way == 1)
+        waiting += start(*(gateway(a).upsert_by_email(f"a{n}@example.com", {}) for n in range(3)))
+        await until(lambda: shared.lingering == 1)
+
+        full = facts.MAX_BATCH_PROSPECTS
+        others = start(*(gateway(b).upsert_by_email(f"b{n}@example.com", {}) for n in range(full)))
+        async with asyncio.timeout(10):
+            await asyncio.gather(first, *others)
+
+        [call] = batch_calls(fake)
+        assert len(entries_of(call)) == full
+        assert shared.queued == 3 and shared.lingering == 1  # a's batch still waits
+    finally:
+        await shared.aclose()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        await connections.aclose()
+
+
 async def test_v4_batches_are_lists_and_say_only_what_is_known(
     fake: FakePardot, make_client: ClientFactory
 ) -> None:
