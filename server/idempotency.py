@@ -131,24 +131,20 @@ class ResponseStore:
         ).fetchone()
         return bytes(row[0]) if row else None
 
-    def put(self, key: IdempotencyKey, response: bytes) -> None:
-        """Stores ``response`` under ``key`` in a transaction of its own."""
-        self._write([self._row(key, response)])
-
     def save(
         self, key: IdempotencyKey, response: bytes, *, then: Callable[[], None]
     ) -> asyncio.Future[None]:
-        """Stores like :meth:`put`, in one transaction with the other records saved
+        """Stores ``response`` under ``key``, in one transaction with the other records saved
         before it goes: on the next turn of the event loop if the last commit is
         :data:`GROUP_COMMIT_S` old, else that long after the last commit. The future
-        resolves once the record is committed (or fails as :meth:`put` would have);
+        resolves once the record is committed (or fails with the commit's error);
         ``then()`` runs after the commit, whether it succeeded or not, even when the
         future was cancelled.
 
         A commit costs 20-40 µs of CPU however few records it holds (WAL frames,
         locks): one per call was the largest part of the service's own cost per call.
         The caller answers only once its record is committed, so a crash loses no
-        record of an answered call (as with :meth:`put`); the price, only when calls
+        record of an answered call; the price, only when calls
         come closer than :data:`GROUP_COMMIT_S`, is up to that much latency.
         """
         loop = asyncio.get_running_loop()

@@ -61,11 +61,16 @@ def created(prospect_id: str = "7") -> pb.IdentifyResponse:
 # --- the store -----------------------------------------------------------------------
 
 
-def test_a_stored_response_is_found_within_the_window_only(
+async def save_now(store: ResponseStore, key: IdempotencyKey, response: bytes) -> None:
+    """Saves and waits for the commit."""
+    await asyncio.wait_for(store.save(key, response, then=lambda: None), 5)
+
+
+async def test_a_stored_response_is_found_within_the_window_only(
     store: ResponseStore, clock: Clock
 ) -> None:
     assert store.get(KEY) is None
-    store.put(KEY, b"first")
+    await save_now(store, KEY, b"first")
     clock.now += 59.9
     assert store.get(KEY) == b"first"
     assert store.get(IdempotencyKey(IDENTIFY, "v3", "m-1")) is None  # another connection
@@ -74,11 +79,13 @@ def test_a_stored_response_is_found_within_the_window_only(
     assert store.get(KEY) is None
 
 
-def test_records_survive_a_reopen_and_expired_ones_are_purged(tmp_path: Path, clock: Clock) -> None:
+async def test_records_survive_a_reopen_and_expired_ones_are_purged(
+    tmp_path: Path, clock: Clock
+) -> None:
     path = tmp_path / IDEMPOTENCY_FILE
     first = ResponseStore(path, window_s=60.0, clock=clock)
-    first.put(KEY, b"kept")
-    first.put(IdempotencyKey(IDENTIFY, "default", "old"), b"old")
+    await save_now(first, KEY, b"kept")
+    await save_now(first, IdempotencyKey(IDENTIFY, "default", "old"), b"old")
     first.close()
 
     reopened = ResponseStore(path, window_s=60.0, clock=clock)
@@ -120,8 +127,7 @@ async def test_a_record_saved_long_after_the_last_commit_goes_at_once(tmp_path: 
     a quiet service adds no latency, a busy one groups its commits."""
     store = ResponseStore(tmp_path / IDEMPOTENCY_FILE, window_s=60.0, group_commit_s=3600.0)
     try:
-        first = store.save(KEY, b"first", then=lambda: None)
-        await asyncio.wait_for(first, 5)  # nothing committed for an hour: at once
+        await save_now(store, KEY, b"first")  # nothing committed for an hour: at once
         later = IdempotencyKey(IDENTIFY, "default", "later")
         second = store.save(later, b"second", then=lambda: None)
         await asyncio.sleep(0.05)
@@ -262,7 +268,7 @@ async def test_a_first_call_that_goes_away_while_its_record_commits_still_answer
 
     try:
         other = IdempotencyKey(IDENTIFY, "default", "earlier")
-        await asyncio.wait_for(store.save(other, b"", then=lambda: None), 5)
+        await save_now(store, other, b"")
         first = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
         await asyncio.sleep(0.01)
         assert store.get(KEY) is None  # answered by Pardot; its record waits for the commit
