@@ -67,10 +67,8 @@ class ProspectStore(Mapping[int, ProspectRecord]):
         self._inserted += 1
         self._position[prospect_id] = self._inserted
         self._join(self._by_email, _email_key(record.get("email")), record)
-        for name in FID_FIELDS:
-            fid = record.get(name)
-            if fid and isinstance(fid, str):
-                self._join(self._by_fid, fid[:_FID_KEY_LENGTH], record)
+        for key in _fid_keys(record):
+            self._join(self._by_fid, key, record)
 
     def remove(self, prospect_id: int) -> ProspectRecord | None:
         """Take a record out (None if there was none)."""
@@ -79,10 +77,8 @@ class ProspectStore(Mapping[int, ProspectRecord]):
             return None
         del self._position[prospect_id]
         self._leave(self._by_email, _email_key(record.get("email")), prospect_id)
-        for name in FID_FIELDS:
-            fid = record.get(name)
-            if fid and isinstance(fid, str):
-                self._leave(self._by_fid, fid[:_FID_KEY_LENGTH], prospect_id)
+        for key in _fid_keys(record):
+            self._leave(self._by_fid, key, prospect_id)
         return record
 
     def set_email(self, record: ProspectRecord, email: Any) -> None:
@@ -130,6 +126,14 @@ class ProspectStore(Mapping[int, ProspectRecord]):
             bucket.pop(prospect_id, None)
             if not bucket:
                 del index[key]
+
+
+def _fid_keys(record: ProspectRecord) -> Iterator[str]:
+    """The fid index keys of ``record``: the first 15 characters of each fid it holds."""
+    for name in FID_FIELDS:
+        fid = record.get(name)
+        if fid and isinstance(fid, str):
+            yield fid[:_FID_KEY_LENGTH]
 
 
 def _email_key(email: Any) -> str:
