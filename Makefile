@@ -49,9 +49,13 @@ browser-deps-for-tests:
 	elif [ "$${CI:-}" = true ] || [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory browser-deps; \
 	else echo "chromium is missing and this is not root: tests/browser will skip (run: sudo make browser-deps)"; fi
 
+# Style, types (mypy --strict over the four rooms), the import contract (DESIGN.md's
+# one-way arrows and no cycles: [tool.importlinter] in pyproject.toml) and the proto.
 lint: protos
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	cd $(PROTO_DIR) && ../$(BIN)/buf lint
 
 # Pardot calls per identify for each strategy, cold and warm (the README's table).

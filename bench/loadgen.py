@@ -40,8 +40,8 @@ import grpc
 from bench.fake_control import FakeControl
 from bench.stats import percentile
 from bench.workload import BatchShape, People, batch_shape, identify_request
-from clients.pardot_facts import ERR_CONCURRENCY_LIMIT
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
+from strategies.core.pardot_facts import ERR_CONCURRENCY_LIMIT
 
 #: Calls in flight per channel (one HTTP/2 connection each): enough connections that
 #: no single one carries thousands of streams, few enough to stay cheap.

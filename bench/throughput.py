@@ -54,7 +54,7 @@ from bench.processes import (
 )
 from bench.report import RowSpec, render
 from bench.workload import BatchShape, People, batch_shape
-from clients.pardot_facts import MAX_CONCURRENT_REQUESTS
+from strategies.core.pardot_facts import MAX_CONCURRENT_REQUESTS
 
 #: BatchSync: requests in flight, and identify items per request.
 BATCH_IN_FLIGHT = 2

@@ -31,17 +31,18 @@ from urllib.parse import urlsplit
 import httpx
 from grpc import StatusCode
 
-from clients import pardot_facts as facts
 from clients.call_log import record_call
 from clients.config import ConnectionConfig
 from clients.config_checks import GRANT_KEYS, check_connection, check_legacy, check_oauth
-from clients.errors import (
+from clients.responses import parse_response
+from strategies.core import pardot_facts as facts
+from strategies.core.errors import (
     PardotAuthFailed,
     PardotError,
     PardotUnavailable,
     ProspectSyncError,
+    Reason,
 )
-from clients.responses import parse_response
 
 _TRANSIENT_STATUSES = frozenset({408, 429})
 
@@ -174,7 +175,7 @@ class Authenticator(ABC):
             return
         until, first = self._rejection
         if time.monotonic() < until:
-            raise PardotAuthFailed(first.message, reason=first.reason, metadata=first.metadata)
+            raise PardotAuthFailed(first.message, reason=first.catalogued, metadata=first.metadata)
         self._rejection = None
 
     def _redact(self, text: str) -> str:
@@ -267,7 +268,7 @@ class OAuthAuthenticator(Authenticator):
             f"the Salesforce token endpoint of connection {c.name!r} answered HTTP {status} "
             f"with a body that is not OAuth's; check {c.key('token_url')}",
             code=StatusCode.FAILED_PRECONDITION,
-            reason="PARDOT_AUTH_ENDPOINT_INVALID",
+            reason=Reason.PARDOT_AUTH_ENDPOINT_INVALID,
         )
 
 
@@ -348,7 +349,7 @@ class LegacyAuthenticator(Authenticator):
             return PardotAuthFailed(
                 f"Pardot no longer accepts legacy logins (err {exc.err_code}): set "
                 f'{c.key("auth")} = "oauth" with a business unit and Salesforce credentials',
-                reason=exc.reason,
+                reason=exc.catalogued,
                 metadata={"err_code": str(exc.err_code)},
             )
         if exc.err_code == facts.ERR_LOGIN_FAILED or exc.rule.refresh_credentials:

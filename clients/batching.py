@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from clients import pardot_facts as facts
-from clients.errors import PardotError
+from strategies.core import pardot_facts as facts
+from strategies.core.errors import PardotError
 
 #: (API version, single-call operation, id field) → the batch operation that does the
 #: same for many prospects. Not here: v4 upsert by email (it always creates, and the

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
-from clients.errors import DailyLimitReached, PardotError
+from strategies.core.errors import DailyLimitReached, PardotError
 
 log = structlog.get_logger("clients")
 

@@ -12,7 +12,7 @@ import time
 
 import structlog
 
-from clients.model import CallRecord
+from strategies.core.model import CallRecord
 
 log = structlog.get_logger("clients")
 

@@ -66,20 +66,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from grpc import StatusCode
 
 from clients import batching
-from clients import pardot_facts as facts
 from clients.batching import BatchEntry, BatchKind
-from clients.errors import (
+from clients.transport import ClaimedCall, deadline_scope
+from strategies.core import pardot_facts as facts
+from strategies.core.errors import (
     DeadlineExceeded,
     PardotError,
     PardotUnavailable,
     PardotWriteUnconfirmed,
     ProspectSyncError,
+    Reason,
 )
-from clients.model import CallRecord
-from clients.transport import ClaimedCall, deadline_scope
+from strategies.core.model import CallRecord
 
 if TYPE_CHECKING:
     from clients.transport import PardotClient
@@ -117,8 +117,7 @@ class PardotQueueFull(ProspectSyncError):
     """Too many writes already wait for this Pardot account: come back later rather
     than hold memory without bound."""
 
-    code = StatusCode.RESOURCE_EXHAUSTED
-    reason = "PARDOT_QUEUE_FULL"
+    default_reason = Reason.PARDOT_QUEUE_FULL
 
 
 class Route(enum.Enum):
@@ -388,7 +387,7 @@ class WriteCoalescer:
             return PardotWriteUnconfirmed(
                 f"{message}; the write may still be applied",
                 settled=False,
-                code=DeadlineExceeded.code,
+                code=Reason.DEADLINE_EXCEEDED.code,
                 retry_after=client.config.timeout_s,
             )
         return DeadlineExceeded(message)
@@ -533,7 +532,7 @@ class WriteCoalescer:
             )
             unreadable = ProspectSyncError(
                 f"Pardot's answer to a batch call cannot be read ({problem})",
-                reason="PARDOT_UNEXPECTED_RESPONSE",
+                reason=Reason.PARDOT_UNEXPECTED_RESPONSE,
             )
             for write in writes:
                 if write.idempotent:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from clients import pardot_facts as facts
 from clients.budget import account_zone
 from clients.config import ConnectionConfig
-from clients.errors import FailedPrecondition
+from strategies.core import pardot_facts as facts
+from strategies.core.errors import FailedPrecondition, Reason
 
-_MISCONFIGURED = "CONNECTION_MISCONFIGURED"
+_MISCONFIGURED = Reason.CONNECTION_MISCONFIGURED
 
 #: The settings each OAuth grant sends to the token endpoint.
 GRANT_KEYS: dict[str, tuple[str, ...]] = {
@@ -89,7 +89,7 @@ def check_oauth(config: ConnectionConfig) -> None:
         raise FailedPrecondition(
             f"{config.key('business_unit_id')} must be a Pardot business unit id: 18 letters "
             f"and digits starting with 0Uv (got {bu!r}, {len(bu)} characters)",
-            reason="BUSINESS_UNIT_INVALID",
+            reason=Reason.BUSINESS_UNIT_INVALID,
         )
     require_http_url(config, "token_url")
     if config.grant_type not in GRANT_KEYS:

@@ -21,10 +21,10 @@ from clients.budget import BudgetSnapshot, DailyBudget
 from clients.coalescer import WriteCoalescer
 from clients.config import ConnectionConfig
 from clients.config_checks import check_connection
-from clients.errors import FailedPrecondition
 from clients.gateway import PardotGateway
 from clients.identity import IdentityStore, IdentityView, MemoryIdentityStore
 from clients.transport import PardotClient, new_http_client
+from strategies.core.errors import FailedPrecondition, Reason
 
 DEFAULT_CONNECTION = "default"
 
@@ -125,7 +125,7 @@ class PardotConnections:
             raise FailedPrecondition(
                 f"settings.connection names {key!r}, which is not a configured Pardot "
                 f"connection; configured: {configured}",
-                reason="UNKNOWN_CONNECTION",
+                reason=Reason.UNKNOWN_CONNECTION,
             ) from None
 
     async def aclose(self) -> None:
@@ -171,7 +171,7 @@ def _budgets(configs: Mapping[str, ConnectionConfig]) -> dict[tuple[str, ...], D
                 f"{first[key].key('timezone')} ({first[key].timezone!r}) differ, but both "
                 "connections reach the same Pardot account, whose day ends at one "
                 "midnight: set the same time zone on both",
-                reason="CONNECTION_MISCONFIGURED",
+                reason=Reason.CONNECTION_MISCONFIGURED,
             )
         budgets[key].limit = min(budgets[key].limit, config.daily_call_limit)
     return budgets

@@ -18,19 +18,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from clients import pardot_facts as facts
 from clients.batching import BatchEntry, batch_kind
 from clients.coalescer import Route
-from clients.errors import (
+from clients.identity import IdentityView, MemoryIdentityStore
+from clients.responses import prospects_in
+from clients.transport import PardotClient, api_path
+from strategies.core import pardot_facts as facts
+from strategies.core.errors import (
     FailedPrecondition,
     PardotError,
     PardotWriteUnconfirmed,
     ProspectSyncError,
+    Reason,
 )
-from clients.identity import IdentityView, MemoryIdentityStore
-from clients.model import CallRecord, Fields, Prospect
-from clients.responses import prospects_in
-from clients.transport import PardotClient, api_path
+from strategies.core.model import CallRecord, Fields, Prospect
 
 #: How a planned call's path shows the id of a prospect that a dry run would create.
 PLANNED_NEW_ID = "{new}"
@@ -52,7 +53,7 @@ class PardotGateway:
         if api_version not in facts.API_VERSIONS:
             raise FailedPrecondition(
                 f"settings.api_version must be 3 or 4, not {api_version}",
-                reason="API_VERSION_INVALID",
+                reason=Reason.API_VERSION_INVALID,
             )
         self._client = client
         self.api_version = api_version
@@ -89,7 +90,7 @@ class PardotGateway:
             raise FailedPrecondition(
                 "upsert by email needs API v3: in v4 upsert/email always creates a new "
                 "prospect, so match by id, fid or a lookup field instead",
-                reason="UPSERT_BY_EMAIL_NEEDS_V3",
+                reason=Reason.UPSERT_BY_EMAIL_NEEDS_V3,
             )
         # Idempotent in v3: the email is unique, so a second send updates the first.
         return await self._write(
@@ -213,7 +214,7 @@ class PardotGateway:
                 "external activities use Pardot API v5, which accepts only Salesforce "
                 f"OAuth; connection {config.name!r} uses the legacy Pardot login "
                 f"({config.key('auth')})",
-                reason="EXTERNAL_ACTIVITY_NEEDS_OAUTH",
+                reason=Reason.EXTERNAL_ACTIVITY_NEEDS_OAUTH,
             )
 
     async def record_external_activity(
@@ -309,7 +310,7 @@ class PardotGateway:
         if not found:
             raise ProspectSyncError(
                 f"Pardot's answer to {operation} holds no prospect",
-                reason="PARDOT_UNEXPECTED_RESPONSE",
+                reason=Reason.PARDOT_UNEXPECTED_RESPONSE,
             )
         answer = found[0]
         if operation == "create":
@@ -426,7 +427,7 @@ class PardotGateway:
             raise FailedPrecondition(
                 f"{what} needs API v4 (Salesforce fids are a v4 key); set "
                 "settings.api_version to 4 or match by email",
-                reason="FID_NEEDS_V4",
+                reason=Reason.FID_NEEDS_V4,
             )
 
 

@@ -24,14 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from clients.local_db import open_local_db
-from clients.model import Prospect
-
-EMAIL = "email"
-FID = "fid"
-
-
-def field_namespace(lookup_field: str) -> str:
-    return f"field:{lookup_field}"
+from strategies.core.model import EMAIL, Prospect
 
 
 def _normal(namespace: str, key: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from grpc import StatusCode
 
-from clients.errors import PardotError, PardotUnavailable, ProspectSyncError
+from strategies.core.errors import PardotError, PardotUnavailable, ProspectSyncError, Reason
 
 #: Statuses that mean "try again later" even when no Pardot body came with them.
 _TRANSIENT_4XX = frozenset({408, 429})
@@ -82,7 +82,7 @@ def not_pardot(status: int, what: str) -> ProspectSyncError:
     return ProspectSyncError(
         f"Pardot answered HTTP {status} with {what}; check the connection's pardot_url",
         code=StatusCode.FAILED_PRECONDITION,
-        reason="PARDOT_UNEXPECTED_RESPONSE",
+        reason=Reason.PARDOT_UNEXPECTED_RESPONSE,
     )
 
 

@@ -29,22 +29,23 @@ from urllib.parse import quote
 import httpx
 import structlog
 
-from clients import pardot_facts as facts
 from clients.auth import Authenticator, make_authenticator
 from clients.budget import DailyBudget
 from clients.call_log import record_call
 from clients.config import ConnectionConfig
-from clients.errors import (
+from clients.known_ids import KnownProspectIds
+from clients.responses import parse_response, parse_v5_response
+from clients.unconfirmed import UnconfirmedCreates
+from strategies.core import pardot_facts as facts
+from strategies.core.errors import (
     DeadlineExceeded,
     PardotError,
     PardotUnavailable,
     PardotWriteUnconfirmed,
     ProspectSyncError,
+    Reason,
 )
-from clients.known_ids import KnownProspectIds
-from clients.model import CallRecord
-from clients.responses import parse_response, parse_v5_response
-from clients.unconfirmed import UnconfirmedCreates
+from strategies.core.model import CallRecord
 
 if TYPE_CHECKING:
     from clients.coalescer import WriteCoalescer
@@ -279,7 +280,7 @@ class PardotClient:
                 raise PardotWriteUnconfirmed(
                     f"{message}; the write may still be applied",
                     settled=False,
-                    code=DeadlineExceeded.code,
+                    code=Reason.DEADLINE_EXCEEDED.code,
                     retry_after=self.config.timeout_s,
                 ) from None
             raise DeadlineExceeded(message) from None

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Final
 
-from clients.pardot_facts import READ_ONLY_FIELDS, WRITABLE_FIELDS
-
 # --- Error codes (v3/v4 dialect: <err code="N">text</err>) -------------------------
 
 ERR_INVALID_KEY: Final = 1
@@ -174,7 +172,62 @@ XML_CONTENT_TYPE: Final = "text/xml; charset=utf-8"
 
 # --- Prospect fields (PARDOT_API.md, "Prospect fields") ------------------------------
 
-# WRITABLE_FIELDS and READ_ONLY_FIELDS: clients.pardot_facts, the one list of them.
+# The fake keeps its own copy of Pardot's field lists (it imports nothing of ours, as
+# the emulator of Pardot, not of our client); tests/fakepardot/test_fake_fields_and_shapes.py
+# checks it against the client's strategies.core.pardot_facts.
+
+WRITABLE_FIELDS: Final = (
+    "campaign_id",
+    "salutation",
+    "first_name",
+    "last_name",
+    "email",
+    "password",
+    "company",
+    "prospect_account_id",
+    "website",
+    "job_title",
+    "department",
+    "country",
+    "address_one",
+    "address_two",
+    "city",
+    "state",
+    "territory",
+    "zip",
+    "phone",
+    "fax",
+    "source",
+    "annual_revenue",
+    "employees",
+    "industry",
+    "years_in_business",
+    "comments",
+    "notes",
+    "score",
+    "is_do_not_email",
+    "is_do_not_call",
+    "is_reviewed",
+    "is_starred",
+    "is_archived",
+)
+
+READ_ONLY_FIELDS: Final = (
+    "id",
+    "grade",
+    "last_activity_at",
+    "recent_interaction",
+    "crm_lead_fid",
+    "crm_contact_fid",
+    "crm_owner_fid",
+    "crm_account_fid",
+    "crm_last_sync",
+    "crm_url",
+    "opted_out",
+    "salesforce_fid",
+    "created_at",
+    "updated_at",
+)
 
 #: The order fields come back in; ``password`` is write-only and never returned.
 OUTPUT_FIELDS: Final = (

@@ -23,10 +23,8 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-import strategies  # noqa: F401  (importing the package registers every strategy)
 from clients import auth as pardot_auth
 from clients.connections import PardotConnections
-from clients.errors import ProspectSyncError
 from clients.identity import SqliteIdentityStore
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
@@ -40,6 +38,7 @@ from server.interceptors import (
 )
 from server.logging import register_secret
 from server.servicer import ProspectSyncServicer
+from strategies.core.errors import ProspectSyncError
 
 log = structlog.get_logger("server.app")
 

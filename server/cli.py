@@ -1,5 +1,5 @@
 """The ``prospect-sync`` command: ``serve`` runs the service, ``backfill`` prepares
-existing prospects for a lookup field (``server.backfill_cli``), ``fake-pardot`` runs the
+existing prospects for a lookup field (``server.backfill.cli``), ``fake-pardot`` runs the
 Pardot emulator for local use.
 
 A configuration problem is one line on stderr and exit code 2, never a traceback;
@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from server import backfill_cli
+from server.backfill import cli as backfill_cli
 from server.config import ConfigError, load_config
 from server.logging import configure_logging
 

@@ -28,14 +28,14 @@ from urllib.parse import urlsplit
 
 from clients.config import ConnectionConfig
 from clients.config_checks import check_connection
-from clients.errors import ProspectSyncError
-from clients.pardot_facts import (
+from server.logging import LEVELS
+from strategies.core.errors import ProspectSyncError
+from strategies.core.pardot_facts import (
     API_VERSIONS,
     BUSINESS_UNIT_ID_PATTERN,
     MAX_CONCURRENT_REQUESTS,
     USER_KEY_PATTERN,
 )
-from server.logging import LEVELS
 
 
 class ConfigError(Exception):

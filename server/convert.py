@@ -1,6 +1,6 @@
 """Protobuf ↔ plain model values, at the edge of the server.
 
-Strategies and the Pardot client work on ``strategies.model`` / ``clients.model``
+Strategies and the Pardot client work on ``strategies.core.model`` / ``strategies.core.model``
 values and never see generated code; this module is the only translation. It never
 decides anything about Pardot (no defaults beyond the connection's, no validation
 beyond what the proto's types cannot say).
@@ -16,11 +16,11 @@ from typing import Any
 from google.protobuf import struct_pb2
 
 from clients.config import ConnectionConfig
-from clients.errors import InvalidArgument
-from clients.model import CallRecord
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from server.snippet import Snippet
-from strategies.model import (
+from strategies.core.errors import InvalidArgument
+from strategies.core.model import (
+    CallRecord,
     Event,
     Outcome,
     Settings,

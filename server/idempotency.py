@@ -48,7 +48,7 @@ from google.protobuf.message import Message
 from clients.local_db import open_local_db
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from server.convert import connection_name
-from strategies.model import Outcome
+from strategies.core.model import Outcome
 from strategies.validation import check_message_id
 
 #: The idempotency records' file inside ``server.state_dir``.

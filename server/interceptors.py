@@ -34,10 +34,10 @@ import grpc
 import structlog
 from google.protobuf.message import DecodeError
 
-from clients.errors import ProspectSyncError
 from server.idempotency import Idempotency, serving_items
 from server.logging import enabled_for
 from server.status import abort_with
+from strategies.core.errors import ProspectSyncError, Reason
 
 log = structlog.get_logger("server.rpc")
 
@@ -53,30 +53,26 @@ HEALTH_PREFIX = "/grpc.health.v1.Health/"
 class Unauthenticated(ProspectSyncError):
     """The caller sent no bearer token, or one the server was not configured with."""
 
-    code = grpc.StatusCode.UNAUTHENTICATED
-    reason = "UNAUTHENTICATED"
+    default_reason = Reason.UNAUTHENTICATED
 
 
 class ServerBusy(ProspectSyncError):
     """More calls are in progress than ``server.max_in_flight`` allows."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    reason = "SERVER_BUSY"
+    default_reason = Reason.SERVER_BUSY
 
 
 class MalformedRequest(ProspectSyncError):
     """The request bytes are not the method's message (the generated stub never sends
     such a thing; a hand-built or hostile one may)."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
-    reason = "MALFORMED_REQUEST"
+    default_reason = Reason.MALFORMED_REQUEST
 
 
 class UnexpectedError(ProspectSyncError):
     """A bug: the caller learns only an id to quote, the log has the rest."""
 
-    code = grpc.StatusCode.INTERNAL
-    reason = "INTERNAL"
+    default_reason = Reason.INTERNAL
 
     def __init__(self, error_id: str) -> None:
         super().__init__(
@@ -89,7 +85,7 @@ def report_unexpected(event: str, **fields: Any) -> UnexpectedError:
     """Logs the exception being handled, traceback included, as ``event`` under a fresh
     error id, and returns what the caller may learn of it: that id."""
     error_id = uuid.uuid4().hex[:12]
-    structlog.contextvars.bind_contextvars(error_id=error_id, reason="INTERNAL")
+    structlog.contextvars.bind_contextvars(error_id=error_id, reason=Reason.INTERNAL)
     log.exception(event, **fields)
     return UnexpectedError(error_id)
 

@@ -27,9 +27,7 @@ import grpc
 import structlog
 from google.protobuf.message import Message
 
-from clients.errors import InvalidArgument, ProspectSyncError
 from clients.identity import KeyedLocks
-from clients.pardot_facts import MAX_BATCH_PROSPECTS, MAX_CONCURRENT_REQUESTS
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
 from server.batch_order import run_after
@@ -48,8 +46,11 @@ from server.interceptors import report_unexpected
 from server.snippet import render_snippet
 from server.status import abort_with, to_rpc_status
 from strategies.base import Gateway, Strategy
-from strategies.model import Event, Outcome, Settings, SyncResult
-from strategies.registry import REGISTRY, Registry
+from strategies.catalog import REGISTRY
+from strategies.core.errors import InvalidArgument, ProspectSyncError
+from strategies.core.model import Event, Outcome, Settings, SyncResult
+from strategies.core.pardot_facts import MAX_BATCH_PROSPECTS, MAX_CONCURRENT_REQUESTS
+from strategies.registry import Registry
 from strategies.track import identity_event, mapping_path, plan_track, run_track
 
 if TYPE_CHECKING:

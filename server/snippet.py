@@ -26,10 +26,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import structlog
 
-from clients import pardot_facts as facts
 from clients.config import ConnectionConfig
-from clients.errors import InvalidArgument
-from strategies.model import Settings
+from strategies.core import pardot_facts as facts
+from strategies.core.errors import InvalidArgument
+from strategies.core.model import Settings
 from strategies.validation import CAMPAIGN_ID, check_campaign_id, check_email
 
 log = structlog.get_logger("server.snippet")

@@ -1,4 +1,4 @@
-"""Turns a :class:`~clients.errors.ProspectSyncError` into a rich gRPC status.
+"""Turns a :class:`~strategies.core.errors.ProspectSyncError` into a rich gRPC status.
 
 The one place an error becomes what a caller sees: a canonical code, the message, and
 ``google.rpc`` details a program can act on without parsing text — ``ErrorInfo``
@@ -20,8 +20,8 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from clients.errors import DOMAIN, ProspectSyncError
 from server.logging import redact
+from strategies.core.errors import DOMAIN, ProspectSyncError
 
 #: Codes that always mean "the same call may work later": a RetryInfo goes with them
 #: even when the error did not say how long to wait.

@@ -1,10 +1,7 @@
-"""Strategies decide how an event becomes Pardot calls. Importing the package registers
-every strategy with ``strategies.registry.REGISTRY`` (selection order: DESIGN.md)."""
+"""Strategies decide how an event becomes Pardot calls: a page of decision logic each,
+written against the ``strategies.base.Gateway`` seam. ``strategies.core`` is the leaf
+of shared plain values, errors and Pardot facts; ``strategies.catalog`` registers every
+strategy (import ``REGISTRY`` from there).
 
-from strategies import (  # noqa: F401  (each module registers its strategy)
-    create_v4,
-    email_v3,
-    id_fid_v4,
-    lookup_field_v4,
-    user_id_lookup_v4,
-)
+Importing this package imports nothing, so the leaf can be used without the strategies.
+"""

@@ -12,9 +12,24 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar, Protocol
 
-from clients.identity import IdentityView
-from clients.model import Fields, Prospect
-from strategies.model import Event, Settings, SyncResult
+from strategies.core.model import Event, Fields, Prospect, Settings, SyncResult
+
+
+class IdentityView(Protocol):
+    """The identity map as one connection's strategies see it (``pardot.identity``):
+    (namespace, key) → the prospect id Pardot returned for it. Namespaces and keys:
+    ``strategies.core.model`` (``EMAIL``, ``FID``, ``field_namespace``)."""
+
+    def lookup(self, namespace: str, key: str) -> int | None: ...
+
+    def remember(self, namespace: str, key: str, prospect: Prospect) -> None:
+        """Learn that ``key`` names ``prospect`` — only if Pardot said so: a planned
+        write (dry run) or an answer without an id teaches nothing."""
+        ...
+
+    def forget(self, prospect_id: int) -> None:
+        """Drop every entry that points at ``prospect_id`` (Pardot says it is gone)."""
+        ...
 
 
 class Gateway(Protocol):
@@ -22,7 +37,7 @@ class Gateway(Protocol):
 
     Writes return the prospect as Pardot returned it (``created`` says whether it is
     new); in a dry run they return ``planned=True`` and send nothing. Reads are always
-    made. Pardot failures raise ``clients.errors.PardotError`` (err_code and meaning
+    made. Pardot failures raise ``strategies.core.errors.PardotError`` (err_code and meaning
     from the table), except the "not found" of a read, which is an empty answer.
 
     Under load a write may travel in a Pardot batch call, whose answer holds no

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from strategies.base import Gateway, Strategy
+from strategies.core.model import Event, Settings, SyncResult
 from strategies.fields import prospect_fields
-from strategies.model import Event, Settings, SyncResult
 from strategies.registry import REGISTRY
 from strategies.validation import check_campaign_id, require_email
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from clients.errors import InvalidArgument
-from clients.pardot_facts import READ_ONLY_FIELDS
+from strategies.core.errors import InvalidArgument
+from strategies.core.pardot_facts import READ_ONLY_FIELDS
 from strategies.validation import check_field_id, check_trait_count, check_value_size
 
 #: Pardot field → the trait paths that feed it (dotted paths reach into objects).

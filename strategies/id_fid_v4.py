@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-from clients.identity import EMAIL, FID
 from strategies.base import Gateway, Strategy
+from strategies.core.model import EMAIL, FID, Event, Settings, SyncResult
 from strategies.fields import prospect_fields
-from strategies.model import Event, Settings, SyncResult
 from strategies.registry import REGISTRY
 from strategies.validation import check_fid, check_prospect_id
 

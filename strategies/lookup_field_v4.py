@@ -3,13 +3,11 @@ value of the trait of the same name (Segment's "Lookup Field")."""
 
 from __future__ import annotations
 
-from clients.errors import InvalidArgument, PardotError
-from clients.identity import EMAIL, field_namespace
-from clients.model import Prospect
-from clients.pardot_facts import ERR_INVALID_PROSPECT_ID
 from strategies.base import Gateway, Strategy
+from strategies.core.errors import InvalidArgument, PardotError
+from strategies.core.model import EMAIL, Event, Prospect, Settings, SyncResult, field_namespace
+from strategies.core.pardot_facts import ERR_INVALID_PROSPECT_ID
 from strategies.fields import format_value, prospect_fields
-from strategies.model import Event, Settings, SyncResult
 from strategies.registry import REGISTRY
 from strategies.validation import check_campaign_id, check_field_id, require_email
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from clients.errors import FailedPrecondition, InvalidArgument
 from strategies.base import Strategy
-from strategies.model import Event, Settings
+from strategies.core.errors import FailedPrecondition, InvalidArgument, Reason
+from strategies.core.model import Event, Settings
 
 
 class Registry:
@@ -50,7 +50,7 @@ class Registry:
         for strategy in self._ordered:
             if strategy.matches(event, settings):
                 return strategy
-        raise FailedPrecondition(_no_match_message(settings), reason="NO_MATCHING_STRATEGY")
+        raise FailedPrecondition(_no_match_message(settings), reason=Reason.NO_MATCHING_STRATEGY)
 
 
 def _no_match_message(settings: Settings) -> str:

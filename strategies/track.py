@@ -22,28 +22,29 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from clients.errors import (
+from strategies.base import Gateway, IdentityView
+from strategies.core.errors import (
     UNKNOWN_PARDOT_ERROR,
     FailedPrecondition,
     InvalidArgument,
     PardotError,
     ProspectSyncError,
+    Reason,
 )
-from clients.identity import IdentityView
-from clients.model import Fields, Prospect
-from clients.pardot_facts import ERR_INVALID_LIST, READ_ONLY_FIELDS
-from strategies.base import Gateway
-from strategies.fields import format_value
-from strategies.model import (
+from strategies.core.model import (
     ActionKind,
     ActionStatus,
     Event,
+    Fields,
+    Prospect,
     Settings,
     SyncResult,
     TrackAction,
     TrackMapping,
     TrackResult,
 )
+from strategies.core.pardot_facts import ERR_INVALID_LIST, READ_ONLY_FIELDS
+from strategies.fields import format_value
 from strategies.validation import check_email, check_field_id
 
 #: Runs the registry's strategy for the event through the gateway it is given.
@@ -292,7 +293,7 @@ def _known_id(prospect: Prospect) -> int:
         raise ProspectSyncError(
             "Pardot's answer carries no prospect id, so the event's actions cannot be "
             "applied to it",
-            reason="PARDOT_UNEXPECTED_RESPONSE",
+            reason=Reason.PARDOT_UNEXPECTED_RESPONSE,
         )
     return prospect.id
 
@@ -316,7 +317,7 @@ def _activity_refused(exc: PardotError, path: str, plan: TrackPlan) -> FailedPre
         f"Pardot refused the external activity {path} names (extension "
         f"{extension!r}, type {activity_type!r}): err {exc.err_code}: {exc.text}; check "
         "that the Pardot account has this extension and activity type",
-        reason="EXTERNAL_ACTIVITY_REFUSED",
+        reason=Reason.EXTERNAL_ACTIVITY_REFUSED,
         metadata={"err_code": str(exc.err_code)},
     )
 

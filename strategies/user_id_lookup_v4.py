@@ -3,9 +3,9 @@ UserID as Lookup Field Value")."""
 
 from __future__ import annotations
 
-from clients.errors import InvalidArgument
+from strategies.core.errors import InvalidArgument
+from strategies.core.model import Event, Settings
 from strategies.lookup_field_v4 import LookupFieldV4
-from strategies.model import Event, Settings
 from strategies.registry import REGISTRY
 
 

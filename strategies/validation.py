@@ -16,9 +16,9 @@ from collections.abc import Mapping
 
 from email_validator import EmailNotValidError, validate_email
 
-from clients.errors import InvalidArgument
-from clients.pardot_facts import CUSTOM_FIELD_ID_PATTERN, FID_PATTERN
-from strategies.model import Event
+from strategies.core.errors import InvalidArgument
+from strategies.core.model import Event
+from strategies.core.pardot_facts import CUSTOM_FIELD_ID_PATTERN, FID_PATTERN
 
 #: Pardot caps email at 255 characters (PARDOT_API.md, "Prospect fields").
 MAX_EMAIL_LENGTH = 255

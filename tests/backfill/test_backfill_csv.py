@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.backfill_csv import BadRow, CsvProblem, CsvRow, read_backfill_csv
+from server.backfill.source import BadRow, CsvProblem, CsvRow, read_backfill_csv
 
 
 def write(tmp_path: Path, text: str | bytes) -> Path:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from clients.identity import field_namespace
-from clients.model import Prospect
-from server.backfill import LookupFieldNotStored, backfill_row
-from server.backfill_csv import CsvRow
-from server.backfill_model import Conflict, RowOutcome
+from server.backfill.model import Conflict, RowOutcome
+from server.backfill.run import LookupFieldNotStored, backfill_row
+from server.backfill.source import CsvRow
+from strategies.core.model import Prospect, field_namespace
 from support.memory_gateway import MemoryGateway
 
 ORG = field_namespace("org_id")

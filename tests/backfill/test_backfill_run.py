@@ -11,19 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from clients.identity import field_namespace
 from fakepardot import FakePardot
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from server.app import IDENTITY_FILE
-from server.backfill import (
+from server.backfill.journal import JOURNAL_FILE
+from server.backfill.model import RowOutcome, RowResult, StopReason, Tally
+from server.backfill.run import (
     MAX_FAILURES_IN_A_ROW,
     BackfillOptions,
     BackfillUsageError,
     run_backfill,
 )
-from server.backfill_journal import JOURNAL_FILE
-from server.backfill_model import RowOutcome, RowResult, StopReason, Tally
 from server.config import ServiceConfig
+from strategies.core.model import field_namespace
 from support.service import close_service, identify, open_service
 
 from .helpers import V4, org_ids, prospect_reads, prospect_writes, write_csv

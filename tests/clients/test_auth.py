@@ -11,8 +11,13 @@ import pytest
 from grpc import StatusCode
 from structlog.testing import capture_logs
 
-from clients.errors import DeadlineExceeded, PardotAuthFailed, PardotError, PardotUnavailable
 from fakepardot import DEMO, FakePardot
+from strategies.core.errors import (
+    DeadlineExceeded,
+    PardotAuthFailed,
+    PardotError,
+    PardotUnavailable,
+)
 from support.waiting import until
 
 from .conftest import (

@@ -12,7 +12,7 @@ from grpc import StatusCode
 from structlog.testing import capture_logs
 
 from clients.budget import DailyBudget, account_zone, next_midnight
-from clients.errors import DailyLimitReached, PardotError
+from strategies.core.errors import DailyLimitReached, PardotError
 
 LA = ZoneInfo("America/Los_Angeles")
 

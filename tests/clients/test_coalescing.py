@@ -23,7 +23,6 @@ import pytest
 from grpc import StatusCode
 from structlog.testing import capture_logs
 
-from clients import pardot_facts as facts
 from clients.batching import (
     BatchEntry,
     BatchKind,
@@ -36,18 +35,18 @@ from clients.batching import (
 from clients.coalescer import MAX_QUEUED_WRITE_BYTES, PardotQueueFull, WriteCoalescer
 from clients.config_checks import check_connection
 from clients.connections import PardotConnections
-from clients.errors import (
+from clients.transport import PardotClient
+from fakepardot import FakePardot
+from fakepardot import constants as fake_constants
+from strategies.core import pardot_facts as facts
+from strategies.core.errors import (
     DeadlineExceeded,
     FailedPrecondition,
     PardotError,
     PardotUnavailable,
     PardotWriteUnconfirmed,
 )
-from clients.model import Prospect
-from clients.transport import PardotClient
-from fakepardot import FakePardot
-from fakepardot import constants as fake_constants
-from strategies.model import Outcome, SyncResult
+from strategies.core.model import Outcome, Prospect, SyncResult
 from support.waiting import until
 
 from .conftest import ClientFactory, api_calls, gateway, oauth_config, v3_config

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from clients.connections import PardotConnections
-from clients.errors import FailedPrecondition
 from fakepardot import FakePardot
+from strategies.core.errors import FailedPrecondition
 
 from .conftest import api_calls, oauth_config, v3_config
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from clients.errors import FailedPrecondition, PardotError
 from fakepardot import FakePardot
+from strategies.core.errors import FailedPrecondition, PardotError
 
 from .conftest import ClientFactory, api_calls, gateway, oauth_config, v3_config
 

@@ -13,14 +13,14 @@ from grpc import StatusCode
 
 from clients.config_checks import check_connection
 from clients.connections import PardotConnections
-from clients.errors import (
+from fakepardot import FakePardot
+from strategies.core.errors import (
     DailyLimitReached,
     DeadlineExceeded,
     FailedPrecondition,
     PardotError,
     PardotUnavailable,
 )
-from fakepardot import FakePardot
 from support.waiting import until
 
 from .conftest import ClientFactory, api_calls, gateway, oauth_config

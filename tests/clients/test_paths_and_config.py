@@ -8,8 +8,8 @@ import pytest
 
 from clients.config import ConnectionConfig
 from clients.config_checks import check_connection
-from clients.errors import FailedPrecondition
 from clients.transport import api_path, encode_path_value
+from strategies.core.errors import FailedPrecondition
 
 SECRET = "s3cr3t-value-never-printed"
 

@@ -6,10 +6,10 @@ import httpx
 import pytest
 from grpc import StatusCode
 
-from clients.errors import PardotError, PardotUnavailable, ProspectSyncError
 from clients.responses import parse_response, prospects_in
 from clients.transport import PardotClient
 from fakepardot import FakePardot
+from strategies.core.errors import PardotError, PardotUnavailable, ProspectSyncError
 
 from .conftest import oauth_config
 

@@ -11,14 +11,14 @@ import time
 import pytest
 from grpc import StatusCode
 
-from clients.errors import (
+from clients.transport import PardotClient
+from fakepardot import FakePardot
+from strategies.core.errors import (
     DeadlineExceeded,
     PardotError,
     PardotUnavailable,
     PardotWriteUnconfirmed,
 )
-from clients.transport import PardotClient
-from fakepardot import FakePardot
 
 from .conftest import ClientFactory, api_calls, gateway, oauth_config, v3_config
 

@@ -9,9 +9,9 @@ import time
 import pytest
 from grpc import StatusCode
 
-from clients.errors import PardotWriteUnconfirmed
 from clients.unconfirmed import UnconfirmedCreates
 from fakepardot import FakePardot
+from strategies.core.errors import PardotWriteUnconfirmed
 from support.waiting import until
 
 from .conftest import ClientFactory, api_calls, gateway, oauth_config, v3_config

@@ -25,7 +25,7 @@ from fakepardot import FakePardot
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from server.config import ConfigError
 from server.snippet import CampaignSource, render_snippet
-from strategies.model import Settings
+from strategies.core.model import Settings
 from support.service import Service, close_service, config_for, open_service
 
 ACCOUNT = {"account_id": "12345", "campaign_id": "1001"}

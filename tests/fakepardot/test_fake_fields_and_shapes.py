@@ -127,3 +127,12 @@ def test_xml_error_shape(v4: Pardot) -> None:
 def test_unknown_operation_is_err_2(v4: Pardot) -> None:
     v4.fails(2, "assign", "id", 1)
     v4.fails(2, "read", "id", 1, obj="opportunity")
+
+
+def test_the_fake_and_the_client_know_the_same_prospect_fields() -> None:
+    """Two copies on purpose (the fake imports nothing of ours): they must not drift."""
+    from fakepardot import constants
+    from strategies.core import pardot_facts
+
+    assert constants.WRITABLE_FIELDS == pardot_facts.WRITABLE_FIELDS
+    assert constants.READ_ONLY_FIELDS == pardot_facts.READ_ONLY_FIELDS

@@ -23,13 +23,13 @@ import pytest
 import structlog
 
 from clients.config import ConnectionConfig
-from clients.errors import FailedPrecondition
 from clients.identity import IdentityView, MemoryIdentityStore
-from clients.model import CallRecord
 from fakepardot import FakePardot
 from server.app import RunningServer, start_server
 from server.config import ServerConfig, ServiceConfig
 from server.logging import configure_logging
+from strategies.core.errors import FailedPrecondition, Reason
+from strategies.core.model import CallRecord
 from support.memory_gateway import MemoryGateway
 
 #: A configured secret that must never show up in a log line or a status.
@@ -123,7 +123,7 @@ class StubConnections:
         try:
             return StubConnection(self.configs[name or "default"], self)
         except KeyError:
-            raise FailedPrecondition("unknown", reason="UNKNOWN_CONNECTION") from None
+            raise FailedPrecondition("unknown", reason=Reason.UNKNOWN_CONNECTION) from None
 
     async def aclose(self) -> None:
         self.closed = True

@@ -15,11 +15,16 @@ from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from clients.errors import InvalidArgument, PardotError, PardotUnavailable, ProspectSyncError
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
 from server.servicer import BATCH_ITEMS_IN_FLIGHT
 from server.status import to_grpc_status, to_rpc_status
+from strategies.core.errors import (
+    InvalidArgument,
+    PardotError,
+    PardotUnavailable,
+    ProspectSyncError,
+)
 from support.waiting import until
 
 if TYPE_CHECKING:  # the fixtures' types (conftest.py)

@@ -8,8 +8,6 @@ import pytest
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from clients.config import ConnectionConfig
-from clients.errors import InvalidArgument
-from clients.model import CallRecord, Prospect
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from server.convert import (
     connection_name,
@@ -20,7 +18,8 @@ from server.convert import (
     settings_from_proto,
     struct_to_dict,
 )
-from strategies.model import Outcome, SyncResult, TrackMapping
+from strategies.core.errors import InvalidArgument
+from strategies.core.model import CallRecord, Outcome, Prospect, SyncResult, TrackMapping
 
 V3 = ConnectionConfig(name="legacy", api_version=3)
 

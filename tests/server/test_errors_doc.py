@@ -1,49 +1,58 @@
-"""docs/errors.md lists every ErrorInfo reason the code can report, and no other: a
-reason added without its row (or a row left behind by a removed reason) fails here."""
+"""docs/errors.md lists every reason of the catalogue (``strategies.core.errors.Reason``)
+and no other, each row as the catalogue says it: a reason added without its row, a row
+left behind by a removed reason, or a row whose code, err codes or text drifted from the
+catalogue fails here. The code can only report catalogued reasons (``reason=`` takes a
+``Reason``, and mypy --strict holds every caller to it), so the page covers everything a
+caller can see."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from clients.errors import PARDOT_ERRORS, UNKNOWN_PARDOT_ERROR
+import pytest
+
+from strategies.core.errors import PARDOT_ERRORS, Reason
 
 ROOT = Path(__file__).resolve().parents[2]
 ERRORS_DOC = ROOT / "docs" / "errors.md"
-#: Where the service's errors are raised (the fake and the tests report none of ours).
-SOURCES = ("server", "clients", "strategies")
 
-#: ``reason="X"`` arguments and ``reason = "X"`` class attributes.
-_REASON_IN_CODE = re.compile(r'\breason\s*=\s*"([A-Z][A-Z0-9_]*)"')
-#: The first cell of a row of the reason table: | `X` | …
-_REASON_ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]*)` \|", re.MULTILINE)
+#: A row of the reason table: | `X` | code | err | text |
+_ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]*)` \|.*\|$", re.MULTILINE)
 
 
-def reasons_in_code() -> set[str]:
-    found = {rule.reason for rule in (*PARDOT_ERRORS.values(), UNKNOWN_PARDOT_ERROR)}
-    for folder in SOURCES:
-        for path in (ROOT / folder).rglob("*.py"):
-            found.update(_REASON_IN_CODE.findall(path.read_text(encoding="utf-8")))
-    return found
+def doc_rows() -> dict[str, str]:
+    text = ERRORS_DOC.read_text(encoding="utf-8")
+    rows = [(m.group(1), m.group(0)) for m in _ROW.finditer(text)]
+    names = [name for name, _ in rows]
+    assert len(names) == len(set(names)), "a reason has two rows in docs/errors.md"
+    return dict(rows)
 
 
-def reasons_in_doc() -> list[str]:
-    return _REASON_ROW.findall(ERRORS_DOC.read_text(encoding="utf-8"))
+def err_codes(reason: Reason) -> str:
+    """The err column: the err_codes the table maps to this reason, else the reason's own."""
+    codes = sorted(code for code, rule in PARDOT_ERRORS.items() if rule.reason is reason)
+    return ", ".join(map(str, codes)) or reason.err
 
 
-def test_the_scan_finds_reasons_of_every_kind() -> None:
-    found = reasons_in_code()
-    # From the err_code table, from class attributes and from keyword arguments.
-    assert {"PARDOT_DAILY_LIMIT", "PARDOT_UNAVAILABLE", "UNKNOWN_CONNECTION"} <= found
+def rendered_row(reason: Reason) -> str:
+    codes = ", ".join(code.name for code in reason.codes)
+    err = err_codes(reason)
+    return f"| `{reason.name}` | {codes} | {err} | {reason.doc} |".replace("|  |", "| |")
 
 
-def test_every_reason_in_the_code_has_a_row() -> None:
-    missing = reasons_in_code() - set(reasons_in_doc())
+def test_every_reason_has_a_row_and_every_row_a_reason() -> None:
+    documented = set(doc_rows())
+    catalogued = {reason.name for reason in Reason}
+    missing = catalogued - documented
+    stale = documented - catalogued
     assert not missing, f"add rows to docs/errors.md for: {sorted(missing)}"
+    assert not stale, f"docs/errors.md lists reasons the catalogue lacks: {sorted(stale)}"
 
 
-def test_every_row_is_a_reason_the_code_reports_once() -> None:
-    rows = reasons_in_doc()
-    assert len(rows) == len(set(rows)), "a reason has two rows"
-    stale = set(rows) - reasons_in_code()
-    assert not stale, f"docs/errors.md lists reasons no code reports: {sorted(stale)}"
+@pytest.mark.parametrize("reason", list(Reason), ids=lambda r: r.name)
+def test_each_row_says_what_the_catalogue_says(reason: Reason) -> None:
+    row = doc_rows().get(reason.name)
+    if row is None:
+        pytest.skip("no row: the set-difference test names it")
+    assert row == rendered_row(reason)

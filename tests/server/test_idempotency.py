@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
-from clients.errors import InvalidArgument, PardotUnavailable
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
 from server.idempotency import IDEMPOTENCY_FILE, Idempotency, IdempotencyKey, ResponseStore
+from strategies.core.errors import InvalidArgument, PardotUnavailable
 from strategies.validation import MAX_MESSAGE_ID_LENGTH
 from support.service import identify
 

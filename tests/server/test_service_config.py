@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import pytest
 
-from clients.errors import PardotUnavailable
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
 from server.app import SERVICE_NAME
+from strategies.core.errors import PardotUnavailable
 from support.service import identify
 
 if TYPE_CHECKING:

@@ -15,17 +15,18 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from clients.errors import (
+from server.interceptors import RpcContextInterceptor
+from server.logging import register_secret
+from server.status import abort_with, to_grpc_status
+from strategies.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     PardotAuthFailed,
     PardotError,
     PardotUnavailable,
     ProspectSyncError,
+    Reason,
 )
-from server.interceptors import RpcContextInterceptor
-from server.logging import register_secret
-from server.status import abort_with, to_grpc_status
 
 from .conftest import LogCapture
 
@@ -42,7 +43,7 @@ def daily_limit() -> PardotError:
 
 ERRORS: dict[str, Exception] = {
     "invalid": InvalidArgument("traits.email", "is required for API v3 (EmailV3)"),
-    "precondition": FailedPrecondition("no strategy", reason="NO_MATCHING_STRATEGY"),
+    "precondition": FailedPrecondition("no strategy", reason=Reason.NO_MATCHING_STRATEGY),
     "unavailable": PardotUnavailable("Pardot did not answer in time", retry_after=0.25),
     "unavailable-bare": PardotUnavailable("Pardot did not answer"),
     "daily": daily_limit(),

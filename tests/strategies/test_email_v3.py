@@ -2,9 +2,9 @@
 
 import pytest
 
-from clients.errors import InvalidArgument
+from strategies.core.errors import InvalidArgument
+from strategies.core.model import Event, Outcome, Settings
 from strategies.email_v3 import EmailV3
-from strategies.model import Event, Outcome, Settings
 from support.memory_gateway import MemoryGateway
 
 V3 = Settings(api_version=3)

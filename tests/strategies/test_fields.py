@@ -2,7 +2,7 @@
 
 import pytest
 
-from clients.errors import InvalidArgument
+from strategies.core.errors import InvalidArgument
 from strategies.fields import prospect_fields
 from support.examples import TOM
 

@@ -2,10 +2,11 @@
 
 import pytest
 
-from clients.errors import FailedPrecondition, InvalidArgument
 from strategies.base import Strategy
-from strategies.model import Event, Settings
-from strategies.registry import REGISTRY, Registry
+from strategies.catalog import REGISTRY
+from strategies.core.errors import FailedPrecondition, InvalidArgument
+from strategies.core.model import Event, Settings
+from strategies.registry import Registry
 
 
 def test_v3_picks_email_v3() -> None:

@@ -10,22 +10,22 @@ from typing import Any
 
 import pytest
 
-from clients.errors import FailedPrecondition, InvalidArgument, ProspectSyncError
-from clients.identity import field_namespace
-from clients.model import Prospect
 from strategies import validation
 from strategies.base import Gateway
-from strategies.model import (
+from strategies.catalog import REGISTRY
+from strategies.core.errors import FailedPrecondition, InvalidArgument, ProspectSyncError
+from strategies.core.model import (
     ActionKind,
     ActionStatus,
     Event,
     Outcome,
+    Prospect,
     Settings,
     SyncResult,
     TrackMapping,
     TrackResult,
+    field_namespace,
 )
-from strategies.registry import REGISTRY
 from strategies.track import TrackPlan, identity_event, plan_track, run_track
 from support.memory_gateway import MemoryGateway
 

@@ -2,12 +2,12 @@
 
 import pytest
 
-from clients.errors import FailedPrecondition, InvalidArgument, PardotError
+from strategies.catalog import REGISTRY
+from strategies.core.errors import FailedPrecondition, InvalidArgument, PardotError
+from strategies.core.model import Event, Outcome, Settings
 from strategies.create_v4 import CreateV4
 from strategies.id_fid_v4 import IdFidV4
 from strategies.lookup_field_v4 import LookupFieldV4
-from strategies.model import Event, Outcome, Settings
-from strategies.registry import REGISTRY
 from strategies.user_id_lookup_v4 import UserIdLookupV4
 from support.memory_gateway import MemoryGateway
 

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from clients.errors import FailedPrecondition, PardotError
 from clients.identity import IdentityView, MemoryIdentityStore
-from clients.model import Fields, Prospect
+from strategies.core.errors import FailedPrecondition, PardotError, Reason
+from strategies.core.model import Fields, Prospect
 
 
 @dataclass
@@ -119,7 +119,9 @@ class MemoryGateway:
 
     def check_external_activities(self) -> None:
         if not self.oauth:
-            raise FailedPrecondition("API v5 needs OAuth", reason="EXTERNAL_ACTIVITY_NEEDS_OAUTH")
+            raise FailedPrecondition(
+                "API v5 needs OAuth", reason=Reason.EXTERNAL_ACTIVITY_NEEDS_OAUTH
+            )
 
     async def record_external_activity(
         self, extension: str, activity_type: str, value: str, email: str

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from server.backfill_model import RowOutcome, RowResult, StopReason, Tally
+from server.backfill.model import RowOutcome, RowResult, StopReason, Tally
 
 #: Every row has a final answer, and none needs a person.
 EXIT_DONE = 0

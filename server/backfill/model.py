@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from server.backfill_csv import BadRow
+from server.backfill.source import BadRow
 
 
 class RowOutcome(enum.Enum):

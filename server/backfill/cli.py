@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from server.backfill import BackfillOptions
-    from server.backfill_model import Tally
+    from server.backfill.model import Tally
+    from server.backfill.run import BackfillOptions
     from server.config import ServiceConfig
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -82,8 +82,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def command(args: argparse.Namespace, prog: str) -> int:
-    from server.backfill import BackfillOptions, BackfillUsageError
-    from server.backfill_report import EXIT_STOPPED, EXIT_USAGE, exit_code, render_summary
+    from server.backfill.report import EXIT_STOPPED, EXIT_USAGE, exit_code, render_summary
+    from server.backfill.run import BackfillOptions, BackfillUsageError
     from server.config import ConfigError, load_config
     from server.logging import configure_logging
 
@@ -122,8 +122,8 @@ def command(args: argparse.Namespace, prog: str) -> int:
 
 
 async def _run(config: ServiceConfig, options: BackfillOptions) -> Tally:
-    from server.backfill import run_backfill
-    from server.backfill_report import ProgressBar
+    from server.backfill.report import ProgressBar
+    from server.backfill.run import run_backfill
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -3,7 +3,7 @@
 Every value here comes from ../shared/PARDOT_API.md (the section named beside each
 group); when Pardot changes, this module is the one place to change. It holds data
 only: it never talks to the network and never decides what a failure means (that is
-``clients.errors.PARDOT_ERRORS``).
+``strategies.core.errors.PARDOT_ERRORS``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ MAX_BATCH_PROSPECTS: Final = 50  # err 70 beyond
 MAX_QUERY_LIMIT: Final = 200  # err 23 beyond
 
 # --- Error codes (PARDOT_API.md, "Error codes that matter here") -------------------
-# What each one means to the service lives in clients.errors.PARDOT_ERRORS.
+# What each one means to the service lives in strategies.core.errors.PARDOT_ERRORS.
 
 ERR_INVALID_API_KEY: Final = 1  # legacy api_key expired: log in again once
 ERR_INVALID_PROSPECT_ID: Final = 3

@@ -3,7 +3,7 @@ Pardot call.
 
 A header problem stops the tool (nothing sensible can be done with the file); a bad
 row is reported and the other rows go on. The file's SHA-256 is the identity of the
-work (``server.backfill_journal``), so the same bytes resume the same job and an edited
+work (``server.backfill.journal``), so the same bytes resume the same job and an edited
 file starts a new one.
 
 This module never talks to Pardot and never prints: it returns rows and problems.
@@ -17,7 +17,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from clients.errors import InvalidArgument
+from strategies.core.errors import InvalidArgument
 from strategies.fields import format_value
 from strategies.validation import check_email
 

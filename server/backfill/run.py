@@ -19,7 +19,7 @@ for that value is one Pardot call (update by id). The run goes through the serve
 own ``PardotConnections`` (same limiter, retries, credentials), rows run concurrently
 up to the connection's ``max_concurrency``, rows with one email run one at a time
 (two rows could otherwise both claim one empty prospect), and finished rows are
-journaled so a stopped run resumes (``server.backfill_journal``); conflicts are checked
+journaled so a stopped run resumes (``server.backfill.journal``); conflicts are checked
 again on every run, since only a person can settle one.
 
 It never overwrites a value a prospect holds, never creates or deletes a prospect,
@@ -36,17 +36,17 @@ from typing import Protocol
 
 import grpc
 
-from clients import pardot_facts as facts
 from clients.connections import PardotConnection
-from clients.errors import FailedPrecondition, InvalidArgument, ProspectSyncError
-from clients.identity import KeyedLocks, field_namespace
-from clients.model import CallRecord, Prospect
+from clients.identity import KeyedLocks
 from server.app import open_connections
-from server.backfill_csv import BackfillFile, CsvProblem, CsvRow, read_backfill_csv
-from server.backfill_journal import JOURNAL_FILE, BackfillJournal, job_key
-from server.backfill_model import Conflict, RowOutcome, RowResult, StopReason, Tally
+from server.backfill.journal import JOURNAL_FILE, BackfillJournal, job_key
+from server.backfill.model import Conflict, RowOutcome, RowResult, StopReason, Tally
+from server.backfill.source import BackfillFile, CsvProblem, CsvRow, read_backfill_csv
 from server.config import ServiceConfig
 from strategies.base import Gateway
+from strategies.core import pardot_facts as facts
+from strategies.core.errors import FailedPrecondition, InvalidArgument, ProspectSyncError, Reason
+from strategies.core.model import CallRecord, Prospect, field_namespace
 
 # The strategies' own rules for "holds the value" and for a field's text, so the
 # backfill and LookupFieldV4 can never disagree about which prospect a value names.
@@ -82,7 +82,7 @@ class LookupFieldNotStored(FailedPrecondition):
     """Pardot accepted the write but did not keep the field: the account has no such
     custom field (Pardot drops unknown fields silently). Every row would do the same."""
 
-    reason = "LOOKUP_FIELD_NOT_STORED"
+    default_reason = Reason.LOOKUP_FIELD_NOT_STORED
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class BackfillOptions:
 
 
 class Progress(Protocol):
-    """Told about each row as it finishes (``server.backfill_report`` draws a bar)."""
+    """Told about each row as it finishes (``server.backfill.report`` draws a bar)."""
 
     def start(self, total: int, done: int) -> None: ...
 

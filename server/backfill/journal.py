@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from clients.local_db import open_local_db
-from server.backfill_model import RowResult
+from server.backfill.model import RowResult
 
 #: The journal's file inside ``server.state_dir``.
 JOURNAL_FILE = "backfill.sqlite3"
