@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROTO_DIR := protos
 PROTO_SRC := $(PROTO_DIR)/prospectsync/v1/prospect_sync.proto
-STUBS := $(PROTO_DIR)/prospectsync/v1/prospect_sync_pb2.py
+STUB_STEM := $(PROTO_DIR)/prospectsync/v1/prospect_sync_pb2
+STUBS := $(STUB_STEM).py $(STUB_STEM).pyi $(STUB_STEM)_grpc.py $(STUB_STEM)_grpc.pyi
 CONFIG ?= examples/demo.toml
 
 .PHONY: run test protos lint venv clean bench-calls
@@ -19,11 +20,19 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 # Stubs are generated, never committed: one command makes them from the .proto.
+# The .pyi files come from mypy-protobuf (--mypy_out, --mypy_grpc_out), not protoc's own
+# --pyi_out: those pass mypy --strict as generated, type enums as Outcome.ValueType rather
+# than int, make constructors keyword-only and HasField take only real field names, and
+# type the servicer base class and add_ProspectSyncServicer_to_server (--pyi_out types no
+# _grpc module at all). One grouped target (&:): a missing or stale output remakes all four.
 protos: $(STUBS)
 
-$(STUBS): $(PROTO_SRC) $(VENV)/.installed
+$(STUBS) &: $(PROTO_SRC) $(VENV)/.installed
 	$(BIN)/python -m grpc_tools.protoc -I $(PROTO_DIR) \
-		--python_out=$(PROTO_DIR) --pyi_out=$(PROTO_DIR) --grpc_python_out=$(PROTO_DIR) \
+		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
+		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
+		--python_out=$(PROTO_DIR) --grpc_python_out=$(PROTO_DIR) \
+		--mypy_out=quiet:$(PROTO_DIR) --mypy_grpc_out=quiet:$(PROTO_DIR) \
 		$(PROTO_SRC)
 
 # Starts the embedded fake Pardot on loopback and the service on 127.0.0.1:50051.
@@ -70,4 +79,4 @@ bench: protos
 	$(BIN)/python -m bench.throughput $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(PROTO_DIR)/prospectsync/v1/*_pb2*.py $(PROTO_DIR)/prospectsync/v1/*_pb2.pyi
+	rm -rf $(VENV) $(PROTO_DIR)/prospectsync/v1/*_pb2*.py $(PROTO_DIR)/prospectsync/v1/*_pb2*.pyi

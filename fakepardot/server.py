@@ -31,14 +31,16 @@ def _protocol_remembering_transports(
     transports: dict[tuple[str, int], asyncio.Transport],
 ) -> type[H11Protocol]:
     class RememberingH11Protocol(H11Protocol):
+        # H11Protocol narrows BaseProtocol's BaseTransport to a Transport (uvicorn has
+        # the same ignore on its own method): this override matches H11Protocol's.
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             if self.client:
-                transports[tuple(self.client)] = transport  # type: ignore[index]
+                transports[self.client] = transport
 
         def connection_lost(self, exc: Exception | None) -> None:
             if self.client:
-                transports.pop(tuple(self.client), None)  # type: ignore[arg-type]
+                transports.pop(self.client, None)
             super().connection_lost(exc)
 
     return RememberingH11Protocol

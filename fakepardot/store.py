@@ -15,11 +15,12 @@ no locking (``state`` guards it), no validation, no rendering.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, ValuesView
-from typing import Any
+from typing import Any, TypeVar, overload
 
 #: A stored prospect: every output field (None when empty), custom field values, and
 #: the write-only ``password`` when one was set.
 ProspectRecord = dict[str, Any]
+_T = TypeVar("_T")
 
 #: The stored fields a fid lookup matches on.
 FID_FIELDS = ("crm_lead_fid", "crm_contact_fid")
@@ -51,7 +52,12 @@ class ProspectStore(Mapping[int, ProspectRecord]):
     def __contains__(self, prospect_id: object) -> bool:
         return prospect_id in self._records
 
-    def get(self, prospect_id: int, default: Any = None) -> Any:  # type: ignore[override]
+    # Mapping.get's own overloads; the dict's get, since Mapping's goes through a KeyError.
+    @overload
+    def get(self, prospect_id: int, /) -> ProspectRecord | None: ...
+    @overload
+    def get(self, prospect_id: int, default: ProspectRecord | _T, /) -> ProspectRecord | _T: ...
+    def get(self, prospect_id: int, default: object = None) -> object:
         return self._records.get(prospect_id, default)
 
     def values(self) -> ValuesView[ProspectRecord]:

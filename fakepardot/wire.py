@@ -166,7 +166,9 @@ def _json(document: Any) -> bytes:
 
 
 def _xml(root: ET.Element) -> bytes:
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
+    # typeshed types tostring as Any for an encoding other than "unicode": bytes here.
+    body: bytes = ET.tostring(root, encoding="utf-8")
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
 
 
 def _xml_child(parent: ET.Element, tag: str, value: Any) -> None:

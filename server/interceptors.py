@@ -28,7 +28,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import grpc
 import structlog
@@ -41,8 +41,12 @@ from strategies.core.errors import ProspectSyncError, Reason
 
 log = structlog.get_logger("server.rpc")
 
-UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
+#: Every method's handler: requests and responses are the methods' own messages, so Any.
+#: A string: grpc.RpcMethodHandler is generic in types-grpcio only, not at run time.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
+Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["Handler | None"]]
 
 #: Probes and tooling call these all day; their completion is logged at debug level.
 _QUIET_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
@@ -90,7 +94,7 @@ def report_unexpected(event: str, **fields: Any) -> UnexpectedError:
     return UnexpectedError(error_id)
 
 
-_Wrap = Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]
+_Wrap = Callable[[str, Handler], Handler]
 
 
 class _WrappedOncePerMethod:
@@ -104,16 +108,29 @@ class _WrappedOncePerMethod:
 
     def __init__(self, wrap: _Wrap) -> None:
         self._wrap = wrap
-        self._built: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._built: dict[str, tuple[Handler, Handler]] = {}
 
-    def __call__(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def __call__(self, method: str, handler: Handler) -> Handler:
         built = self._built.get(method)
         if built is None or built[0] is not handler:
             built = self._built[method] = (handler, self._wrap(method, handler))
         return built[1]
 
 
-def _unary(handler: grpc.RpcMethodHandler, behavior: UnaryBehavior) -> grpc.RpcMethodHandler:
+def _unary_behavior(handler: Handler) -> UnaryBehavior:
+    """``handler``'s unary-unary behavior as grpc.aio calls it. Only for a unary-unary
+    handler: every interceptor checks ``handler.unary_unary`` before it wraps one.
+
+    The cast because types-grpcio types RpcMethodHandler for the threaded server alone
+    (a ``grpc.ServicerContext`` in, the response out), and grpc.aio reuses that class:
+    there a behavior takes a ``grpc.aio.ServicerContext`` and returns an awaitable."""
+    behavior = handler.unary_unary
+    if behavior is None:
+        raise TypeError("not a unary-unary handler")
+    return cast(UnaryBehavior, behavior)
+
+
+def _unary(handler: Handler, behavior: UnaryBehavior) -> Handler:
     """``handler`` with ``behavior`` in place of its unary-unary behavior."""
     return grpc.unary_unary_rpc_method_handler(
         behavior,
@@ -131,16 +148,16 @@ class RpcContextInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
         return self._wrapped(handler_call_details.method, handler)
 
 
-def _guarded_handler(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def _guarded_handler(method: str, handler: Handler) -> Handler:
     return grpc.unary_unary_rpc_method_handler(
-        _guarded(method, handler.unary_unary),
+        _guarded(method, _unary_behavior(handler)),
         request_deserializer=_tolerant(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )
@@ -169,7 +186,7 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
 def _guarded(method: str, behavior: UnaryBehavior) -> UnaryBehavior:
     done_level = logging.DEBUG if method.startswith(_QUIET_PREFIXES) else logging.INFO
 
-    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def guarded(request: Any, context: Context) -> Any:
         # Each RPC runs in its own task, but that task's context is a copy of the
         # server's: start from nothing so no field of another call can leak in.
         structlog.contextvars.clear_contextvars()
@@ -220,7 +237,7 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if (
             handler is None
@@ -230,10 +247,10 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
             return handler
         return self._wrapped(handler_call_details.method, handler)
 
-    def _admitting(self, _method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        behavior = handler.unary_unary
+    def _admitting(self, _method: str, handler: Handler) -> Handler:
+        behavior = _unary_behavior(handler)
 
-        async def admitted(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def admitted(request: Any, context: Context) -> Any:
             if self.in_flight >= self._max:
                 raise ServerBusy(
                     f"{self._max} calls are in progress, the most this server takes at once "
@@ -260,7 +277,7 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(HEALTH_PREFIX):
             return handler
@@ -282,11 +299,11 @@ class CallerAuthInterceptor(grpc.aio.ServerInterceptor):
         return None if any(matched) else "the bearer token is not one this server accepts"
 
 
-def _refusing(handler: grpc.RpcMethodHandler, error: ProspectSyncError) -> grpc.RpcMethodHandler:
+def _refusing(handler: Handler, error: ProspectSyncError) -> Handler:
     """A handler of the same kind as ``handler`` that ends the call with ``error``
     without reading the request: an unauthenticated payload is never decoded."""
 
-    async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
+    async def refuse(_request: Any, context: Context) -> None:
         structlog.contextvars.bind_contextvars(reason=error.reason)
         await abort_with(context, error)
 
@@ -312,7 +329,7 @@ class IdempotencyInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         ours = method.startswith(self._idempotency.method_prefix)
@@ -320,11 +337,11 @@ class IdempotencyInterceptor(grpc.aio.ServerInterceptor):
             return handler
         return self._wrapped(method, handler)
 
-    def _idempotent(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        behavior = handler.unary_unary
+    def _idempotent(self, method: str, handler: Handler) -> Handler:
+        behavior = _unary_behavior(handler)
         idempotency = self._idempotency
 
-        async def idempotent(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def idempotent(request: Any, context: Context) -> Any:
             # Every call can reach the records: a batch's items are idempotent one by one.
             with serving_items(idempotency):
                 return await idempotency.guard(method, request, lambda: behavior(request, context))

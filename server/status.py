@@ -12,7 +12,7 @@ Never puts a secret, a stack trace or an internal type name in a status.
 from __future__ import annotations
 
 import asyncio
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -50,7 +50,9 @@ def to_grpc_status(error: ProspectSyncError) -> grpc.Status:
     return rpc_status.to_status(to_rpc_status(error))
 
 
-async def abort_with(context: grpc.aio.ServicerContext, error: ProspectSyncError) -> NoReturn:
+async def abort_with(
+    context: grpc.aio.ServicerContext[Any, Any], error: ProspectSyncError
+) -> NoReturn:
     """Ends the call with ``error``'s status; ``context.abort`` is the form that carries
     trailing metadata on every grpc.aio version."""
     status = to_grpc_status(error)

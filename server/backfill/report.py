@@ -9,7 +9,7 @@ decides anything about prospects; it reads a ``Tally``.
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Never, TextIO
 
 from tqdm import tqdm
 
@@ -37,7 +37,7 @@ class ProgressBar:
     def __init__(self, description: str, stream: TextIO | None = None) -> None:
         self._description = description
         self._stream = stream if stream is not None else sys.stderr
-        self._bar: tqdm | None = None
+        self._bar: tqdm[Never] | None = None  # tqdm[Never]: a bar over no iterable
         self._counts = {RowOutcome.SET: 0, RowOutcome.CONFLICT: 0, RowOutcome.FAILED: 0}
 
     def start(self, total: int, done: int) -> None:

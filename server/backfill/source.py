@@ -82,7 +82,10 @@ def read_backfill_csv(path: Path) -> BackfillFile:
             if not any(cell.strip() for cell in record):
                 continue  # a blank line is not a row
             row = _row(line, record, value_column, email_at, value_at)
-            (rows if isinstance(row, CsvRow) else bad).append(row)
+            if isinstance(row, CsvRow):
+                rows.append(row)
+            else:
+                bad.append(row)
     except csv.Error as error:
         problem = f"--from {path}: line {reader.line_num} is not valid CSV ({error})"
         raise CsvProblem(problem) from None
