@@ -33,8 +33,8 @@ from grpc import StatusCode
 
 from clients.call_log import record_call
 from clients.config import ConnectionConfig
-from clients.config_checks import GRANT_KEYS, check_connection, check_legacy, check_oauth
-from clients.responses import parse_response
+from clients.config.connection import GRANT_KEYS, check_connection, check_legacy, check_oauth
+from clients.wire.responses import parse_response
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import (
     PardotAuthFailed,
@@ -248,10 +248,11 @@ class OAuthAuthenticator(Authenticator):
                 purpose="auth",
             )
         body = _json_object(response.content)
-        if status == 200 and body is not None and isinstance(body.get("access_token"), str):
+        access_token = body.get("access_token") if body is not None else None
+        if status == 200 and isinstance(access_token, str):
             # instance_url in the answer is ignored on purpose: only configuration
             # chooses the host that receives our credentials.
-            return body["access_token"]
+            return access_token
         if status >= 500 or status in _TRANSIENT_STATUSES or status == 200:
             raise PardotUnavailable(
                 f"the Salesforce token endpoint of connection {c.name!r} answered HTTP {status} "

@@ -30,9 +30,9 @@ the limiter and the daily budget by every connection to it):
   sends it — or, if that batch holds a single write, sends that write alone through
   the single-call endpoint.
 - **Each caller its own result.** Pardot names failed entries by index and applies the
-  others (``clients.batching``): a caller gets its entry's error or success, never a
+  others (``clients.wire.batching``): a caller gets its entry's error or success, never a
   neighbour's. A failure of the whole call (5xx, err 66, a refused token, a dropped
-  connection) is retried as a whole by ``clients.transport``'s rules — but a batch of
+  connection) is retried as a whole by ``clients.retry``'s rules — but a batch of
   creates is not resent once Pardot may have processed it: each create gets
   PARDOT_WRITE_UNCONFIRMED and the gateway holds its email (``clients.unconfirmed``).
   A batch Pardot refuses unread (err 70/71) is our bug: it is logged at error level
@@ -63,13 +63,15 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-from clients import batching
-from clients.batching import BatchEntry, BatchKind
-from clients.transport import ClaimedCall, deadline_scope
+from clients.retry import deadline_scope
+from clients.transport import PardotTransport
+from clients.wire import batching
+from clients.wire.batching import BatchEntry, BatchKind
+from clients.wire.request import PardotRequest
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import (
     DeadlineExceeded,
@@ -80,9 +82,6 @@ from strategies.core.errors import (
     Reason,
 )
 from strategies.core.model import CallRecord
-
-if TYPE_CHECKING:
-    from clients.transport import PardotClient
 
 log = structlog.get_logger("clients")
 
@@ -160,10 +159,10 @@ class _Write:
 
 
 class _Batch:
-    __slots__ = ("claimed", "client", "kind", "writes")
+    __slots__ = ("claimed", "kind", "transport", "writes")
 
-    def __init__(self, client: PardotClient, kind: BatchKind) -> None:
-        self.client = client
+    def __init__(self, transport: PardotTransport, kind: BatchKind) -> None:
+        self.transport = transport
         self.kind = kind
         #: By entry key, in arrival order.
         self.writes: dict[str, _Write] = {}
@@ -179,37 +178,27 @@ class _Batch:
     def alone(self) -> bool:
         return len(self.writes) == 1
 
-    def call(self) -> ClaimedCall:
-        """What to send: the batch call, or its one write alone."""
+    def call(self) -> tuple[PardotRequest, float | None]:
+        """What to send: the batch call, or its one write alone; and the latest deadline
+        of its writes, which bounds the call from now on."""
         writes = list(self.writes.values())
         deadlines = [w.deadline for w in writes]
         deadline = None if None in deadlines else max(d for d in deadlines if d is not None)
         if len(writes) == 1:
-            entry = writes[0].entry
-            return ClaimedCall(
-                operation=entry.operation,
-                path_params={entry.id_field: entry.id_value},
-                params=entry.fields,
-                api_version=self.kind.api_version,
-                idempotent=writes[0].idempotent,
-                deadline=deadline,
+            alone = writes[0]
+            request = batching.single_request(self.kind, alone.entry, idempotent=alone.idempotent)
+        else:
+            request = batching.batch_request(
+                self.kind, [w.entry for w in writes], idempotent=all(w.idempotent for w in writes)
             )
-        prospects = batching.encode(self.kind, [w.entry for w in writes])
-        return ClaimedCall(
-            operation=self.kind.operation,
-            path_params={},
-            params={facts.BATCH_PROSPECTS_PARAM: prospects},
-            api_version=self.kind.api_version,
-            idempotent=all(w.idempotent for w in writes),
-            deadline=deadline,
-            batch_size=len(writes),
-        )
+        return request, deadline
 
 
 class WriteCoalescer:
-    """One Pardot account's queue of prospect writes (see the module docstring).
-    ``limiter`` is the account's (``PardotClient.limiter``); ``crowded_gap_s`` and
-    ``linger_s`` are ``CROWDED_GAP_S`` and ``LINGER_S`` but in tests."""
+    """One Pardot account's queue of prospect writes (see the module docstring), held by
+    its ``clients.account.PardotAccount``. ``limiter`` is the account's slots;
+    ``crowded_gap_s`` and ``linger_s`` are ``CROWDED_GAP_S`` and ``LINGER_S`` but in
+    tests. Each write names the connection's transport that sends it."""
 
     def __init__(
         self,
@@ -236,7 +225,7 @@ class WriteCoalescer:
         #: a batch stops taking writes.
         self._lingering: list[asyncio.Future[None]] = []
         #: Connection → kind → its pending batches, oldest first.
-        self._pending: dict[PardotClient, dict[BatchKind, deque[_Batch]]] = {}
+        self._pending: dict[PardotTransport, dict[BatchKind, deque[_Batch]]] = {}
         self._senders: set[asyncio.Task[None]] = set()
         self._call_s = _FIRST_CALL_S
         #: Running mean of the gaps between writes, and when the last one came.
@@ -297,7 +286,7 @@ class WriteCoalescer:
 
     async def write(
         self,
-        client: PardotClient,
+        transport: PardotTransport,
         kind: BatchKind,
         entry: BatchEntry,
         *,
@@ -309,7 +298,7 @@ class WriteCoalescer:
         calls it rode in are appended to ``calls``. Raises the entry's PardotError, the
         whole call's failure, PardotQueueFull, DeadlineExceeded or
         PardotWriteUnconfirmed (a create that may have been applied)."""
-        write = self._enqueue(client, kind, entry, idempotent, deadline, calls)
+        write = self._enqueue(transport, kind, entry, idempotent, deadline, calls)
         try:
             async with deadline_scope(deadline):
                 return await write.future
@@ -332,13 +321,13 @@ class WriteCoalescer:
             for batches in list(kinds.values()):
                 for batch in list(batches):
                     self._take(batch)
-                    self._fail(batch, _closing(batch.client), [])
+                    self._fail(batch, _closing(batch.transport), [])
 
     # --- queueing ------------------------------------------------------------------
 
     def _enqueue(
         self,
-        client: PardotClient,
+        transport: PardotTransport,
         kind: BatchKind,
         entry: BatchEntry,
         idempotent: bool,
@@ -346,15 +335,15 @@ class WriteCoalescer:
         calls: list[CallRecord],
     ) -> _Write:
         if self._closed:
-            raise _closing(client)
+            raise _closing(transport)
         if self._queued >= self.max_queued:
-            raise self._full(client)
-        batches = self._pending.setdefault(client, {}).setdefault(kind, deque())
+            raise self._full(transport)
+        batches = self._pending.setdefault(transport, {}).setdefault(kind, deque())
         batch = batches[-1] if batches else None
         if batch is None or not batch.has_room_for(entry):
-            batch = _Batch(client, kind)
+            batch = _Batch(transport, kind)
             batches.append(batch)
-            self._start_sender(client)
+            self._start_sender(transport)
         write = _Write(entry, idempotent, deadline, calls, batch)
         batch.writes[entry.key] = write
         self._queued += 1
@@ -370,53 +359,54 @@ class WriteCoalescer:
         del batch.writes[write.entry.key]
         self._queued -= 1
         if not batch.writes:
-            kinds = self._pending[batch.client]
+            kinds = self._pending[batch.transport]
             kinds[batch.kind].remove(batch)
-            self._prune(batch.client, batch.kind)
+            self._prune(batch.transport, batch.kind)
         return True
 
     def _left_at_deadline(self, write: _Write) -> ProspectSyncError:
-        client = write.batch.client
+        transport = write.batch.transport
         if self._withdraw(write):
             return DeadlineExceeded(
                 "the deadline passed while the write waited for a batch call to Pardot "
-                f"(connection {client.name!r}); nothing was sent"
+                f"(connection {transport.name!r}); nothing was sent"
             )
-        message = f"the deadline passed during a batch call to Pardot (connection {client.name!r})"
+        message = (
+            f"the deadline passed during a batch call to Pardot (connection {transport.name!r})"
+        )
         if not write.idempotent:
-            return PardotWriteUnconfirmed(
+            return transport.retry.unconfirmed(
                 f"{message}; the write may still be applied",
                 settled=False,
                 code=Reason.DEADLINE_EXCEEDED.code,
-                retry_after=client.config.timeout_s,
             )
         return DeadlineExceeded(message)
 
-    def _full(self, client: PardotClient) -> PardotQueueFull:
+    def _full(self, transport: PardotTransport) -> PardotQueueFull:
         rounds = math.ceil(self._queued / facts.MAX_BATCH_PROSPECTS / self._slots)
         retry_after = min(max(rounds * self._call_s, _MIN_RETRY_S), _MAX_RETRY_S)
         return PardotQueueFull(
             f"{self._queued} writes to this Pardot account already wait for a batch call "
-            f"({client.config.key('max_queued_writes')} = {self.max_queued}); retry in "
+            f"({transport.config.key('max_queued_writes')} = {self.max_queued}); retry in "
             f"about {retry_after:.1f} s",
             retry_after=retry_after,
         )
 
     # --- sending -------------------------------------------------------------------
 
-    def _start_sender(self, client: PardotClient) -> None:
+    def _start_sender(self, transport: PardotTransport) -> None:
         # A fresh context: the sender serves many callers, so it must not log under
         # the request context (message_id, …) of the one that happened to start it.
-        sender = asyncio.create_task(self._send(client), context=contextvars.Context())
+        sender = asyncio.create_task(self._send(transport), context=contextvars.Context())
         self._senders.add(sender)
         sender.add_done_callback(self._senders.discard)
 
-    async def _send(self, client: PardotClient) -> None:
+    async def _send(self, transport: PardotTransport) -> None:
         claimed: _Batch | None = None
 
-        def claim() -> ClaimedCall | None:
+        def claim() -> tuple[PardotRequest, float | None] | None:
             nonlocal claimed
-            claimed = self._take_fullest(client)
+            claimed = self._take_fullest(transport)
             if claimed is None:
                 return None
             self._batches_on_their_way += 1
@@ -425,31 +415,31 @@ class WriteCoalescer:
         calls: list[CallRecord] = []
         try:
             if self.crowded and not self._limiter.locked():
-                await self._linger(client)  # a slot is free: wait for company first
+                await self._linger(transport)  # a slot is free: wait for company first
             try:
-                answer = await client.call_claimed(claim, calls=calls)
+                answer = await transport.send_claimed(claim, calls=calls)
             finally:
                 if claimed is not None:
                     self._batches_on_their_way -= 1
         except asyncio.CancelledError:
             if claimed is not None:  # it may be on its way: creates are in doubt
                 for write in claimed.writes.values():
-                    closing = _closing(client)
+                    closing: ProspectSyncError = _closing(transport)
                     if not write.idempotent:
-                        closing = _unconfirmed(closing, client, settled=False)
+                        closing = _unconfirmed(closing, transport, settled=False)
                     _reject(write, closing, calls)
-            elif (batch := self._take_fullest(client)) is not None:
-                self._fail(batch, _closing(client), calls)
+            elif (batch := self._take_fullest(transport)) is not None:
+                self._fail(batch, _closing(transport), calls)
             raise
         except ProspectSyncError as error:
             # Before a slot (no budget left, no token): the error is a batch's anyway.
-            batch = claimed if claimed is not None else self._take_fullest(client)
+            batch = claimed if claimed is not None else self._take_fullest(transport)
             if batch is not None:
                 self._fail(batch, error, calls)
             return
         except Exception as error:  # a bug: logged, and every caller in it hears of it
-            log.exception("pardot.batch_failed", connection=client.name)
-            batch = claimed if claimed is not None else self._take_fullest(client)
+            log.exception("pardot.batch_failed", connection=transport.name)
+            batch = claimed if claimed is not None else self._take_fullest(transport)
             if batch is not None:
                 failure = ProspectSyncError(f"sending a batch failed: {type(error).__name__}")
                 self._fail(batch, failure, calls)
@@ -458,12 +448,12 @@ class WriteCoalescer:
             self._observe(calls)
             self._settle(claimed, answer, calls)
 
-    async def _linger(self, client: PardotClient) -> None:
+    async def _linger(self, transport: PardotTransport) -> None:
         """While crowded, wait ``linger_s`` for company, or less if a batch of
-        ``client``'s stops taking writes meanwhile."""
+        ``transport``'s stops taking writes meanwhile."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._linger_s):
-                while not self._has_closed_batch(client):  # woken for another's, maybe
+                while not self._has_closed_batch(transport):  # woken for another's, maybe
                     waiter = asyncio.get_running_loop().create_future()
                     self._lingering.append(waiter)
                     try:
@@ -478,17 +468,17 @@ class WriteCoalescer:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _has_closed_batch(self, client: PardotClient) -> bool:
-        """A batch of ``client``'s takes no more writes: full, or another opened after
+    def _has_closed_batch(self, transport: PardotTransport) -> bool:
+        """A batch of ``transport``'s takes no more writes: full, or another opened after
         it (full, or holding a write with a key it already had)."""
-        kinds = self._pending.get(client, {})
+        kinds = self._pending.get(transport, {})
         return any(
             len(batches) > 1 or len(batches[0]) >= facts.MAX_BATCH_PROSPECTS
             for batches in kinds.values()
         )
 
-    def _take_fullest(self, client: PardotClient) -> _Batch | None:
-        kinds = self._pending.get(client)
+    def _take_fullest(self, transport: PardotTransport) -> _Batch | None:
+        kinds = self._pending.get(transport)
         if not kinds:
             return None
         kind = max(kinds, key=lambda k: len(kinds[k][0]))
@@ -497,17 +487,17 @@ class WriteCoalescer:
         return batch
 
     def _take(self, batch: _Batch) -> None:
-        self._pending[batch.client][batch.kind].remove(batch)
-        self._prune(batch.client, batch.kind)
+        self._pending[batch.transport][batch.kind].remove(batch)
+        self._prune(batch.transport, batch.kind)
         batch.claimed = True
         self._queued -= len(batch)
 
-    def _prune(self, client: PardotClient, kind: BatchKind) -> None:
-        kinds = self._pending[client]
+    def _prune(self, transport: PardotTransport, kind: BatchKind) -> None:
+        kinds = self._pending[transport]
         if not kinds[kind]:
             del kinds[kind]
         if not kinds:
-            del self._pending[client]
+            del self._pending[transport]
 
     def _observe(self, calls: list[CallRecord]) -> None:
         spent = sum(c.duration_s for c in calls)
@@ -525,7 +515,7 @@ class WriteCoalescer:
         except batching.UnreadableBatchAnswer as problem:
             log.error(
                 "pardot.batch_unreadable",
-                connection=batch.client.name,
+                connection=batch.transport.name,
                 operation=batch.kind.operation,
                 batch_size=len(writes),
                 problem=str(problem),
@@ -538,19 +528,19 @@ class WriteCoalescer:
                 if write.idempotent:
                     _resolve(write, Queued(Route.SEND_ALONE), calls)
                 else:
-                    _reject(write, _unconfirmed(unreadable, batch.client, settled=True), calls)
+                    _reject(write, _unconfirmed(unreadable, batch.transport, settled=True), calls)
             return
         for index, write in enumerate(writes):
             error = failed.get(index)
             if error is None:
                 _resolve(write, Queued(Route.BATCH), calls)
             elif not error.retryable:
-                _reject(write, error.explain(batch.client.config), calls)
+                _reject(write, error.explain(batch.transport.config), calls)
             elif write.idempotent:
                 _resolve(write, Queued(Route.SEND_ALONE), calls)
             else:
                 # Pardot answered for this entry, so its work on it is over.
-                _reject(write, _unconfirmed(error, batch.client, settled=True), calls)
+                _reject(write, _unconfirmed(error, batch.transport, settled=True), calls)
 
     def _fail(self, batch: _Batch, error: ProspectSyncError, calls: list[CallRecord]) -> None:
         writes = list(batch.writes.values())
@@ -561,7 +551,7 @@ class WriteCoalescer:
         ):
             log.error(
                 "pardot.batch_rejected",
-                connection=batch.client.name,
+                connection=batch.transport.name,
                 operation=batch.kind.operation,
                 batch_size=len(writes),
                 err_code=error.err_code,
@@ -596,23 +586,19 @@ def _own_copy(error: ProspectSyncError) -> ProspectSyncError:
 
 
 def _unconfirmed(
-    error: ProspectSyncError, client: PardotClient, *, settled: bool
+    error: ProspectSyncError, transport: PardotTransport, *, settled: bool
 ) -> PardotWriteUnconfirmed:
-    """As ``PardotClient._unconfirmed`` says for a single create: settled (Pardot
-    answered) → retry soon; not settled → give Pardot about a request's time first."""
-    config = client.config
-    return PardotWriteUnconfirmed(
+    """A create of the batch left in doubt, worded and timed by the connection's retry
+    policy (``clients.retry``), as for a create sent alone."""
+    return transport.retry.unconfirmed(
         f"{error.message}; the create in a batch call may have been applied, so it was "
         "not resent (a retried call reads before it writes)",
         settled=settled,
-        retry_after=(
-            min(config.backoff_base_s, config.backoff_max_s) if settled else config.timeout_s
-        ),
         metadata=error.metadata,
     )
 
 
-def _closing(client: PardotClient) -> PardotUnavailable:
+def _closing(transport: PardotTransport) -> PardotUnavailable:
     return PardotUnavailable(
-        f"the connection {client.name!r} closed before the write was sent to Pardot"
+        f"the connection {transport.name!r} closed before the write was sent to Pardot"
     )

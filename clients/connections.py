@@ -1,63 +1,94 @@
-"""The configured Pardot connections of the process, by name.
+"""The configured Pardot connections of the process, by name — and the one place where
+the Pardot client is put together.
 
-One ``PardotConnection`` per configured name, each with its ``PardotClient`` (token,
-limiter), all sharing one HTTP client. The server builds this once at startup, asks
-it for a gateway per request, and closes it on shutdown.
+Everything is built here, once at startup: one HTTP client for all connections; one
+``PardotAccount`` per Pardot account (its concurrency slots, daily budget and write
+queue, shared by every connection to that business unit, since Pardot counts requests
+in flight and calls per day per account, not per our name); and per connection its
+credentials, retry policy, transport and what it remembers between requests (ids seen,
+creates in doubt). The server asks a connection for a fresh gateway per request, and
+closes everything on shutdown.
 
 The Pardot and token hosts come only from configuration: a request names a
-connection, never a host. Connections to the same Pardot business unit share one
-limiter, one daily budget and one write queue (``clients.coalescer``), since Pardot
-counts requests in flight and calls per day per account, not per our name.
+connection, never a host.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Mapping
 
 import httpx
 
+from clients.account import AccountKey, PardotAccount, account_key, account_label
+from clients.auth import make_authenticator
 from clients.budget import BudgetSnapshot, DailyBudget
 from clients.coalescer import WriteCoalescer
 from clients.config import ConnectionConfig
-from clients.config_checks import check_connection
+from clients.config.connection import check_connection
 from clients.gateway import PardotGateway
-from clients.identity import IdentityStore, IdentityView, MemoryIdentityStore
-from clients.transport import PardotClient, new_http_client
+from clients.known_ids import KnownProspectIds
+from clients.retry import RetryPolicy
+from clients.state.identity import IdentityView, MemoryIdentityStore
+from clients.state.protocols import IdentityStore
+from clients.transport import PardotTransport, new_http_client
+from clients.unconfirmed import UnconfirmedCreates
 from strategies.core.errors import FailedPrecondition, Reason
 
 DEFAULT_CONNECTION = "default"
 
 
 class PardotConnection:
-    """One configured connection: its settings and its client."""
+    """One configured connection: its settings, its ``transport``, the ``account`` whose
+    limits it shares, and what it remembers between requests."""
 
-    def __init__(self, client: PardotClient, identity: IdentityStore) -> None:
-        self.client = client
+    def __init__(
+        self,
+        config: ConnectionConfig,
+        *,
+        transport: PardotTransport,
+        account: PardotAccount,
+        identity: IdentityStore,
+    ) -> None:
+        self.config = config
+        self.transport = transport
+        self.account = account
+        #: Prospect ids this connection has seen: its gateways tell an upsert's create
+        #: from its update by them (``clients.known_ids``).
+        self.known_ids = KnownProspectIds()
+        #: Emails whose create got no answer and may still land (``clients.unconfirmed``).
+        self.unconfirmed_creates = UnconfirmedCreates(config.unconfirmed_create_hold_s)
         self._identity = identity
 
     @property
-    def config(self) -> ConnectionConfig:
-        return self.client.config
+    def name(self) -> str:
+        return self.config.name
 
     @property
-    def name(self) -> str:
-        return self.client.config.name
+    def client(self) -> PardotTransport:
+        """The transport under its former name: tests/server/test_secrets.py reads the
+        learned token through ``client.auth``. New code says ``transport``."""
+        return self.transport
 
     def budget(self) -> BudgetSnapshot:
         """The account's daily API budget as this process sees it: calls used today,
         the configured limit, what remains, when the account's day ends, and whether
         Pardot declared it spent (err 122). See ``clients.budget`` for what counts."""
-        return self.client.budget.snapshot()
+        return self.account.budget.snapshot()
 
     def gateway(self, *, api_version: int, dry_run: bool, deadline: float | None) -> PardotGateway:
         """A fresh gateway for one request; ``deadline`` is absolute ``time.monotonic()``."""
         return PardotGateway(
-            self.client,
+            self.transport,
+            self.account.writes,
+            config=self.config,
+            known_ids=self.known_ids,
+            unconfirmed_creates=self.unconfirmed_creates,
+            identity=IdentityView(self._identity, self.config.name),
             api_version=api_version,
             dry_run=dry_run,
             deadline=deadline,
-            identity=IdentityView(self._identity, self.name),
         )
 
 
@@ -66,7 +97,8 @@ class PardotConnections:
     raises FailedPrecondition naming the key to fix.
 
     ``identity`` is the identity map every gateway sees (default: in memory); this
-    object owns it from then on and closes it in :meth:`aclose`.
+    object owns it from then on and closes it in :meth:`aclose`. ``rng`` draws every
+    connection's retry jitter (tests rig it; default: a fresh ``random.Random``).
     """
 
     def __init__(
@@ -75,41 +107,32 @@ class PardotConnections:
         *,
         http: httpx.AsyncClient | None = None,
         identity: IdentityStore | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._closed = False
         for name, config in configs.items():
             if config.name != name:
                 raise ValueError(f"connection {name!r} is configured with name {config.name!r}")
             check_connection(config)  # before anything is opened that would need closing
-        budgets = _budgets(configs)
+        self._accounts = _accounts(configs)
         self._owns_http = http is None
         capacity = sum(c.max_concurrency + 1 for c in configs.values()) or 1
         self._http = http if http is not None else new_http_client(capacity)
-        # One limiter per account, at the smallest max_concurrency configured for it,
-        # and one write queue, at the smallest max_queued_writes.
-        slots: dict[tuple[str, ...], int] = {}
-        queued: dict[tuple[str, ...], int] = {}
-        for config in configs.values():
-            key = _account_key(config)
-            slots[key] = min(slots.get(key, config.max_concurrency), config.max_concurrency)
-            queued[key] = min(queued.get(key, config.max_queued_writes), config.max_queued_writes)
-        limiters = {key: asyncio.Semaphore(n) for key, n in slots.items()}
-        self._coalescers = {
-            key: WriteCoalescer(limiters[key], max_concurrency=n, max_queued=queued[key])
-            for key, n in slots.items()
-        }
         self.identity: IdentityStore = identity if identity is not None else MemoryIdentityStore()
         self._connections: dict[str, PardotConnection] = {}
         for name, config in configs.items():
-            key = _account_key(config)
-            client = PardotClient(
+            account = self._accounts[account_key(config)]
+            transport = PardotTransport(
                 config,
                 http=self._http,
-                limiter=limiters[key],
-                budget=budgets[key],
-                coalescer=self._coalescers[key],
+                auth=make_authenticator(config, self._http, account.slots),
+                slots=account.slots,
+                budget=account.budget,
+                retry=RetryPolicy(config, rng=rng),
             )
-            self._connections[name] = PardotConnection(client, self.identity)
+            self._connections[name] = PardotConnection(
+                config, transport=transport, account=account, identity=self.identity
+            )
 
     @property
     def names(self) -> list[str]:
@@ -133,52 +156,46 @@ class PardotConnections:
         if self._closed:
             return
         self._closed = True
-        for coalescer in self._coalescers.values():
-            await coalescer.aclose()  # first: its senders use the clients
+        for account in self._accounts.values():
+            await account.aclose()  # first: its queue's senders use the transports
         for connection in self._connections.values():
-            await connection.client.aclose()
+            connection.transport.close()
         if self._owns_http:
             await self._http.aclose()
         self.identity.close()
 
 
-def _account_key(config: ConnectionConfig) -> tuple[str, ...]:
-    """What identifies the Pardot account whose concurrency limit a connection uses."""
-    if config.auth == "oauth":
-        return (config.pardot_url.rstrip("/"), config.business_unit_id)
-    return ("connection", config.name)  # a legacy login names a user, not an account
-
-
-def _budgets(configs: Mapping[str, ConnectionConfig]) -> dict[tuple[str, ...], DailyBudget]:
-    """One daily budget per account, at the smallest daily_call_limit configured for
-    it. Its day ends at one midnight, so connections to one account must agree on the
-    time zone: saying so at startup beats a budget that resets at the wrong hour."""
-    budgets: dict[tuple[str, ...], DailyBudget] = {}
-    first: dict[tuple[str, ...], ConnectionConfig] = {}
+def _accounts(configs: Mapping[str, ConnectionConfig]) -> dict[AccountKey, PardotAccount]:
+    """One account per ``account_key``, at the smallest max_concurrency,
+    max_queued_writes and daily_call_limit configured for it. Its day ends at one
+    midnight, so connections to one account must agree on the time zone: saying so at
+    startup beats a budget that resets at the wrong hour."""
+    first: dict[AccountKey, ConnectionConfig] = {}
+    slots: dict[AccountKey, int] = {}
+    queued: dict[AccountKey, int] = {}
+    daily: dict[AccountKey, int] = {}
     for config in configs.values():
-        key = _account_key(config)
-        if key not in first:
-            first[key] = config
-            budgets[key] = DailyBudget(
-                account=_account_label(config),
-                limit=config.daily_call_limit,
-                timezone=config.timezone,
-            )
-            continue
-        if config.timezone != first[key].timezone:
+        key = account_key(config)
+        earlier = first.setdefault(key, config)
+        if config.timezone != earlier.timezone:
             raise FailedPrecondition(
                 f"{config.key('timezone')} ({config.timezone!r}) and "
-                f"{first[key].key('timezone')} ({first[key].timezone!r}) differ, but both "
+                f"{earlier.key('timezone')} ({earlier.timezone!r}) differ, but both "
                 "connections reach the same Pardot account, whose day ends at one "
                 "midnight: set the same time zone on both",
                 reason=Reason.CONNECTION_MISCONFIGURED,
             )
-        budgets[key].limit = min(budgets[key].limit, config.daily_call_limit)
-    return budgets
-
-
-def _account_label(config: ConnectionConfig) -> str:
-    """How logs name the account of a budget (no secret: a business unit id is not one)."""
-    if config.auth == "oauth":
-        return config.business_unit_id
-    return f"legacy:{config.name}"
+        slots[key] = min(slots.get(key, config.max_concurrency), config.max_concurrency)
+        queued[key] = min(queued.get(key, config.max_queued_writes), config.max_queued_writes)
+        daily[key] = min(daily.get(key, config.daily_call_limit), config.daily_call_limit)
+    accounts: dict[AccountKey, PardotAccount] = {}
+    for key, config in first.items():
+        limiter = asyncio.Semaphore(slots[key])
+        accounts[key] = PardotAccount(
+            slots=limiter,
+            budget=DailyBudget(
+                account=account_label(config), limit=daily[key], timezone=config.timezone
+            ),
+            writes=WriteCoalescer(limiter, max_concurrency=slots[key], max_queued=queued[key]),
+        )
+    return accounts

@@ -1,28 +1,38 @@
 """``PardotGateway``: the ``strategies.base.Gateway`` a strategy asks Pardot through, for
 one request on one connection.
 
-It maps each question to one prospect operation (PARDOT_API.md, "Prospect
-operations"), turns answers into ``Prospect`` values and "not found" into an empty
-answer, and in a dry run makes the reads but only plans the writes. All prospect
-writes go through ``_write``: when the account is busy, a write Pardot can batch waits
-there for a batch call (``clients.coalescer``), and the answer says only what a batch
-answer tells (``_batched``). For track mappings it also adds list memberships and
-records external activities (API v5, JSON).
+It implements the gateway's two primitives over HTTP — the verbs and their version
+rules are the base class's — mapping each to one prospect operation (PARDOT_API.md,
+"Prospect operations"): it turns answers into ``Prospect`` values and "not found" into
+an empty answer, and in a dry run makes the reads but only plans the writes. When the
+account is busy, a write Pardot can batch waits in the account's write queue for a
+batch call (``clients.coalescer``), and the answer says only what a batch answer tells
+(``_batched``). For track mappings it also adds list memberships and records external
+activities (API v5, JSON).
 
-It never builds a host, retries, sleeps or limits (``PardotClient`` does), never
-sends a write in a dry run, and never invents an id a batch answer did not give.
+What it is given is all it uses: the connection's transport (``send``), its account's
+write queue, the ids the connection has seen, its unconfirmed creates and its settings.
+It never builds a host, retries, sleeps or limits (the transport does), never sends a
+write in a dry run, and never invents an id a batch answer did not give.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
-from clients.batching import BatchEntry, batch_kind
-from clients.coalescer import Route
-from clients.identity import IdentityView, MemoryIdentityStore
-from clients.responses import prospects_in
-from clients.transport import PardotClient, api_path
+from clients.coalescer import Route, WriteCoalescer
+from clients.config import ConnectionConfig
+from clients.known_ids import KnownProspectIds
+from clients.state.identity import IdentityView
+from clients.transport import PardotTransport
+from clients.unconfirmed import UnconfirmedCreates
+from clients.wire import v5
+from clients.wire.batching import BatchEntry, batch_kind
+from clients.wire.paths import api_path
+from clients.wire.responses import prospects_in
+from clients.wire.v3v4 import api_request, prospect_read, prospect_write
+from strategies.base import KeyField, ProspectKey, WriteOperation
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import (
     FailedPrecondition,
@@ -32,36 +42,55 @@ from strategies.core.errors import (
     Reason,
 )
 from strategies.core.model import CallRecord, Fields, Prospect
+from strategies.track import TrackGateway
 
 #: How a planned call's path shows the id of a prospect that a dry run would create.
 PLANNED_NEW_ID = "{new}"
 
+#: The err codes with which a read says "nobody has this key" (an empty answer).
+_NOT_FOUND: Final[dict[KeyField, frozenset[int]]] = {
+    "email": frozenset({facts.ERR_INVALID_EMAIL}),
+    "id": frozenset({facts.ERR_INVALID_PROSPECT_ID}),
+    "fid": frozenset({facts.ERR_INVALID_FID, facts.ERR_INVALID_PROSPECT_ID}),
+}
 
-class PardotGateway:
-    """Implements ``strategies.base.Gateway`` over HTTP. ``calls`` lists every call made
-    or (dry run) planned, in order, for the response's ``pardot_calls``."""
+
+class PardotGateway(TrackGateway):
+    """Implements ``strategies.track.TrackGateway`` over HTTP. ``calls`` lists every call
+    made or (dry run) planned, in order, for the response's ``pardot_calls``. Built per
+    request by ``clients.connections.PardotConnection.gateway``."""
 
     def __init__(
         self,
-        client: PardotClient,
+        transport: PardotTransport,
+        writes: WriteCoalescer,
         *,
+        config: ConnectionConfig,
+        known_ids: KnownProspectIds,
+        unconfirmed_creates: UnconfirmedCreates,
+        identity: IdentityView,
         api_version: int,
         dry_run: bool,
         deadline: float | None,
-        identity: IdentityView | None = None,
     ) -> None:
         if api_version not in facts.API_VERSIONS:
             raise FailedPrecondition(
                 f"settings.api_version must be 3 or 4, not {api_version}",
                 reason=Reason.API_VERSION_INVALID,
             )
-        self._client = client
+        self._transport = transport
+        self._writes = writes
+        self._config = config
+        #: Prospect ids this connection has seen (``clients.known_ids``).
+        self._known_ids = known_ids
+        #: Emails whose create got no answer and may still land (``clients.unconfirmed``).
+        self._unconfirmed_creates = unconfirmed_creates
         self.api_version = api_version
         self.dry_run = dry_run
         self.deadline = deadline
         self.calls: list[CallRecord] = []
-        #: What earlier calls on this connection learned (``clients.identity``).
-        self.identity = identity or IdentityView(MemoryIdentityStore(), client.name)
+        #: What earlier calls on this connection learned (``clients.state.identity``).
+        self.identity = identity
 
     # --- writes -------------------------------------------------------------------
     #
@@ -76,70 +105,29 @@ class PardotGateway:
     # email (it always creates, so it is refused outright) and an external activity
     # (recorded twice). These are resent only when Pardot provably did not get them
     # (connection refused, err 66, a refused token); otherwise the caller gets
-    # PARDOT_WRITE_UNCONFIRMED, and a create is held back as described at ``create``.
+    # PARDOT_WRITE_UNCONFIRMED, and a create is held back as described at ``_create``.
     #
     # ``need_answer``: the caller reads Pardot's own answer — the id, whether the write
     # created the prospect, the fields as stored — so the write is never batched (a
     # batch answer holds none of these). Without it, a write sent in a batch returns
     # what is known: see ``_batched``.
 
-    async def upsert_by_email(
-        self, email: str, fields: Fields, *, need_answer: bool = False
+    async def write(
+        self,
+        operation: WriteOperation,
+        key: ProspectKey,
+        fields: Fields,
+        *,
+        need_answer: bool,
     ) -> Prospect:
-        if self.api_version != 3:
-            raise FailedPrecondition(
-                "upsert by email needs API v3: in v4 upsert/email always creates a new "
-                "prospect, so match by id, fid or a lookup field instead",
-                reason=Reason.UPSERT_BY_EMAIL_NEEDS_V3,
-            )
-        # Idempotent in v3: the email is unique, so a second send updates the first.
-        return await self._write(
-            "upsert", "email", email, fields, idempotent=True, email=email, need_answer=need_answer
-        )
+        """Every write but a create is safe to repeat (see above); a create is held as
+        below. ``write`` is only reached through the verbs, which refused what the
+        version cannot do (v4 upsert by email, v3 fids)."""
+        if operation != "create":
+            return await self._write(operation, key.by, key.value, fields, True, need_answer)
+        return await self._create(str(key.value), fields, need_answer)
 
-    async def upsert_by_id(
-        self, prospect_id: int, fields: Fields, *, need_answer: bool = False
-    ) -> Prospect:
-        return await self._write(
-            "upsert",
-            "id",
-            prospect_id,
-            fields,
-            idempotent=True,
-            known_id=prospect_id,
-            need_answer=need_answer,
-        )
-
-    async def upsert_by_fid(
-        self, fid: str, fields: Fields, *, need_answer: bool = False
-    ) -> Prospect:
-        self._require_v4("upsert by fid")
-        return await self._write(
-            "upsert", "fid", fid, fields, idempotent=True, need_answer=need_answer
-        )
-
-    async def update_by_id(
-        self, prospect_id: int, fields: Fields, *, need_answer: bool = False
-    ) -> Prospect:
-        return await self._write(
-            "update",
-            "id",
-            prospect_id,
-            fields,
-            idempotent=True,
-            known_id=prospect_id,
-            need_answer=need_answer,
-        )
-
-    async def update_by_fid(
-        self, fid: str, fields: Fields, *, need_answer: bool = False
-    ) -> Prospect:
-        self._require_v4("update by fid")
-        return await self._write(
-            "update", "fid", fid, fields, idempotent=True, need_answer=need_answer
-        )
-
-    async def create(self, email: str, fields: Fields, *, need_answer: bool = False) -> Prospect:
+    async def _create(self, email: str, fields: Fields, need_answer: bool) -> Prospect:
         """Not idempotent: v4 creates a second prospect, v3 answers err 9 to a resend.
 
         A v4 create that got no answer may still land. The caller's retry reads by
@@ -153,32 +141,24 @@ class PardotGateway:
         if held:
             self._refuse_while_unconfirmed(email)
         try:
-            return await self._write(
-                "create",
-                "email",
-                email,
-                fields,
-                idempotent=False,
-                email=email,
-                need_answer=need_answer,
-            )
+            return await self._write("create", "email", email, fields, False, need_answer)
         except PardotWriteUnconfirmed as unconfirmed:
             if held and not unconfirmed.settled:
-                self._client.unconfirmed_creates.hold(email)
+                self._unconfirmed_creates.hold(email)
             raise
 
     def _refuse_while_unconfirmed(self, email: str) -> None:
-        left = self._client.unconfirmed_creates.remaining(email)
+        left = self._unconfirmed_creates.remaining(email)
         if left > 0:
             raise PardotWriteUnconfirmed(
                 f"an earlier create of a prospect with this email on connection "
-                f"{self._client.name!r} got no answer and may still land in Pardot; no "
+                f"{self._config.name!r} got no answer and may still land in Pardot; no "
                 f"other is sent for {left:.1f} s more, unless a read finds it first",
                 settled=False,
-                retry_after=min(left, self._client.config.timeout_s),
+                retry_after=min(left, self._config.timeout_s),
             )
 
-    # --- beyond the Gateway protocol, for track mappings (strategies.track) ----------
+    # --- beyond the Gateway, for track mappings (strategies.track.TrackGateway) -------
 
     async def add_to_list(self, prospect_id: int | None, list_id: int) -> bool:
         """True when the prospect was added, False when already a member (err 58) or
@@ -196,8 +176,17 @@ class PardotGateway:
         if self.dry_run:
             self._plan(facts.LIST_MEMBERSHIP, "create", path_params)
             return False
+        request = api_request(
+            "POST",
+            facts.LIST_MEMBERSHIP,
+            self.api_version,
+            "create",
+            path_params,
+            {},
+            idempotent=True,
+        )
         try:
-            await self._call("POST", facts.LIST_MEMBERSHIP, "create", path_params, {}, True)
+            await self._transport.send(request, deadline=self.deadline, calls=self.calls)
         except PardotError as exc:
             if exc.err_code == facts.ERR_ALREADY_LIST_MEMBER:
                 return False
@@ -208,7 +197,7 @@ class PardotGateway:
         """Refuse, before anything is sent, a connection that cannot record external
         activities: API v5 accepts only Salesforce OAuth (PARDOT_API.md), so a legacy
         login would see every activity refused after the prospect was written."""
-        config = self._client.config
+        config = self._config
         if config.auth != "oauth":
             raise FailedPrecondition(
                 "external activities use Pardot API v5, which accepts only Salesforce "
@@ -224,36 +213,29 @@ class PardotGateway:
         activity once per request, so a resend could record it twice: it is resent
         only when Pardot provably did not get it (as for a create)."""
         self.check_external_activities()
-        path = facts.EXTERNAL_ACTIVITIES_PATH
+        request = v5.external_activity(extension, activity_type, value, email)
         if self.dry_run:
-            self.calls.append(CallRecord(method="POST", path=path, planned=True))
+            self.calls.append(CallRecord(method=request.method, path=request.path, planned=True))
             return False
-        body = {"extension": extension, "type": activity_type, "value": value, "email": email}
-        await self._client.call_v5(
-            "POST", path, body, deadline=self.deadline, calls=self.calls, idempotent=False
-        )
+        await self._transport.send(request, deadline=self.deadline, calls=self.calls)
         return True
 
     # --- reads (always made, also in a dry run) -------------------------------------
 
-    async def read_by_email(self, email: str) -> list[Prospect]:
-        envelope = await self._read("email", email, not_found={facts.ERR_INVALID_EMAIL})
-        if envelope is None:
-            return []
-        return [self._seen(_prospect(p)) for p in prospects_in(envelope)]
+    async def read(self, key: ProspectKey) -> list[Prospect]:
+        request = prospect_read(self.api_version, key.by, key.value)
+        try:
+            envelope = await self._transport.send(request, deadline=self.deadline, calls=self.calls)
+        except PardotError as exc:
+            if exc.err_code in _NOT_FOUND[key.by]:
+                return []
+            raise
+        found = prospects_in(envelope)
+        if key.by == "email":
+            return [self._seen(_prospect(p)) for p in found]
+        return [self._seen(_prospect(found[0]))] if found else []
 
-    async def read_by_id(self, prospect_id: int) -> Prospect | None:
-        envelope = await self._read("id", prospect_id, not_found={facts.ERR_INVALID_PROSPECT_ID})
-        return self._first(envelope)
-
-    async def read_by_fid(self, fid: str) -> Prospect | None:
-        self._require_v4("read by fid")
-        envelope = await self._read(
-            "fid", fid, not_found={facts.ERR_INVALID_FID, facts.ERR_INVALID_PROSPECT_ID}
-        )
-        return self._first(envelope)
-
-    # --- the one way in -------------------------------------------------------------
+    # --- the one way out for prospect writes ------------------------------------------
 
     async def _write(
         self,
@@ -261,17 +243,15 @@ class PardotGateway:
         id_field: str,
         id_value: str | int,
         fields: Fields,
-        *,
         idempotent: bool,
-        known_id: int | None = None,
-        email: str = "",
-        need_answer: bool = False,
+        need_answer: bool,
     ) -> Prospect:
         """Every prospect write passes here: planned in a dry run; queued for a batch
         call when the account is busy (``clients.coalescer``); else sent alone."""
-        path_params = {id_field: id_value}
+        known_id = _int_or_none(id_value) if id_field == "id" else None
+        email = str(id_value) if id_field == "email" else ""
         if self.dry_run:
-            self._plan(facts.PROSPECT, operation, path_params)
+            self._plan(facts.PROSPECT, operation, {id_field: id_value})
             return Prospect(
                 id=known_id,
                 email=email or str(fields.get("email", "")),
@@ -281,10 +261,10 @@ class PardotGateway:
         kind = None if need_answer else batch_kind(self.api_version, operation, id_field)
         if kind is not None:
             entry = BatchEntry(operation, id_field, str(id_value), fields)
-            coalescer = self._client.coalescer
-            if coalescer.joins_queue(entry):
-                queued = await coalescer.write(
-                    self._client,
+            writes = self._writes
+            if writes.joins_queue(entry):
+                queued = await writes.write(
+                    self._transport,
                     kind,
                     entry,
                     idempotent=idempotent,
@@ -296,10 +276,11 @@ class PardotGateway:
                 if queued.route is Route.ALONE and queued.answer is not None:
                     return self._answered(queued.answer, operation, id_field, id_value)
                 # Route.SEND_ALONE: the batch could not settle it; send it alone.
-        with self._client.coalescer.sending_alone():
-            envelope = await self._call(
-                "POST", facts.PROSPECT, operation, path_params, fields, idempotent
-            )
+        request = prospect_write(
+            self.api_version, operation, id_field, id_value, fields, idempotent=idempotent
+        )
+        with self._writes.sending_alone():
+            envelope = await self._transport.send(request, deadline=self.deadline, calls=self.calls)
         return self._answered(envelope, operation, id_field, id_value)
 
     def _answered(
@@ -350,37 +331,6 @@ class PardotGateway:
             created=created,
         )
 
-    async def _read(
-        self, id_field: str, id_value: str | int, *, not_found: set[int]
-    ) -> dict[str, Any] | None:
-        try:
-            return await self._call("GET", facts.PROSPECT, "read", {id_field: id_value}, {}, True)
-        except PardotError as exc:
-            if exc.err_code in not_found:
-                return None
-            raise
-
-    async def _call(
-        self,
-        method: str,
-        pardot_object: str,
-        operation: str,
-        path_params: Mapping[str, str | int],
-        params: Mapping[str, str],
-        idempotent: bool,
-    ) -> dict[str, Any]:
-        return await self._client.call(
-            method,
-            pardot_object,
-            operation,
-            path_params,
-            params,
-            deadline=self.deadline,
-            calls=self.calls,
-            idempotent=idempotent,
-            api_version=self.api_version,
-        )
-
     def _upsert_created(
         self, answer: Mapping[str, Any], id_field: str, id_value: str | int
     ) -> bool:
@@ -402,33 +352,21 @@ class PardotGateway:
             return False
         if id_field == "id" and prospect_id == _int_or_none(id_value):
             return False
-        if prospect_id in self._client.known_ids:
+        if prospect_id in self._known_ids:
             return False
         created_at = answer.get("created_at")
         return created_at is not None and created_at == answer.get("updated_at")
 
     def _seen(self, prospect: Prospect) -> Prospect:
         if prospect.id is not None:
-            self._client.known_ids.add(prospect.id)
+            self._known_ids.add(prospect.id)
         return prospect
-
-    def _first(self, envelope: Mapping[str, Any] | None) -> Prospect | None:
-        found = prospects_in(envelope) if envelope is not None else []
-        return self._seen(_prospect(found[0])) if found else None
 
     def _plan(
         self, pardot_object: str, operation: str, path_params: Mapping[str, str | int]
     ) -> None:
         path = api_path(pardot_object, self.api_version, operation, path_params)
         self.calls.append(CallRecord(method="POST", path=path, planned=True))
-
-    def _require_v4(self, what: str) -> None:
-        if self.api_version != 4:
-            raise FailedPrecondition(
-                f"{what} needs API v4 (Salesforce fids are a v4 key); set "
-                "settings.api_version to 4 or match by email",
-                reason=Reason.FID_NEEDS_V4,
-            )
 
 
 def _prospect(fields: Mapping[str, Any], *, created: bool = False) -> Prospect:

@@ -5,7 +5,9 @@ One process, one event loop (DESIGN.md: scale with processes, not threads). On S
 or SIGINT the order matters and is fixed here: health turns NOT_SERVING first (load
 balancers stop sending), then ``server.stop(grace)`` lets in-flight calls finish, then
 the Pardot HTTP clients and the idempotency records close. Nothing here knows about
-Pardot beyond handing the configured connections to the servicer.
+Pardot beyond handing the configured connections to the servicer, and nothing here
+builds a store: :func:`open_state` chooses the state backend (``clients.state``) and
+the stores come from it.
 
 The port is TLS (mutual TLS with a client CA) when ``[server.tls]`` is set, plaintext
 otherwise; ``[server.auth]`` adds caller authentication (``server.interceptors``).
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 from dataclasses import dataclass, field
 
 import grpc
@@ -25,11 +26,12 @@ from grpc_reflection.v1alpha import reflection
 
 from clients import auth as pardot_auth
 from clients.connections import PardotConnections
-from clients.identity import SqliteIdentityStore
+from clients.state.local import LocalState
+from clients.state.protocols import StateUnavailable
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
 from server.config import ConfigError, ServiceConfig, TlsConfig
-from server.idempotency import IDEMPOTENCY_FILE, Idempotency, ResponseStore
+from server.idempotency import Idempotency
 from server.interceptors import (
     AdmissionInterceptor,
     CallerAuthInterceptor,
@@ -56,9 +58,6 @@ _SERVER_OPTIONS = (
     ("grpc.server.max_pending_requests", 20_000),
     ("grpc.server.max_pending_requests_hard_limit", 20_000),
 )
-
-#: The identity map's file inside ``server.state_dir``.
-IDENTITY_FILE = "identity.sqlite3"
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -105,10 +104,11 @@ async def start_server(
     address = listen or config.server.listen
     # Tokens and api keys the Pardot client learns are redacted like configured secrets.
     pardot_auth.on_secret_learned(register_secret)
+    state = open_state(config)
     if connections is None:
-        connections = open_connections(config)
+        connections = open_connections(config, state)
     try:
-        idempotency = open_idempotency(config)
+        idempotency = open_idempotency(config, state)
     except BaseException:
         await connections.aclose()
         raise
@@ -131,7 +131,8 @@ async def start_server(
             setting = "--listen" if listen else "server.listen"
             problem = f"cannot listen on {address} (port in use, or not an address of this host)"
             raise ConfigError([f"{setting}: {problem}"]) from None
-        pb_grpc.add_ProspectSyncServicer_to_server(ProspectSyncServicer(connections), server)
+        servicer = ProspectSyncServicer(connections, person_locks=state.person_locks())
+        pb_grpc.add_ProspectSyncServicer_to_server(servicer, server)
         checks = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(checks, server)
         if config.server.reflection:
@@ -177,26 +178,29 @@ def _tls_mode(tls: TlsConfig | None) -> str:
     return "mutual" if tls.client_ca is not None else "on"
 
 
-def open_idempotency(config: ServiceConfig) -> Idempotency:
-    """The message_id records kept in ``server.state_dir`` (they survive a restart)."""
-    path = config.server.state_dir / IDEMPOTENCY_FILE
+def open_state(config: ServiceConfig) -> LocalState:
+    """The state backend (``clients.state``): the one place it is chosen. Today always
+    the embedded one, SQLite files under ``server.state_dir`` and locks in this
+    process; it opens each store when asked for it."""
+    return LocalState(config.server.state_dir)
+
+
+def open_idempotency(config: ServiceConfig, state: LocalState) -> Idempotency:
+    """Single flight over ``state``'s message_id records (they survive a restart)."""
     try:
-        store = ResponseStore(path, window_s=config.server.idempotency_window_s)
-    except (OSError, sqlite3.Error) as error:
-        problem = f"server.state_dir: cannot open the idempotency records {path} ({error})"
-        raise ConfigError([problem]) from None
+        store = state.responses(window_s=config.server.idempotency_window_s)
+    except StateUnavailable as error:
+        raise ConfigError([f"server.state_dir: {error}"]) from None
     return Idempotency(store)
 
 
-def open_connections(config: ServiceConfig) -> PardotConnections:
-    """The configured connections, sharing the identity map kept in ``server.state_dir``
-    (so it survives a restart)."""
-    path = config.server.state_dir / IDENTITY_FILE
+def open_connections(config: ServiceConfig, state: LocalState) -> PardotConnections:
+    """The configured connections, sharing ``state``'s identity map (it survives a
+    restart); they own it from then on."""
     try:
-        identity = SqliteIdentityStore(path)
-    except (OSError, sqlite3.Error) as error:
-        problem = f"server.state_dir: cannot open the identity map {path} ({error})"
-        raise ConfigError([problem]) from None
+        identity = state.identity()
+    except StateUnavailable as error:
+        raise ConfigError([f"server.state_dir: {error}"]) from None
     try:
         return PardotConnections(config.connections, identity=identity)
     except ProspectSyncError as error:  # the client's own configuration checks

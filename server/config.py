@@ -7,6 +7,12 @@ unknown keys are errors, because a typo that is silently ignored is a setting th
 silently wrong. Secrets may come from the file, an environment variable
 (``<name>_env``) or a file (``<name>_file``).
 
+Every setting is declared once, with its default, its rule and its doc line (the
+README's tables are rendered from them by a test): ``[server]`` here, on
+:class:`ServerConfig`, and a connection's in ``clients.config``. This module reads the
+TOML into those dataclasses and lets the schema check them, so one start reports
+every problem of the file.
+
 This module never prints, logs or puts in an error message a secret's value: errors
 name the key, the variable or the path, never what was (or was not) found there.
 """
@@ -20,22 +26,31 @@ import re
 import ssl
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from clients.config import ConnectionConfig
-from clients.config_checks import check_connection
-from server.logging import LEVELS
-from strategies.core.errors import ProspectSyncError
-from strategies.core.pardot_facts import (
-    API_VERSIONS,
-    BUSINESS_UNIT_ID_PATTERN,
-    MAX_CONCURRENT_REQUESTS,
-    USER_KEY_PATTERN,
+from clients.config import (
+    CONNECTION_SETTINGS,
+    SECRET_KEYS,
+    ConnectionConfig,
+    connection_problems,
 )
+from clients.config.schema import (
+    Problem,
+    Setting,
+    at_least,
+    between,
+    more_than,
+    not_negative,
+    one_of,
+    problems,
+    setting,
+    settings_of,
+    type_name,
+)
+from server.logging import LEVELS
 
 
 class ConfigError(Exception):
@@ -67,27 +82,74 @@ class CallerAuthConfig:
     tokens: tuple[str, ...] = field(default=(), repr=False)
 
 
+def listen_problem(listen: str) -> str | None:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host:
+        return 'must be "HOST:PORT", e.g. "127.0.0.1:50051" or "[::]:50051"'
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        return "the port must be a number from 0 to 65535"
+    return None
+
+
+#: 1 KiB is smaller than any useful request; gRPC's own limit is a signed 32-bit int.
+_MESSAGE_BYTES_RANGE = (1024, 2**31 - 1)
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """``[server]``: where to listen and how to behave; never anything about Pardot."""
 
-    listen: str = "127.0.0.1:50051"
-    #: Local state (the identity map, idempotency records). Relative paths are relative
-    #: to the config file.
-    state_dir: Path = Path(".prospectsync")
-    reflection: bool = True
-    log_level: str = "info"
-    #: How long in-flight calls may finish after SIGTERM before they are cancelled.
-    shutdown_grace_s: float = 5.0
-    #: How long a message_id's first result is replayed to a repeat of the call.
-    idempotency_window_s: float = 24 * 3600.0
-    #: The largest request gRPC accepts; a larger one is refused before it is decoded.
-    max_message_bytes: int = 1024 * 1024
-    #: ProspectSync calls in progress at once; more are refused with RESOURCE_EXHAUSTED
-    #: (SERVER_BUSY) at once instead of holding memory (each costs ~30 KB in gRPC).
-    max_in_flight: int = 2000
-    tls: TlsConfig | None = None
-    auth: CallerAuthConfig | None = None
+    listen: str = setting(
+        "127.0.0.1:50051",
+        rule=listen_problem,
+        doc="the gRPC address, `HOST:PORT` (`[::]:50051` for every interface, port 0 for any "
+        "free one); `--listen` overrides it",
+    )
+    state_dir: Path = setting(  # noqa: RUF009 (a field, immutable default)
+        Path(".prospectsync"),
+        doc="local state (the identity map, idempotency records); relative to the config file",
+    )
+    reflection: bool = setting(
+        True, doc="gRPC reflection, so that `grpcurl list` / `describe` need no proto files"
+    )
+    log_level: str = setting(
+        "info",
+        rule=one_of(*LEVELS),
+        doc="JSON lines on stderr, secrets redacted: `debug`, `info`, `warning` or `error`",
+    )
+    shutdown_grace_s: float = setting(
+        5.0,
+        rule=not_negative,
+        doc="on SIGTERM: health NOT_SERVING, then in-flight calls get this long to finish "
+        "before they are cancelled, then HTTP clients close",
+    )
+    idempotency_window_s: float = setting(
+        24 * 3600.0,
+        rule=more_than(0, "seconds"),
+        doc="a repeated `message_id` within this window is answered from the first result",
+    )
+    max_message_bytes: int = setting(
+        1024 * 1024,
+        rule=between(*_MESSAGE_BYTES_RANGE, "bytes"),
+        doc="the largest request gRPC accepts; a larger one is refused before it is decoded",
+    )
+    # Each call in progress costs ~30 KB in gRPC: refusing more at once beats holding memory.
+    max_in_flight: int = setting(
+        2000,
+        rule=at_least(1),
+        doc="ProspectSync calls in progress at once; more get RESOURCE_EXHAUSTED "
+        "`SERVER_BUSY` at once",
+    )
+    tls: TlsConfig | None = setting(  # noqa: RUF009 (a field, immutable default)
+        None,
+        doc="optional table `[server.tls]`: `cert_file` and `key_file` (PEM) serve TLS, "
+        "`client_ca_file` asks callers for a certificate it signed (docs/security.md)",
+    )
+    auth: CallerAuthConfig | None = setting(  # noqa: RUF009 (a field, immutable default)
+        None,
+        doc="optional table `[server.auth]`: one of `tokens`, `tokens_env`, `tokens_file`; "
+        "callers then send `authorization: Bearer <token>` (health stays open)",
+    )
 
 
 @dataclass(frozen=True)
@@ -112,39 +174,21 @@ class ServiceConfig:
         return (*(s for c in self.connections.values() for s in c.secrets), *callers)
 
 
-AUTH_MODES = ("oauth", "legacy")
-GRANT_TYPES = ("refresh_token", "password", "client_credentials")
-
-_SERVER_KEYS = tuple(f.name for f in dataclasses.fields(ServerConfig))
+SERVER_SETTINGS = settings_of(ServerConfig)
+_SERVER_KEYS = tuple(SERVER_SETTINGS)
 _TLS_KEYS = ("cert_file", "key_file", "client_ca_file")
 _CALLER_TOKEN_KEYS = ("tokens", "tokens_env", "tokens_file")
 #: A caller token travels in gRPC metadata (``authorization: Bearer <token>``): RFC 6750's
 #: token68 characters, and long enough not to be guessed.
 _CALLER_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{16,}")
-#: 1 KiB is smaller than any useful request; gRPC's own limit is a signed 32-bit int.
-_MESSAGE_BYTES_RANGE = (1024, 2**31 - 1)
-_CONNECTION_FIELDS = {f.name: f for f in dataclasses.fields(ConnectionConfig) if f.name != "name"}
-#: Secret fields are the ones ConnectionConfig keeps out of its repr.
-_SECRET_KEYS = tuple(name for name, f in _CONNECTION_FIELDS.items() if not f.repr)
+#: A secret may also be named by where to find it: ``<name>_env`` or ``<name>_file``.
 _SECRET_SOURCES = ("_env", "_file")
-_CONNECTION_KEYS = (
-    *_CONNECTION_FIELDS,
-    *(f"{name}{suffix}" for name in _SECRET_KEYS for suffix in _SECRET_SOURCES),
-)
-_CONNECTION_NAME = re.compile(r"[A-Za-z0-9_-]+")
-_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?")
-
-#: The credential keys each mode needs; the other credential keys must be absent.
-_OAUTH_KEYS = ("business_unit_id", "token_url", "grant_type", "client_id", "client_secret")
-_GRANT_KEYS = {
-    "refresh_token": ("refresh_token",),
-    "password": ("username", "password"),
-    "client_credentials": (),
+#: Each key a connection table may hold, and the setting it gives.
+_CONNECTION_KEYS: dict[str, str] = {
+    **{name: name for name in CONNECTION_SETTINGS},
+    **{f"{name}{suffix}": name for name in SECRET_KEYS for suffix in _SECRET_SOURCES},
 }
-_LEGACY_KEYS = ("email", "password", "user_key")
-_CREDENTIAL_KEYS = frozenset(
-    (*_OAUTH_KEYS, *(k for keys in _GRANT_KEYS.values() for k in keys), *_LEGACY_KEYS)
-)
+_CONNECTION_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> ServiceConfig:
@@ -222,55 +266,25 @@ class _Parser:
 
     def _server(self, table: Mapping[str, Any]) -> ServerConfig:
         self._unknown_keys("server", table, _SERVER_KEYS)
-        defaults = ServerConfig()
+        # The settings whose value is a table of its own, each with its reader.
+        subtables = {"tls": self._tls, "auth": self._caller_auth}
         values: dict[str, Any] = {}
-        if "listen" in table:
-            listen = self._typed(table, "listen", str, "server.listen")
-            problem = None if listen is None else listen_problem(listen)
-            if problem:
-                self.problem("server.listen", problem)
-            values["listen"] = listen
-        if "state_dir" in table:
-            state_dir = self._typed(table, "state_dir", str, "server.state_dir")
-            if state_dir == "":
-                self.problem("server.state_dir", "must not be empty")
-            values["state_dir"] = Path(state_dir or defaults.state_dir)
-        if "reflection" in table:
-            values["reflection"] = self._typed(table, "reflection", bool, "server.reflection")
-        if "log_level" in table:
-            level = self._typed(table, "log_level", str, "server.log_level")
-            if level is not None and level not in LEVELS:
-                self.problem("server.log_level", f"must be one of {_choices(LEVELS)}")
-            values["log_level"] = level
-        if "shutdown_grace_s" in table:
-            grace = self._number(table, "shutdown_grace_s", "server.shutdown_grace_s")
-            if grace is not None and grace < 0:
-                self.problem("server.shutdown_grace_s", "must be zero or more seconds")
-            values["shutdown_grace_s"] = grace
-        if "idempotency_window_s" in table:
-            window = self._number(table, "idempotency_window_s", "server.idempotency_window_s")
-            if window is not None and window <= 0:
-                self.problem("server.idempotency_window_s", "must be more than 0 seconds")
-            values["idempotency_window_s"] = window
-        if "max_message_bytes" in table:
-            size = self._typed(table, "max_message_bytes", int, "server.max_message_bytes")
-            low, high = _MESSAGE_BYTES_RANGE
-            if size is not None and not low <= size <= high:
-                self.problem("server.max_message_bytes", f"must be from {low} to {high} bytes")
-            values["max_message_bytes"] = size
-        if "max_in_flight" in table:
-            cap = self._typed(table, "max_in_flight", int, "server.max_in_flight")
-            if cap is not None and cap < 1:
-                self.problem("server.max_in_flight", "must be at least 1")
-            values["max_in_flight"] = cap
-        if "tls" in table:
-            values["tls"] = self._tls(self._table(table, "tls", "server.tls"))
-        if "auth" in table:
-            values["auth"] = self._caller_auth(self._table(table, "auth", "server.auth"))
-        values = {k: v for k, v in values.items() if v is not None}
-        state_dir = values.get("state_dir", defaults.state_dir)
+        unread: set[str] = set()
+        for name, declared in SERVER_SETTINGS.items():
+            if name not in table:
+                continue
+            key = f"server.{name}"
+            if declared.kind is None:
+                value = subtables[name](self._table(table, name, key))
+            elif (value := self._value(table, name, declared, key)) is None:
+                unread.add(name)
+            if value is not None:
+                values[name] = value
+        state_dir = values.get("state_dir", SERVER_SETTINGS["state_dir"].default)
         values["state_dir"] = state_dir if state_dir.is_absolute() else self.base_dir / state_dir
-        return ServerConfig(**values)
+        server = ServerConfig(**values)
+        self._report("server", problems(server, given=frozenset(table)), unread)
+        return server
 
     def _tls(self, table: Mapping[str, Any]) -> TlsConfig | None:
         self._unknown_keys("server.tls", table, _TLS_KEYS)
@@ -428,97 +442,48 @@ class _Parser:
         self, name: str, prefix: str, table: Mapping[str, Any]
     ) -> ConnectionConfig | None:
         problems_before = len(self.problems)
-        self._unknown_keys(prefix, table, _CONNECTION_KEYS)
+        self._unknown_keys(prefix, table, tuple(_CONNECTION_KEYS))
         values: dict[str, Any] = {}
-        for key, spec in _CONNECTION_FIELDS.items():
-            if key in _SECRET_KEYS:
-                value = self._secret(table, key, prefix)
-            elif key in table:
-                value = self._field(table, key, spec.default, f"{prefix}.{key}")
-            else:
+        unread: set[str] = set()
+        given = frozenset(_CONNECTION_KEYS[key] for key in table if key in _CONNECTION_KEYS)
+        for key, declared in CONNECTION_SETTINGS.items():
+            if key not in given:
                 continue
-            if value is not None:
+            if declared.secret:
+                value = self._secret(table, key, prefix)
+            else:
+                value = self._value(table, key, declared, f"{prefix}.{key}")
+            if value is None:
+                unread.add(key)
+            else:
                 values[key] = value
-        present = {
-            key.removesuffix("_env").removesuffix("_file")
-            for key in table
-            if key in _CONNECTION_KEYS
-        }
-        self._check_values(prefix, values)
-        self._check_credentials(prefix, values, present)
-        if len(self.problems) > problems_before:
-            return None
-        connection = ConnectionConfig(name=name, **values)
-        # The client's own checks (they know settings this module has no rule for).
-        try:
-            check_connection(connection)
-        except ProspectSyncError as error:
-            self.problems.append(error.message)
-            return None
-        return connection
-
-    def _field(self, table: Mapping[str, Any], key: str, default: Any, path: str) -> Any:
-        if isinstance(default, float):
-            return self._number(table, key, path)
-        return self._typed(table, key, type(default), path)
-
-    def _check_values(self, prefix: str, values: dict[str, Any]) -> None:
         if "pardot_url" in values:
-            url = values["pardot_url"]
-            if self._url_ok(f"{prefix}.pardot_url", url):
-                values["pardot_url"] = url.rstrip("/")
-        if "token_url" in values:
-            self._url_ok(f"{prefix}.token_url", values["token_url"])
-        if "api_version" in values and values["api_version"] not in API_VERSIONS:
-            self.problem(f"{prefix}.api_version", "must be 3 or 4")
-        if "auth" in values and values["auth"] not in AUTH_MODES:
-            self.problem(f"{prefix}.auth", f"must be {_choices(AUTH_MODES, 'or')}")
-        if "grant_type" in values and values["grant_type"] not in GRANT_TYPES:
-            self.problem(f"{prefix}.grant_type", f"must be {_choices(GRANT_TYPES, 'or')}")
-        if "timeout_s" in values and values["timeout_s"] <= 0:
-            self.problem(f"{prefix}.timeout_s", "must be more than 0 seconds")
-        concurrency = values.get("max_concurrency")
-        if concurrency is not None and not 1 <= concurrency <= MAX_CONCURRENT_REQUESTS:
-            self.problem(
-                f"{prefix}.max_concurrency",
-                f"must be from 1 to {MAX_CONCURRENT_REQUESTS} "
-                f"(Pardot refuses more concurrent requests per account with err 66)",
-            )
-        if "max_retries" in values and values["max_retries"] < 0:
-            self.problem(f"{prefix}.max_retries", "must be 0 or more")
-        if "tracker_host" in values and not _HOST.fullmatch(values["tracker_host"]):
-            self.problem(
-                f"{prefix}.tracker_host", 'must be a host name such as "pi.pardot.com" (no scheme)'
-            )
-        unit = values.get("business_unit_id")
-        if unit and not BUSINESS_UNIT_ID_PATTERN.fullmatch(unit):
-            self.problem(
-                f"{prefix}.business_unit_id",
-                "must be an 18-character Pardot business unit id starting with 0Uv",
-            )
-        user_key = values.get("user_key")
-        if user_key and not USER_KEY_PATTERN.fullmatch(user_key):
-            self.problem(f"{prefix}.user_key", "must be 32 hexadecimal characters")
+            values["pardot_url"] = values["pardot_url"].rstrip("/")
+        connection = ConnectionConfig(name=name, **values)
+        self._report(prefix, connection_problems(connection, given=given), unread)
+        return connection if len(self.problems) == problems_before else None
 
-    def _check_credentials(self, prefix: str, values: dict[str, Any], present: set[str]) -> None:
-        auth = values.get("auth", "oauth")
-        if auth == "oauth":
-            grant = values.get("grant_type", "refresh_token")
-            needed = ("business_unit_id", "client_id", "client_secret", *_GRANT_KEYS.get(grant, ()))
-            allowed = {*_OAUTH_KEYS, *_GRANT_KEYS.get(grant, ())}
-            mode = f'auth = "oauth", grant_type = "{grant}"'
-        elif auth == "legacy":
-            needed = allowed = _LEGACY_KEYS
-            mode = 'auth = "legacy"'
-        else:
-            return
-        for key in needed:
-            if key not in present:
-                self.problem(f"{prefix}.{key}", f"is required with {mode}")
-            elif key not in _SECRET_KEYS and values.get(key) == "":
-                self.problem(f"{prefix}.{key}", f"must not be empty with {mode}")
-        for key in sorted((present & _CREDENTIAL_KEYS) - set(allowed)):
-            self.problem(f"{prefix}.{key}", f"is not used with {mode}; remove it")
+    def _value(self, table: Mapping[str, Any], key: str, declared: Setting, path: str) -> Any:
+        """A plain setting's value from the file, of the type its default has (None, with
+        the problem noted, when it has another)."""
+        kind = declared.kind
+        if kind is None:
+            raise TypeError(f"{path} is a table: it has a reader of its own")
+        if kind is float:
+            return self._number(table, key, path)
+        if kind is Path:
+            name = self._typed(table, key, str, path)
+            if name == "":
+                self.problem(path, "must not be empty")
+            return Path(name) if name else None
+        return self._typed(table, key, kind, path)
+
+    def _report(self, prefix: str, found: Iterable[Problem], unread: set[str]) -> None:
+        """The schema's problems, except for settings the file gave in a form that could
+        not be read: their problem is noted already, and their default proves nothing."""
+        for name, fix in found:
+            if name not in unread:
+                self.problem(f"{prefix}.{name}", fix)
 
     # --- secrets --------------------------------------------------------------------
 
@@ -531,7 +496,7 @@ class _Parser:
             return None
         source = sources[0]
         path = f"{prefix}.{source}"
-        raw = self._typed(table, source, str, path)
+        raw: str | None = self._typed(table, source, str, path)
         if raw is None:
             return None
         if source == key:
@@ -608,7 +573,7 @@ class _Parser:
         # bool is an int in Python; TOML keeps them apart, and so do we.
         if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
             return value
-        self.problem(path, f"must be {_TYPE_NAMES[kind]}, not {_toml_type(value)}")
+        self.problem(path, f"must be {type_name(kind)}, not {_toml_type(value)}")
         return None
 
     def _number(self, table: Mapping[str, Any], key: str, path: str) -> float | None:
@@ -617,25 +582,6 @@ class _Parser:
             return float(value)
         self.problem(path, f"must be a number, not {_toml_type(value)}")
         return None
-
-    def _url_ok(self, path: str, url: str) -> bool:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.problem(path, "must be an http:// or https:// URL")
-        elif parts.username or parts.password:
-            self.problem(path, "must not contain credentials; use the secret keys")
-        elif parts.query or parts.fragment:
-            self.problem(path, "must not have a query string or fragment")
-        else:
-            return True
-        return False
-
-
-_TYPE_NAMES: dict[type, str] = {
-    str: "a string",
-    int: "an integer",
-    bool: "true or false",
-}
 
 
 def _toml_type(value: Any) -> str:
@@ -654,11 +600,6 @@ def _toml_type(value: Any) -> str:
     return "a date/time"
 
 
-def _choices(values: Any, last: str = "or") -> str:
-    quoted = [f'"{v}"' for v in values]
-    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} {last} {quoted[-1]}"
-
-
 def _ssl_detail(error: OSError) -> str:
     """OpenSSL's short reason ("KEY_VALUES_MISMATCH"), never file content."""
     detail = getattr(error, "reason", None) or error.strerror
@@ -668,12 +609,3 @@ def _ssl_detail(error: OSError) -> str:
 def _no_passphrase() -> bytes:
     # gRPC cannot use an encrypted key; never let OpenSSL prompt on a terminal for one.
     return b""
-
-
-def listen_problem(listen: str) -> str | None:
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host:
-        return 'must be "HOST:PORT", e.g. "127.0.0.1:50051" or "[::]:50051"'
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        return "the port must be a number from 0 to 65535"
-    return None

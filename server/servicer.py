@@ -21,13 +21,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import structlog
-from google.protobuf.message import Message
 
-from clients.identity import KeyedLocks
+from clients.state.protocols import PersonLocks
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
 from server.batch_order import run_after
@@ -98,23 +97,38 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
     bound here; ``server.interceptors`` logs them once, in "rpc.done", with the status
     and latency of every call."""
 
-    def __init__(self, connections: PardotConnections, registry: Registry = REGISTRY) -> None:
+    def __init__(
+        self,
+        connections: PardotConnections,
+        *,
+        person_locks: PersonLocks,
+        registry: Registry = REGISTRY,
+    ) -> None:
         self._connections = connections
         self._registry = registry
-        self._person_locks = KeyedLocks()
+        #: One call at a time per person (``_resolve``), from the state backend.
+        self._person_locks = person_locks
 
     async def Identify(
-        self, request: pb.IdentifyRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.IdentifyRequest,
+        context: grpc.aio.ServicerContext[pb.IdentifyRequest, pb.IdentifyResponse],
     ) -> pb.IdentifyResponse:
         return await _reported(context, self._run_identify(request, deadline_of(context)))
 
     async def Track(
-        self, request: pb.TrackRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.TrackRequest,
+        context: grpc.aio.ServicerContext[pb.TrackRequest, pb.TrackResponse],
     ) -> pb.TrackResponse:
         return await _reported(context, self._run_track(request, deadline_of(context)))
 
     async def GetTrackingSnippet(
-        self, request: pb.GetTrackingSnippetRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.GetTrackingSnippetRequest,
+        context: grpc.aio.ServicerContext[
+            pb.GetTrackingSnippetRequest, pb.GetTrackingSnippetResponse
+        ],
     ) -> pb.GetTrackingSnippetResponse:
         handle = self._run(
             request.settings, deadline_of(context), lambda rpc: self._snippet(request, rpc)
@@ -122,7 +136,9 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
         return await _reported(context, handle)
 
     async def BatchSync(
-        self, request: pb.BatchSyncRequest, context: grpc.aio.ServicerContext
+        self,
+        request: pb.BatchSyncRequest,
+        context: grpc.aio.ServicerContext[pb.BatchSyncRequest, pb.BatchSyncResponse],
     ) -> pb.BatchSyncResponse:
         return await _reported(context, self._run_batch(request, deadline_of(context)))
 
@@ -184,23 +200,23 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
         try:
             if kind == "identify":
                 identify = item.identify
-                response: Message = await as_item(
+                identified = await as_item(
                     IDENTIFY_METHOD, identify, lambda: self._run_identify(identify, deadline)
                 )
-            elif kind == "track":
+                return pb.BatchSyncResult(identify=identified)
+            if kind == "track":
                 track = item.track
-                response = await as_item(
+                tracked = await as_item(
                     TRACK_METHOD, track, lambda: self._run_track(track, deadline)
                 )
-            else:
-                raise InvalidArgument(f"items[{index}]", "sets neither identify nor track: set one")
+                return pb.BatchSyncResult(track=tracked)
+            raise InvalidArgument(f"items[{index}]", "sets neither identify nor track: set one")
         except ProspectSyncError as error:
             prefix = f"items[{index}].{kind}." if kind else ""
             return pb.BatchSyncResult(error=to_rpc_status(error, field_prefix=prefix))
         except Exception:
-            error = report_unexpected("rpc.unexpected_error", item=index)
-            return pb.BatchSyncResult(error=to_rpc_status(error))
-        return pb.BatchSyncResult(**{kind: response})
+            unexpected = report_unexpected("rpc.unexpected_error", item=index)
+            return pb.BatchSyncResult(error=to_rpc_status(unexpected))
 
     async def _identify(self, event: Event, rpc: _Rpc) -> pb.IdentifyResponse:
         strategy = self._pick(event, rpc.settings)
@@ -286,7 +302,9 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
             return await strategy.sync(event, settings, gateway)
 
 
-async def _reported(context: grpc.aio.ServicerContext, call: Awaitable[Response]) -> Response:
+async def _reported(
+    context: grpc.aio.ServicerContext[Any, Any], call: Awaitable[Response]
+) -> Response:
     """``call``'s response; a ProspectSyncError ends the RPC with its rich status."""
     try:
         return await call
@@ -295,7 +313,7 @@ async def _reported(context: grpc.aio.ServicerContext, call: Awaitable[Response]
         await abort_with(context, error)
 
 
-def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
+def deadline_of(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
     """The caller's deadline as an absolute ``time.monotonic()`` value, so that every
     Pardot call and retry below can stop in time; None when the caller set none."""
     remaining = context.time_remaining()

@@ -18,11 +18,12 @@ its per-person lock around it).
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
-from strategies.base import Gateway, IdentityView
+from strategies.base import Gateway, ProspectKey, WriteOperation
 from strategies.core.errors import (
     UNKNOWN_PARDOT_ERROR,
     FailedPrecondition,
@@ -51,25 +52,25 @@ from strategies.validation import check_email, check_field_id
 Resolve = Callable[[Gateway], Awaitable[SyncResult]]
 
 
-class TrackGateway(Gateway, Protocol):
+class TrackGateway(Gateway):
     """The :class:`~strategies.base.Gateway` plus what track mappings need.
     ``clients.gateway.PardotGateway`` implements it over HTTP; the unit tests in
     memory."""
 
+    @abstractmethod
     async def add_to_list(self, prospect_id: int | None, list_id: int) -> bool:
         """True when added; False when already a member (err 58) or only planned.
         ``prospect_id`` is None only in a dry run, for a prospect not created yet."""
-        ...
 
+    @abstractmethod
     def check_external_activities(self) -> None:
         """Raises FailedPrecondition when this connection cannot record activities."""
-        ...
 
+    @abstractmethod
     async def record_external_activity(
         self, extension: str, activity_type: str, value: str, email: str
     ) -> bool:
         """True when recorded; False when only planned (dry run)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -322,74 +323,38 @@ def _activity_refused(exc: PardotError, path: str, plan: TrackPlan) -> FailedPre
     )
 
 
-class _CarryingFields:
+class _CarryingFields(Gateway):
     """The gateway a strategy resolves a track call through. Its first prospect write
     that succeeds also carries the mapped fields; the strategy's own fields (identity,
     campaign) win over a mapped field of the same name. A write that fails (a stale
     id, err 3) leaves them for the strategy's next write. With ``need_answer``, every
-    write asks for Pardot's own answer (the event's actions need the id)."""
+    write asks for Pardot's own answer (the event's actions need the id). The verbs and
+    their version rules are the base class's; only the primitives pass through."""
 
     def __init__(self, inner: Gateway, mapped: Fields, *, need_answer: bool = False) -> None:
         self._inner = inner
+        self.api_version = inner.api_version
+        self.identity = inner.identity
         self._mapped = dict(mapped)
         self.delivered = not mapped
         self._need_answer = need_answer
 
-    @property
-    def api_version(self) -> int:
-        return self._inner.api_version
-
-    @property
-    def identity(self) -> IdentityView:
-        return self._inner.identity
-
-    async def upsert_by_email(
-        self, email: str, fields: Fields, *, need_answer: bool = False
-    ) -> Prospect:
-        return await self._write(self._inner.upsert_by_email, email, fields, need_answer)
-
-    async def upsert_by_id(
-        self, prospect_id: int, fields: Fields, *, need_answer: bool = False
-    ) -> Prospect:
-        return await self._write(self._inner.upsert_by_id, prospect_id, fields, need_answer)
-
-    async def upsert_by_fid(
-        self, fid: str, fields: Fields, *, need_answer: bool = False
-    ) -> Prospect:
-        return await self._write(self._inner.upsert_by_fid, fid, fields, need_answer)
-
-    async def update_by_id(
-        self, prospect_id: int, fields: Fields, *, need_answer: bool = False
-    ) -> Prospect:
-        return await self._write(self._inner.update_by_id, prospect_id, fields, need_answer)
-
-    async def update_by_fid(
-        self, fid: str, fields: Fields, *, need_answer: bool = False
-    ) -> Prospect:
-        return await self._write(self._inner.update_by_fid, fid, fields, need_answer)
-
-    async def create(self, email: str, fields: Fields, *, need_answer: bool = False) -> Prospect:
-        return await self._write(self._inner.create, email, fields, need_answer)
-
-    async def read_by_email(self, email: str) -> list[Prospect]:
-        return await self._inner.read_by_email(email)
-
-    async def read_by_id(self, prospect_id: int) -> Prospect | None:
-        return await self._inner.read_by_id(prospect_id)
-
-    async def read_by_fid(self, fid: str) -> Prospect | None:
-        return await self._inner.read_by_fid(fid)
-
-    async def _write(
+    async def write(
         self,
-        write: Callable[..., Awaitable[Prospect]],
-        key: Any,
+        operation: WriteOperation,
+        key: ProspectKey,
         fields: Fields,
+        *,
         need_answer: bool,
     ) -> Prospect:
         need_answer = need_answer or self._need_answer
         if self.delivered:
-            return await write(key, fields, need_answer=need_answer)
-        prospect = await write(key, {**self._mapped, **fields}, need_answer=need_answer)
+            return await self._inner.write(operation, key, fields, need_answer=need_answer)
+        prospect = await self._inner.write(
+            operation, key, {**self._mapped, **fields}, need_answer=need_answer
+        )
         self.delivered = True
         return prospect
+
+    async def read(self, key: ProspectKey) -> list[Prospect]:
+        return await self._inner.read(key)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from clients.local_db import open_local_db
+from clients.state.local_db import open_local_db
 from server.backfill.model import RowResult
 
 #: The journal's file inside ``server.state_dir``.

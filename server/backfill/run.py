@@ -37,8 +37,8 @@ from typing import Protocol
 import grpc
 
 from clients.connections import PardotConnection
-from clients.identity import KeyedLocks
-from server.app import open_connections
+from clients.state.protocols import PersonLocks
+from server.app import open_connections, open_state
 from server.backfill.journal import JOURNAL_FILE, BackfillJournal, job_key
 from server.backfill.model import Conflict, RowOutcome, RowResult, StopReason, Tally
 from server.backfill.source import BackfillFile, CsvProblem, CsvRow, read_backfill_csv
@@ -191,7 +191,8 @@ async def run_backfill(
         source = read_backfill_csv(options.source)
     except CsvProblem as error:
         raise BackfillUsageError(str(error)) from None
-    connections = open_connections(config)
+    state = open_state(config)
+    connections = open_connections(config, state)
     try:
         try:
             connection = connections.get(options.connection)
@@ -201,7 +202,14 @@ async def run_backfill(
         journal = _open_journal(config, options, connection.name, source)
         try:
             run = _Run(
-                connection, lookup_field, options.dry_run, journal, progress, stop, on_result
+                connection,
+                lookup_field,
+                options.dry_run,
+                journal,
+                progress,
+                stop,
+                on_result,
+                locks=state.person_locks(),
             )
             return await run.rows(source, workers)
         finally:
@@ -254,6 +262,8 @@ class _Run:
         progress: Progress | None,
         stop: asyncio.Event | None,
         on_result: Callable[[RowResult], None] | None,
+        *,
+        locks: PersonLocks,
     ) -> None:
         self.connection = connection
         self.lookup_field = lookup_field
@@ -262,7 +272,8 @@ class _Run:
         self.progress = progress or NoProgress()
         self.stop = stop or asyncio.Event()
         self.on_result = on_result
-        self.locks = KeyedLocks()
+        #: Rows with one email one at a time (keyed by the email, not a strategy's key).
+        self.locks = locks
         #: Dry run: prospect id → the value an earlier row would have written.
         self.planned: dict[int, str] | None = {} if dry_run else None
         self.failures_in_a_row = 0

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from clients.state.local import IDENTITY_FILE
 from fakepardot import FakePardot
 from prospectsync.v1 import prospect_sync_pb2 as pb
-from server.app import IDENTITY_FILE
 from server.backfill.journal import JOURNAL_FILE
 from server.backfill.model import RowOutcome, RowResult, StopReason, Tally
 from server.backfill.run import (

@@ -1,5 +1,5 @@
 """Fixtures for the client tests: the session's fakepardot over real HTTP on loopback
-(``fake``, reset around each test that uses it: tests/conftest.py), and clients
+(``fake``, reset around each test that uses it: tests/conftest.py), and connections
 configured with tiny backoffs."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from clients.config import ConnectionConfig
+from clients.connections import PardotConnection, PardotConnections
 from clients.gateway import PardotGateway
-from clients.transport import PardotClient
 from fakepardot import DEMO, FakePardot
 
 #: Backoffs small enough for tests; the retry logic is the same.
@@ -63,33 +63,34 @@ def legacy_config(fake: FakePardot, name: str = "legacy", **overrides: Any) -> C
     return ConnectionConfig(**(values | overrides))
 
 
-ClientFactory = Callable[[ConnectionConfig], PardotClient]
+ClientFactory = Callable[[ConnectionConfig], PardotConnection]
 
 
 @pytest.fixture
 async def make_client() -> AsyncIterator[ClientFactory]:
-    """Builds PardotClients and closes them after the test."""
-    made: list[PardotClient] = []
+    """Builds a connection for one configuration (as the server would: through
+    ``PardotConnections``, with its own HTTP client) and closes it after the test."""
+    made: list[PardotConnections] = []
 
-    def build(config: ConnectionConfig) -> PardotClient:
-        client = PardotClient(config)
-        made.append(client)
-        return client
+    def build(config: ConnectionConfig) -> PardotConnection:
+        connections = PardotConnections({config.name: config})
+        made.append(connections)
+        return connections.get(config.name)
 
     yield build
-    for client in made:
-        await client.aclose()
+    for connections in made:
+        await connections.aclose()
 
 
 def gateway(
-    client: PardotClient,
+    connection: PardotConnection,
     *,
     api_version: int | None = None,
     dry_run: bool = False,
     deadline: float | None = None,
 ) -> PardotGateway:
-    version = api_version if api_version is not None else client.config.api_version
-    return PardotGateway(client, api_version=version, dry_run=dry_run, deadline=deadline)
+    version = api_version if api_version is not None else connection.config.api_version
+    return connection.gateway(api_version=version, dry_run=dry_run, deadline=deadline)
 
 
 def api_calls(fake: FakePardot) -> list[Any]:

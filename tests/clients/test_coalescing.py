@@ -3,7 +3,7 @@ HTTP: an idle write goes alone; writes that find every slot taken leave together
 batch calls of Pardot's shape; each caller gets its own entry's result; whole-call
 failures are retried without duplicating anyone (and creates are never resent in
 doubt); a malformed-batch answer falls back to single calls; the queue is bounded;
-deadlines are each caller's own. Plus the batch wire format itself (clients.batching).
+deadlines are each caller's own. Plus the batch wire format itself (clients.wire.batching).
 
 "Every slot taken" is made exact, not timed: the test holds all the account's slots
 (``busy``) while the writes under test queue, and waits until they are queued.
@@ -23,7 +23,10 @@ import pytest
 from grpc import StatusCode
 from structlog.testing import capture_logs
 
-from clients.batching import (
+from clients.coalescer import MAX_QUEUED_WRITE_BYTES, PardotQueueFull, WriteCoalescer
+from clients.config import check_connection
+from clients.connections import PardotConnection, PardotConnections
+from clients.wire.batching import (
     BatchEntry,
     BatchKind,
     UnreadableBatchAnswer,
@@ -32,10 +35,6 @@ from clients.batching import (
     entry_errors,
     err_code_of,
 )
-from clients.coalescer import MAX_QUEUED_WRITE_BYTES, PardotQueueFull, WriteCoalescer
-from clients.config_checks import check_connection
-from clients.connections import PardotConnections
-from clients.transport import PardotClient
 from fakepardot import FakePardot
 from fakepardot import constants as fake_constants
 from strategies.core import pardot_facts as facts
@@ -59,22 +58,22 @@ class Slots:
     """Every slot of an account's limiter, taken as other requests in flight would
     take them: exact, where slow requests at the fake would be a matter of timing."""
 
-    def __init__(self, client: PardotClient) -> None:
+    def __init__(self, client: PardotConnection) -> None:
         self._client = client
         self._held = 0
 
     async def take_all(self) -> None:
         for _ in range(self._client.config.max_concurrency):
-            await self._client.limiter.acquire()
+            await self._client.account.slots.acquire()
             self._held += 1
 
     def release(self) -> None:
         for _ in range(self._held):
-            self._client.limiter.release()
+            self._client.account.slots.release()
         self._held = 0
 
 
-async def busy(client: PardotClient) -> Slots:
+async def busy(client: PardotConnection) -> Slots:
     """The account busy: writes from now on queue (until ``release()``)."""
     await gateway(client).read_by_email("warm@example.com")  # the token first
     slots = Slots(client)
@@ -86,8 +85,8 @@ def start(*calls: Awaitable[T]) -> list[asyncio.Future[T]]:
     return [asyncio.ensure_future(call) for call in calls]
 
 
-async def queued(client: PardotClient, count: int) -> None:
-    await until(lambda: client.coalescer.queued == count)
+async def queued(client: PardotConnection, count: int) -> None:
+    await until(lambda: client.account.writes.queued == count)
 
 
 def batch_calls(fake: FakePardot) -> list[Any]:
@@ -149,7 +148,7 @@ async def test_writes_that_find_every_slot_taken_leave_in_one_batch_call(
     for g in gateways:
         [record] = g.calls
         assert record.path.endswith("/do/batchUpsert") and record.batch_size == 20
-    assert client.coalescer.queued == 0
+    assert client.account.writes.queued == 0
 
 
 async def test_under_concurrency_two_hundred_writes_take_few_full_calls(
@@ -187,18 +186,18 @@ async def test_a_lone_queued_write_is_sent_alone_with_pardots_answer(
     assert prospect.id is not None and prospect.created is True
 
 
-def crowded(client: PardotClient, *, linger_s: float) -> WriteCoalescer:
+def crowded(client: PardotConnection, *, linger_s: float) -> WriteCoalescer:
     """``client`` with writes crowded from its second on (as if ≥ 200 a second came,
     without depending on how fast this machine makes them): a coalescer whose
     threshold no gap can miss."""
-    client.coalescer = WriteCoalescer(
-        client.limiter,
+    client.account.writes = WriteCoalescer(
+        client.account.slots,
         max_concurrency=client.config.max_concurrency,
         max_queued=client.config.max_queued_writes,
         crowded_gap_s=3600.0,
         linger_s=linger_s,
     )
-    return client.coalescer
+    return client.account.writes
 
 
 async def test_a_lone_caller_never_waits_even_when_its_writes_are_crowded(
@@ -230,7 +229,7 @@ async def test_crowded_writes_ride_along_while_another_call_is_on_its_way(
     riders = start(*(gateway(client).upsert_by_email(f"r{n}@example.com", {}) for n in range(10)))
     prospects = await asyncio.gather(first, *riders)
 
-    assert not client.limiter.locked()
+    assert not client.account.slots.locked()
     [call] = batch_calls(fake)
     assert set(entries_of(call)) == {f"r{n}@example.com" for n in range(10)}
     assert prospects[0].id is not None  # the first went alone: its answer has the id
@@ -267,9 +266,9 @@ async def test_a_linger_ends_only_for_a_full_batch_of_its_own_connection(
     """Two connections to one account share the queue; a batch of one filling does not
     send the other's half-empty batch early."""
     connections = PardotConnections({"a": v3_config(fake, "a"), "b": v3_config(fake, "b")})
-    a, b = connections.get("a").client, connections.get("b").client
+    a, b = connections.get("a"), connections.get("b")
     shared = crowded(a, linger_s=3600.0)
-    b.coalescer = shared
+    b.account.writes = shared
     waiting: list[asyncio.Future[Prospect]] = []
     try:
         for client in (a, b):
@@ -374,7 +373,7 @@ async def test_a_dry_run_write_is_planned_at_once_never_queued(
 
     planned = await planning.upsert_by_email("dry@example.com", {"first_name": "D"})
 
-    assert planned.planned and client.coalescer.queued == 0
+    assert planned.planned and client.account.writes.queued == 0
     assert [c.planned for c in planning.calls] == [True]
     slots.release()
     assert write_calls(fake) == []
@@ -409,7 +408,7 @@ async def test_a_write_too_large_to_hold_is_not_queued_but_sent_alone(
     notes = "n" * (MAX_QUEUED_WRITE_BYTES + 1)
     [large] = start(gateway(client).upsert_by_email("large@example.com", {"notes": notes}))
     await asyncio.sleep(0.01)
-    assert client.coalescer.queued == 0
+    assert client.account.writes.queued == 0
     slots.release()
 
     prospect = await large
@@ -592,7 +591,7 @@ async def test_a_caller_whose_deadline_passes_while_queued_sends_nothing(
 
     with pytest.raises(DeadlineExceeded) as caught:
         await writes[1]
-    assert client.coalescer.queued == 2
+    assert client.account.writes.queued == 2
     slots.release()
     await asyncio.gather(writes[0], writes[2])
 
@@ -637,12 +636,13 @@ async def test_a_batch_runs_to_its_latest_deadline_but_each_caller_stops_at_its_
 async def test_closing_fails_queued_writes_instead_of_leaving_them_waiting(
     fake: FakePardot,
 ) -> None:
-    client = PardotClient(v3_config(fake))
+    connections = PardotConnections({"v3": v3_config(fake)})
+    client = connections.get("v3")
     slots = await busy(client)
     writes = start(*(gateway(client).upsert_by_email(f"z{n}@example.com", {}) for n in range(3)))
     await queued(client, 3)
 
-    await asyncio.wait_for(client.aclose(), 5)
+    await asyncio.wait_for(connections.aclose(), 5)
 
     for failure in await asyncio.gather(*writes, return_exceptions=True):
         assert isinstance(failure, PardotUnavailable)
@@ -659,9 +659,9 @@ async def test_connections_to_one_account_share_one_queue(fake: FakePardot) -> N
         }
     )
     try:
-        a, b, other = (connections.get(n).client for n in ("a", "b", "other"))
-        assert a.coalescer is b.coalescer is not other.coalescer
-        assert a.coalescer.max_queued == 40  # the smallest configured for the account
+        a, b, other = (connections.get(n) for n in ("a", "b", "other"))
+        assert a.account.writes is b.account.writes is not other.account.writes
+        assert a.account.writes.max_queued == 40  # the smallest configured for the account
     finally:
         await connections.aclose()
 
@@ -672,7 +672,7 @@ def test_max_queued_writes_must_be_positive(fake: FakePardot) -> None:
     assert "connections.default.max_queued_writes" in caught.value.message
 
 
-# --- the wire format (clients.batching) ----------------------------------------------------
+# --- the wire format (clients.wire.batching) -----------------------------------------------
 
 
 def test_which_writes_have_a_batch_form() -> None:

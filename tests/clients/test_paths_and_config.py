@@ -6,9 +6,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from clients.config import ConnectionConfig
-from clients.config_checks import check_connection
-from clients.transport import api_path, encode_path_value
+from clients.config import (
+    ConnectionConfig,
+    ConnectionMisconfigured,
+    check_connection,
+    check_legacy,
+    check_oauth,
+)
+from clients.wire.paths import api_path, encode_path_value
 from strategies.core.errors import FailedPrecondition
 
 SECRET = "s3cr3t-value-never-printed"
@@ -88,3 +93,38 @@ def test_business_unit_error_has_its_own_reason() -> None:
     with pytest.raises(FailedPrecondition) as caught:
         check_connection(oauth(business_unit_id="nope"))
     assert caught.value.reason == "BUSINESS_UNIT_INVALID"
+
+
+def test_every_problem_of_a_built_config_is_in_one_refusal() -> None:
+    """Code is held to the file's rules, all at once: the operator of a config built in
+    code (tests, clients.connections) also fixes it in one go."""
+    bad = oauth(backoff_base_s=-1, auth_failure_cooldown_s=-1, unconfirmed_create_hold_s=-1)
+    with pytest.raises(ConnectionMisconfigured) as caught:  # a FailedPrecondition
+        check_connection(bad)
+    assert isinstance(caught.value, FailedPrecondition)
+    assert caught.value.reason == "CONNECTION_MISCONFIGURED"
+    assert caught.value.problems == [
+        f"connections.eu.{key}: must not be negative (0 or more seconds)"
+        for key in ("backoff_base_s", "auth_failure_cooldown_s", "unconfirmed_create_hold_s")
+    ]
+    assert caught.value.message == "; ".join(caught.value.problems)
+
+
+def test_a_bad_business_unit_among_other_problems_is_a_misconfigured_connection() -> None:
+    with pytest.raises(FailedPrecondition) as caught:
+        check_connection(oauth(business_unit_id="nope", timeout_s=0))
+    assert caught.value.reason == "CONNECTION_MISCONFIGURED"
+    assert "connections.eu.business_unit_id" in caught.value.message
+    assert "connections.eu.timeout_s: must be more than 0 seconds" in caught.value.message
+
+
+def test_code_may_cross_pardots_concurrency_limit_where_a_file_may_not() -> None:
+    """A test provokes err 66 with more than 5 in flight on purpose; a file is refused."""
+    check_connection(oauth(max_concurrency=8))
+
+
+def test_an_authenticator_refuses_a_connection_of_the_other_mode() -> None:
+    with pytest.raises(FailedPrecondition) as caught:
+        check_legacy(oauth())
+    assert 'connections.eu.auth: must be "legacy"' in caught.value.message
+    check_oauth(oauth())

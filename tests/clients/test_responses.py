@@ -6,8 +6,8 @@ import httpx
 import pytest
 from grpc import StatusCode
 
-from clients.responses import parse_response, prospects_in
-from clients.transport import PardotClient
+from clients.connections import PardotConnections
+from clients.wire.responses import parse_response, prospects_in
 from fakepardot import FakePardot
 from strategies.core.errors import PardotError, PardotUnavailable, ProspectSyncError
 
@@ -113,7 +113,8 @@ async def test_the_fakes_xml_answers_parse_like_its_json(fake_server: FakePardot
     fake_server.state.reset()
     one = fake_server.state.add_prospect("v4", email="xml@example.com", org_id="o-x")
     fake_server.state.add_prospect("v4", email="xml@example.com")
-    client = PardotClient(oauth_config(fake_server))
+    connections = PardotConnections({"default": oauth_config(fake_server)})
+    client = connections.get("default").transport
     try:
         token = await client.auth.token(request_timeout_s=2.0)
         headers = client.auth.headers(token)
@@ -122,7 +123,7 @@ async def test_the_fakes_xml_answers_parse_like_its_json(fake_server: FakePardot
             by_id = await http.get(f"/api/prospect/version/4/do/read/id/{one['id']}")
             missing = await http.get("/api/prospect/version/4/do/read/id/1")
     finally:
-        await client.aclose()
+        await connections.aclose()
 
     assert several.headers["content-type"].startswith("text/xml")
     assert len(prospects_in(parse_response(200, XML, several.content))) == 2

@@ -1,4 +1,4 @@
-"""PardotClient against fakepardot: retries only what is safe to retry, never more than
+"""The transport against fakepardot: retries only what is safe to retry, never more than
 max_concurrency in flight, never past the deadline, and paths that cannot escape."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import time
 import pytest
 from grpc import StatusCode
 
-from clients.transport import PardotClient
+from clients.connections import PardotConnections
 from fakepardot import FakePardot
 from strategies.core.errors import (
     DeadlineExceeded,
@@ -212,7 +212,8 @@ async def test_a_backoff_that_would_end_past_the_deadline_is_not_slept(
     fake: FakePardot,
 ) -> None:
     config = oauth_config(fake, backoff_base_s=30.0, backoff_max_s=30.0)
-    client = PardotClient(config, rng=_LongestBackoff())
+    connections = PardotConnections({"default": config}, rng=_LongestBackoff())
+    client = connections.get("default")
     try:
         fake.state.inject("http_500", times=5, path_contains="/do/read/")
         pardot = gateway(client, deadline=time.monotonic() + 5)
@@ -221,7 +222,7 @@ async def test_a_backoff_that_would_end_past_the_deadline_is_not_slept(
                 await pardot.read_by_email("a@example.com")
         assert api_records(pardot.calls) == [(1, 500, 0)]
     finally:
-        await client.aclose()
+        await connections.aclose()
 
 
 async def test_a_request_timeout_is_retried_for_a_read(

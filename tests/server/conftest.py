@@ -4,6 +4,9 @@ and stand-in connections whose gateways are the in-memory Pardot (tests/support)
 The stand-ins let a test control what happens inside a call (block it, fail it with an
 unexpected exception, see the deadline it got) without any HTTP; the real
 ``PardotConnections`` against fakepardot is exercised in test_smoke.py.
+
+``state`` is a state backend under test (tests/support/state.py), once per backend that
+keeps message_id records: the idempotency tests run against its protocol.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import pytest
 import structlog
 
 from clients.config import ConnectionConfig
-from clients.identity import IdentityView, MemoryIdentityStore
+from clients.state.identity import IdentityView, MemoryIdentityStore
+from clients.state.protocols import IdentityStore
 from fakepardot import FakePardot
 from server.app import RunningServer, start_server
 from server.config import ServerConfig, ServiceConfig
@@ -31,6 +35,7 @@ from server.logging import configure_logging
 from strategies.core.errors import FailedPrecondition, Reason
 from strategies.core.model import CallRecord
 from support.memory_gateway import MemoryGateway
+from support.state import RECORD_BACKENDS, StateUnderTest
 
 #: A configured secret that must never show up in a log line or a status.
 CONFIGURED_SECRET = "cfg-secret-4b1d7e2a9c"
@@ -114,7 +119,7 @@ class StubConnections:
 
     configs: dict[str, ConnectionConfig]
     prospects: dict[int, dict[str, Any]] = field(default_factory=dict)
-    identity: MemoryIdentityStore = field(default_factory=MemoryIdentityStore)
+    identity: IdentityStore = field(default_factory=MemoryIdentityStore)
     deadlines: list[float | None] = field(default_factory=list)
     before: Callable[[str], Awaitable[None]] | None = None
     closed: bool = False
@@ -138,6 +143,15 @@ class Served:
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.running.port}"
+
+
+@pytest.fixture(params=RECORD_BACKENDS)
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateUnderTest]:
+    opened = StateUnderTest(request.param, tmp_path / "state")
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, ServerConfig, load_config
+from server.config import ConfigError, ServerConfig, load_config, parse_config
 
 BU = "0Uv000000000001CAA"
 USER_KEY = "5ecae7c0ffee5ecae7c0ffee5ecae7c0"
@@ -187,6 +187,72 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         load_config(write(tmp_path, text), environ={})
     assert len(caught.value.problems) == 2
     assert "\n" not in str(caught.value)
+
+
+THREE_BAD_KEYS = (
+    "backoff_base_s = -1\nauth_failure_cooldown_s = -1\nunconfirmed_create_hold_s = -1\n"
+)
+THREE_PROBLEMS = [
+    f"connections.default.{key}: must not be negative (0 or more seconds)"
+    for key in ("backoff_base_s", "auth_failure_cooldown_s", "unconfirmed_create_hold_s")
+]
+
+
+def test_three_bad_keys_are_three_problems_of_one_load(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, OAUTH + THREE_BAD_KEYS), environ={})
+    assert caught.value.problems == THREE_PROBLEMS
+
+
+def test_three_bad_keys_are_three_problems_of_one_parse() -> None:
+    connection = {
+        "business_unit_id": BU,
+        "client_id": "client-id",
+        "client_secret": SECRETS["client_secret"],
+        "refresh_token": SECRETS["refresh_token"],
+        "backoff_base_s": -1,
+        "auth_failure_cooldown_s": -1,
+        "unconfirmed_create_hold_s": -1,
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"connections": {"default": connection}}, environ={})
+    assert caught.value.problems == THREE_PROBLEMS
+
+
+def test_problems_of_every_kind_come_together(tmp_path: Path) -> None:
+    """A type, a rule of one setting, a file-only bound, a rule across settings, an
+    unknown key and a [server] setting: six problems, one refusal."""
+    text = (
+        "[server]\nmax_in_flight = 0\n"
+        + replace_line(OAUTH, "refresh_token", None)
+        + 'timeout_s = "fast"\nmax_retries = -1\nmax_concurrency = 9\nretries = 1\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), environ={})
+    keys = sorted(problem.split(":")[0] for problem in caught.value.problems)
+    assert keys == [
+        "connections.default.max_concurrency",
+        "connections.default.max_retries",
+        "connections.default.refresh_token",
+        "connections.default.retries",
+        "connections.default.timeout_s",
+        "server.max_in_flight",
+    ]
+
+
+def test_a_setting_the_file_could_not_read_is_one_problem_not_two(tmp_path: Path) -> None:
+    """``client_id = 5`` is refused for its type; that its default is empty is no news."""
+    text = replace_line(OAUTH, "client_id", "client_id = 5")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), environ={})
+    assert caught.value.problems == [
+        "connections.default.client_id: must be a string, not an integer"
+    ]
+
+
+def test_backoff_base_may_not_exceed_its_cap(tmp_path: Path) -> None:
+    message = refusal(tmp_path, OAUTH + "backoff_base_s = 3\nbackoff_max_s = 2\n")
+    assert "connections.default.backoff_base_s: must not be more than backoff_max_s" in message
 
 
 def test_refusals_never_echo_a_secret_value(tmp_path: Path) -> None:

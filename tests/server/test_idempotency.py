@@ -1,6 +1,12 @@
-"""server.idempotency: the store, the single flight, and the interceptor over a real
-server with stand-in connections (the live version against fakepardot is in
-tests/e2e/test_idempotency.py)."""
+"""server.idempotency: the message_id records, the single flight, and the interceptor
+over a real server with stand-in connections (the live version against fakepardot is in
+tests/e2e/test_idempotency.py).
+
+The records and the single flight are tested against
+``clients.state.protocols.ResponseRecords``: ``store`` comes from the ``state`` fixture
+(tests/server/conftest.py), once per backend; what only the SQLite store does (its file,
+its purge, its transaction) is tested on ``ResponseStore`` itself.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +19,16 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
+from clients.state.local import IDEMPOTENCY_FILE
+from clients.state.protocols import IdempotencyKey, ResponseRecords
+from clients.state.responses import ResponseStore
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
-from server.idempotency import IDEMPOTENCY_FILE, Idempotency, IdempotencyKey, ResponseStore
+from server.idempotency import Idempotency
 from strategies.core.errors import InvalidArgument, PardotUnavailable
 from strategies.validation import MAX_MESSAGE_ID_LENGTH
 from support.service import identify
+from support.state import StateUnderTest
 
 if TYPE_CHECKING:
     from .conftest import LogCapture, Served
@@ -42,7 +52,14 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[ResponseStore]:
+def store(state: StateUnderTest, clock: Clock) -> ResponseRecords:
+    """The ``state`` backend's records, 60 s window, on the test's clock (closed by
+    ``state``)."""
+    return state.responses(window_s=60.0, clock=clock)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, clock: Clock) -> Iterator[ResponseStore]:
     opened = ResponseStore(tmp_path / IDEMPOTENCY_FILE, window_s=60.0, clock=clock)
     yield opened
     opened.close()
@@ -58,16 +75,16 @@ def created(prospect_id: str = "7") -> pb.IdentifyResponse:
     )
 
 
-# --- the store -----------------------------------------------------------------------
+# --- the records -----------------------------------------------------------------------
 
 
-async def save_now(store: ResponseStore, key: IdempotencyKey, response: bytes) -> None:
+async def save_now(store: ResponseRecords, key: IdempotencyKey, response: bytes) -> None:
     """Saves and waits for the commit."""
     await asyncio.wait_for(store.save(key, response, then=lambda: None), 5)
 
 
 async def test_a_stored_response_is_found_within_the_window_only(
-    store: ResponseStore, clock: Clock
+    store: ResponseRecords, clock: Clock
 ) -> None:
     assert store.get(KEY) is None
     await save_now(store, KEY, b"first")
@@ -79,18 +96,19 @@ async def test_a_stored_response_is_found_within_the_window_only(
     assert store.get(KEY) is None
 
 
-async def test_records_survive_a_reopen_and_expired_ones_are_purged(
-    tmp_path: Path, clock: Clock
-) -> None:
+async def test_records_survive_a_reopen(state: StateUnderTest, clock: Clock) -> None:
+    first = state.responses(clock=clock)
+    await save_now(first, KEY, b"kept")
+    first.close()
+    assert state.responses(clock=clock).get(KEY) == b"kept"
+
+
+async def test_expired_sqlite_records_are_purged_on_open(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / IDEMPOTENCY_FILE
     first = ResponseStore(path, window_s=60.0, clock=clock)
     await save_now(first, KEY, b"kept")
     await save_now(first, IdempotencyKey(IDENTIFY, "default", "old"), b"old")
     first.close()
-
-    reopened = ResponseStore(path, window_s=60.0, clock=clock)
-    assert reopened.get(KEY) == b"kept"
-    reopened.close()
 
     clock.now += 61
     purged = ResponseStore(path, window_s=60.0, clock=clock)  # purges on open
@@ -101,62 +119,53 @@ async def test_records_survive_a_reopen_and_expired_ones_are_purged(
         purged.close()
 
 
-async def test_a_saved_record_is_committed_before_its_future_resolves(tmp_path: Path) -> None:
-    path = tmp_path / IDEMPOTENCY_FILE
-    store = ResponseStore(path, window_s=60.0, group_commit_s=0.05)
-    other = ResponseStore(path, window_s=60.0)  # another connection: sees commits only
-    try:
-        released: list[str] = []
-        keys = [IdempotencyKey(IDENTIFY, "default", f"m-{n}") for n in range(3)]
-        saved = [
-            store.save(key, key.message_id.encode(), then=lambda k=key: released.append(k))
-            for key in keys
-        ]
-        assert not any(future.done() for future in saved) and released == []
-        await asyncio.wait_for(asyncio.gather(*saved), 5)
-        # One commit held them all, and each caller learnt of it.
-        assert [other.get(key) for key in keys] == [b"m-0", b"m-1", b"m-2"]
-        assert released == keys
-    finally:
-        other.close()
-        store.close()
+async def test_a_saved_record_is_committed_before_its_future_resolves(
+    state: StateUnderTest,
+) -> None:
+    store = state.responses(group_commit_s=0.05)
+    other = state.responses()  # another connection: sees commits only
+    released: list[str] = []
+    keys = [IdempotencyKey(IDENTIFY, "default", f"m-{n}") for n in range(3)]
+    saved = [
+        store.save(key, key.message_id.encode(), then=lambda k=key: released.append(k))
+        for key in keys
+    ]
+    assert not any(future.done() for future in saved) and released == []
+    await asyncio.wait_for(asyncio.gather(*saved), 5)
+    # One commit held them all, and each caller learnt of it.
+    assert [other.get(key) for key in keys] == [b"m-0", b"m-1", b"m-2"]
+    assert released == keys
 
 
-async def test_a_record_saved_long_after_the_last_commit_goes_at_once(tmp_path: Path) -> None:
+async def test_a_record_saved_long_after_the_last_commit_goes_at_once(
+    state: StateUnderTest,
+) -> None:
     """Only records saved within the window of the last commit wait for the next:
     a quiet service adds no latency, a busy one groups its commits."""
-    store = ResponseStore(tmp_path / IDEMPOTENCY_FILE, window_s=60.0, group_commit_s=3600.0)
-    try:
-        await save_now(store, KEY, b"first")  # nothing committed for an hour: at once
-        later = IdempotencyKey(IDENTIFY, "default", "later")
-        second = store.save(later, b"second", then=lambda: None)
-        await asyncio.sleep(0.05)
-        assert not second.done() and store.get(later) is None  # within the hour: waits
-        store.commit()
-        assert second.done() and store.get(later) == b"second"
-    finally:
-        store.close()
+    store = state.responses(group_commit_s=3600.0)
+    await save_now(store, KEY, b"first")  # nothing committed for an hour: at once
+    later = IdempotencyKey(IDENTIFY, "default", "later")
+    second = store.save(later, b"second", then=lambda: None)
+    await asyncio.sleep(0.05)
+    assert not second.done() and store.get(later) is None  # within the hour: waits
+    store.commit()
+    assert second.done() and store.get(later) == b"second"
 
 
 async def test_records_still_waiting_for_their_commit_are_committed_on_close(
-    tmp_path: Path,
+    state: StateUnderTest,
 ) -> None:
-    path = tmp_path / IDEMPOTENCY_FILE
-    store = ResponseStore(path, window_s=60.0, group_commit_s=60.0)
+    store = state.responses(group_commit_s=60.0)
     saved = store.save(KEY, b"kept", then=lambda: None)
     store.close()
     assert saved.done() and saved.exception() is None
-    reopened = ResponseStore(path, window_s=60.0)
-    try:
-        assert reopened.get(KEY) == b"kept"
-    finally:
-        reopened.close()
+    assert state.responses().get(KEY) == b"kept"
 
 
 # --- the single flight ---------------------------------------------------------------
 
 
-async def test_concurrent_duplicates_run_once_and_share_the_result(store: ResponseStore) -> None:
+async def test_concurrent_duplicates_run_once_and_share_the_result(store: ResponseRecords) -> None:
     idempotency = Idempotency(store)
     release = asyncio.Event()
     runs = 0
@@ -181,7 +190,7 @@ async def test_concurrent_duplicates_run_once_and_share_the_result(store: Respon
 
 
 async def test_a_replay_is_the_first_result_marked_duplicate_without_calls(
-    store: ResponseStore,
+    store: ResponseRecords,
 ) -> None:
     idempotency = Idempotency(store)
 
@@ -201,7 +210,7 @@ async def test_a_replay_is_the_first_result_marked_duplicate_without_calls(
 
 
 async def test_a_failure_is_not_remembered_and_a_waiter_runs_instead(
-    store: ResponseStore,
+    store: ResponseRecords,
 ) -> None:
     idempotency = Idempotency(store)
     release = asyncio.Event()
@@ -232,7 +241,7 @@ async def test_a_failure_is_not_remembered_and_a_waiter_runs_instead(
     assert {r.prospect_id for r in replies} == {"8"}
 
 
-async def test_a_cancelled_first_call_lets_a_waiter_run(store: ResponseStore) -> None:
+async def test_a_cancelled_first_call_lets_a_waiter_run(store: ResponseRecords) -> None:
     idempotency = Idempotency(store)
     never = asyncio.Event()
     runs = 0
@@ -254,10 +263,10 @@ async def test_a_cancelled_first_call_lets_a_waiter_run(store: ResponseStore) ->
 
 
 async def test_a_first_call_that_goes_away_while_its_record_commits_still_answers_waiters(
-    tmp_path: Path,
+    state: StateUnderTest,
 ) -> None:
     # Commits an hour apart: after the first one, a record waits until commit().
-    store = ResponseStore(tmp_path / IDEMPOTENCY_FILE, window_s=60.0, group_commit_s=3600.0)
+    store = state.responses(group_commit_s=3600.0)
     idempotency = Idempotency(store)
     runs = 0
 
@@ -266,27 +275,25 @@ async def test_a_first_call_that_goes_away_while_its_record_commits_still_answer
         runs += 1
         return created()
 
-    try:
-        other = IdempotencyKey(IDENTIFY, "default", "earlier")
-        await save_now(store, other, b"")
-        first = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
-        await asyncio.sleep(0.01)
-        assert store.get(KEY) is None  # answered by Pardot; its record waits for the commit
-        waiter = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
-        await asyncio.sleep(0.01)
-        first.cancel()  # the caller went away: what it did at Pardot still stands
-        await asyncio.sleep(0.01)
-        assert not waiter.done()  # it waits for the record, not for the first caller
-        store.commit()
-        reply = await asyncio.wait_for(waiter, 5)
-        assert (runs, reply.outcome) == (1, pb.OUTCOME_DUPLICATE_MESSAGE)
-    finally:
-        store.close()
+    other = IdempotencyKey(IDENTIFY, "default", "earlier")
+    await save_now(store, other, b"")
+    first = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
+    await asyncio.sleep(0.01)
+    assert store.get(KEY) is None  # answered by Pardot; its record waits for the commit
+    waiter = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
+    await asyncio.sleep(0.01)
+    first.cancel()  # the caller went away: what it did at Pardot still stands
+    await asyncio.sleep(0.01)
+    assert not waiter.done()  # it waits for the record, not for the first caller
+    store.commit()
+    reply = await asyncio.wait_for(waiter, 5)
+    assert (runs, reply.outcome) == (1, pb.OUTCOME_DUPLICATE_MESSAGE)
 
 
-async def test_a_failed_commit_fails_the_call_and_lets_a_waiter_run(
-    store: ResponseStore, monkeypatch: pytest.MonkeyPatch
+async def test_a_failed_sqlite_commit_fails_the_call_and_lets_a_waiter_run(
+    sqlite_store: ResponseStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    store = sqlite_store
     idempotency = Idempotency(store)
     write = store._write
     failures = [sqlite3.OperationalError("disk I/O error")]
@@ -321,7 +328,7 @@ async def test_a_failed_commit_fails_the_call_and_lets_a_waiter_run(
 # --- which calls are keyed -----------------------------------------------------------
 
 
-def test_the_key_is_method_connection_and_message_id(store: ResponseStore) -> None:
+def test_the_key_is_method_connection_and_message_id(store: ResponseRecords) -> None:
     idempotency = Idempotency(store)
     assert idempotency.key_for(IDENTIFY, identify(TOM, message_id="m-1")) == KEY
     assert idempotency.key_for(
@@ -331,7 +338,7 @@ def test_the_key_is_method_connection_and_message_id(store: ResponseStore) -> No
     assert idempotency.key_for(IDENTIFY, identify(TOM, message_id="m-1", dry_run=True)) is None
 
 
-def test_an_overlong_message_id_is_invalid_argument(store: ResponseStore) -> None:
+def test_an_overlong_message_id_is_invalid_argument(store: ResponseRecords) -> None:
     idempotency = Idempotency(store)
     with pytest.raises(InvalidArgument) as caught:
         idempotency.key_for(IDENTIFY, identify(TOM, message_id="m" * (MAX_MESSAGE_ID_LENGTH + 1)))
@@ -339,7 +346,7 @@ def test_an_overlong_message_id_is_invalid_argument(store: ResponseStore) -> Non
     assert idempotency.key_for(IDENTIFY, identify(TOM, message_id="m" * MAX_MESSAGE_ID_LENGTH))
 
 
-def test_identify_and_track_are_idempotent_the_snippet_is_not(store: ResponseStore) -> None:
+def test_identify_and_track_are_idempotent_the_snippet_is_not(store: ResponseRecords) -> None:
     assert set(Idempotency(store).response_types) == {
         IDENTIFY,
         "/prospectsync.v1.ProspectSync/Track",

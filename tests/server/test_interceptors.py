@@ -10,7 +10,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from server.idempotency import IDEMPOTENCY_FILE, Idempotency, ResponseStore
+from clients.state.local import IDEMPOTENCY_FILE
+from clients.state.responses import ResponseStore
+from server.idempotency import Idempotency
 from server.interceptors import (
     AdmissionInterceptor,
     IdempotencyInterceptor,

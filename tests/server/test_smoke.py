@@ -15,10 +15,11 @@ from google.protobuf import struct_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from clients.state.local import IDENTITY_FILE
 from fakepardot import DEMO, FakePardot
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
-from server.app import IDENTITY_FILE, RunningServer, start_server
+from server.app import RunningServer, start_server
 from server.config import ConfigError, ServiceConfig, parse_config
 
 if TYPE_CHECKING:

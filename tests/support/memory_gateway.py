@@ -1,7 +1,10 @@
-"""An in-memory Pardot behind the Gateway protocol, for unit tests of strategies.
+"""An in-memory Pardot behind ``strategies.base.Gateway``, for unit tests of strategies.
 
 It keeps Pardot's identity rules per API version (PARDOT_API.md) so a strategy's
-decisions can be tested without a network, and records every call it is asked for.
+decisions can be tested without a network, and records every call it is asked for
+(by verb: ``upsert_by_email``, ``read_by_id``, …). Like the real gateway it implements
+only the two primitives, so the verbs and their version rules are the ones strategies
+meet in production; tests/clients/test_gateway_contract.py holds both to one contract.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from clients.identity import IdentityView, MemoryIdentityStore
+from clients.state.identity import IdentityView, MemoryIdentityStore
+from strategies.base import ProspectKey, WriteOperation
 from strategies.core.errors import FailedPrecondition, PardotError, Reason
 from strategies.core.model import Fields, Prospect
+from strategies.track import TrackGateway
 
 
 @dataclass
-class MemoryGateway:
+class MemoryGateway(TrackGateway):
     api_version: int = 3
     dry_run: bool = False
     prospects: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -43,64 +48,44 @@ class MemoryGateway:
     def ops(self) -> list[str]:
         return [op for op, _ in self.calls]
 
-    # --- the Gateway protocol -------------------------------------------------------
-    async def upsert_by_email(
-        self, email: str, fields: Fields, *, need_answer: bool = False
+    # --- the Gateway primitives (the verbs are strategies.base.Gateway's) ---------------
+    async def write(
+        self,
+        operation: WriteOperation,
+        key: ProspectKey,
+        fields: Fields,
+        *,
+        need_answer: bool,
     ) -> Prospect:
-        self.calls.append(("upsert_by_email", email))
-        assert self.api_version == 3, "upsert/email always creates in v4"
-        matches = self._by_email(email)
-        if matches:
-            return self._write(matches[0]["id"], fields)
-        return self._write(None, {**fields, "email": email})
-
-    async def upsert_by_id(
-        self, prospect_id: int, fields: Fields, *, need_answer: bool = False
-    ) -> Prospect:
-        self.calls.append(("upsert_by_id", prospect_id))
+        self.calls.append(
+            (operation if operation == "create" else f"{operation}_by_{key.by}", key.value)
+        )
+        if operation == "create":
+            email = str(key.value)
+            if self.api_version == 3 and self._by_email(email):
+                raise PardotError(9, "A prospect with the specified email address already exists")
+            return self._write(None, {**fields, "email": email})
+        if key.by == "email":  # upsert: v3 only (the base refuses it in v4)
+            matches = self._by_email(str(key.value))
+            if matches:
+                return self._write(matches[0]["id"], fields)
+            return self._write(None, {**fields, "email": str(key.value)})
+        if key.by == "fid":
+            return self._write(self._require_fid(str(key.value)), fields)
+        prospect_id = int(key.value)
         if prospect_id not in self.prospects:
             raise PardotError(3, "Invalid prospect ID")
         return self._write(prospect_id, fields)
 
-    async def upsert_by_fid(
-        self, fid: str, fields: Fields, *, need_answer: bool = False
-    ) -> Prospect:
-        self.calls.append(("upsert_by_fid", fid))
-        return self._write(self._require_fid(fid), fields)
-
-    async def update_by_id(
-        self, prospect_id: int, fields: Fields, *, need_answer: bool = False
-    ) -> Prospect:
-        self.calls.append(("update_by_id", prospect_id))
-        if prospect_id not in self.prospects:
-            raise PardotError(3, "Invalid prospect ID")
-        return self._write(prospect_id, fields)
-
-    async def update_by_fid(
-        self, fid: str, fields: Fields, *, need_answer: bool = False
-    ) -> Prospect:
-        self.calls.append(("update_by_fid", fid))
-        return self._write(self._require_fid(fid), fields)
-
-    async def create(self, email: str, fields: Fields, *, need_answer: bool = False) -> Prospect:
-        self.calls.append(("create", email))
-        if self.api_version == 3 and self._by_email(email):
-            raise PardotError(9, "A prospect with the specified email address already exists")
-        return self._write(None, {**fields, "email": email})
-
-    async def read_by_email(self, email: str) -> list[Prospect]:
-        self.calls.append(("read_by_email", email))
-        return [_prospect(p) for p in self._by_email(email)]
-
-    async def read_by_id(self, prospect_id: int) -> Prospect | None:
-        self.calls.append(("read_by_id", prospect_id))
-        found = self.prospects.get(prospect_id)
-        return _prospect(found) if found else None
-
-    async def read_by_fid(self, fid: str) -> Prospect | None:
-        self.calls.append(("read_by_fid", fid))
-        found = self._find_fid(fid)
-        return _prospect(found) if found else None
+    async def read(self, key: ProspectKey) -> list[Prospect]:
+        self.calls.append((f"read_by_{key.by}", key.value))
+        if key.by == "email":
+            return [_prospect(p) for p in self._by_email(str(key.value))]
+        if key.by == "fid":
+            found = self._find_fid(str(key.value))
+        else:
+            found = self.prospects.get(int(key.value))
+        return [_prospect(found)] if found else []
 
     # --- what track mappings add (strategies.track.TrackGateway) ----------------------
     async def add_to_list(self, prospect_id: int | None, list_id: int) -> bool:

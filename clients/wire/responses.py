@@ -1,4 +1,4 @@
-"""Turn one Pardot HTTP response into a dict, or into the error it really is.
+"""Turn one v3/v4 Pardot HTTP response into a dict, or into the error it really is.
 
 Pardot reports failures in the body (``stat="fail"`` with an err_code), sometimes under
 HTTP 200, and proxies in front of it answer with HTML pages or empty bodies. So the
@@ -7,8 +7,9 @@ treats a body without ``@attributes``/``<rsp>`` as success, never sends anything
 never decides about retries (the error's rule does).
 
 Format: JSON (we always ask for ``format=json``); XML is tolerated and converted to
-the same shape as the JSON (``{"@attributes": {...}, "prospect": {...}}``). Version 5
-(external activities) has its own JSON dialect: :func:`parse_v5_response`.
+the same shape as the JSON (``{"@attributes": {...}, "prospect": {...}}``). What any
+dialect's answer means when it is not Pardot's at all (:func:`not_pardot`) is here
+too; version 5 reads its own JSON in ``clients.wire.v5``.
 """
 
 from __future__ import annotations
@@ -44,35 +45,12 @@ def parse_response(status: int, content_type: str, body: bytes) -> dict[str, Any
     attributes = envelope["@attributes"]
     stat = attributes.get("stat")
     if stat == "fail":
-        raise PardotError(_err_code(attributes), _err_text(envelope.get("err")), http_status=status)
+        raise PardotError(
+            _err_code(attributes), error_text(envelope.get("err")), http_status=status
+        )
     if stat == "ok" and 200 <= status < 300:
         return envelope
     raise not_pardot(status, f'a Pardot envelope with stat="{stat}"')
-
-
-def parse_v5_response(status: int, content_type: str, body: bytes) -> dict[str, Any]:
-    """A version 5 answer (JSON only): the success document, or what a failure means.
-
-    - 204 with an empty body (an external activity recorded) → ``{}``;
-    - a JSON object with an integer ``code`` → :class:`PardotError` of that code,
-      whatever the status, so the one err_code table decides (184 refreshes the
-      token, 66 is retried, 122 is the daily limit);
-    - another JSON object under a 2xx status → that object;
-    - anything else (a proxy's page, an empty 200) is not Pardot's: as
-      :func:`not_pardot` says.
-    """
-    text = body.strip()
-    if status == 204 and not text:
-        return {}
-    document = _json_object(text)
-    if document is not None:
-        code = document.get("code")
-        if isinstance(code, int) and not isinstance(code, bool):
-            raise PardotError(code, _err_text(document.get("message")), http_status=status)
-        if 200 <= status < 300:
-            return document
-    what = "a body that is not Pardot's" if text else "an empty body"
-    raise not_pardot(status, what)
 
 
 def not_pardot(status: int, what: str) -> ProspectSyncError:
@@ -125,7 +103,8 @@ def _decode_json(text: bytes) -> dict[str, Any] | None:
     return None
 
 
-def _json_object(text: bytes) -> dict[str, Any] | None:
+def json_object(text: bytes) -> dict[str, Any] | None:
+    """``text`` as a JSON object, or None when it is not one."""
     try:
         data = json.loads(text) if text else None
     except ValueError:
@@ -179,7 +158,8 @@ def _err_code(attributes: Mapping[str, Any]) -> int:
         return 0
 
 
-def _err_text(err: Any) -> str:
+def error_text(err: Any) -> str:
+    """Pardot's error text as one string (several texts come as a list)."""
     if isinstance(err, list):
         return "; ".join(str(e) for e in err)
     return str(err) if err is not None else ""

@@ -9,41 +9,25 @@ Namespaces: ``email``, ``fid`` and ``field:<lookup field id>``. Only facts are s
 an id Pardot returned for that key. A planned write (dry run) or a batch answer without
 ids teaches nothing. Entries go when Pardot says the id is gone (err 3).
 
-The embedded default is SQLite in WAL mode under ``server.state_dir``: it survives a
-restart and needs no server. The :class:`IdentityStore` protocol is small on purpose so a
-Redis implementation can replace it for several replicas.
+Two implementations of ``clients.state.protocols.IdentityStore``: SQLite in WAL mode
+under ``server.state_dir`` (the embedded default: it survives a restart and needs no
+server) and a dict (unit tests, and connections built without a store). The strategies
+see one connection's part of it through :class:`IdentityView`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Protocol
 
-from clients.local_db import open_local_db
+from clients.state.local_db import open_local_db
+from clients.state.protocols import IdentityStore
 from strategies.core.model import EMAIL, Prospect
 
 
 def _normal(namespace: str, key: str) -> str:
     # Pardot matches emails case-insensitively; lookup values and fids are exact.
     return key.strip().lower() if namespace == EMAIL else key
-
-
-class IdentityStore(Protocol):
-    """Where the map lives. Implementations must be safe to share across requests."""
-
-    def lookup(self, connection: str, namespace: str, key: str) -> int | None: ...
-
-    def remember(self, connection: str, namespace: str, key: str, prospect_id: int) -> None: ...
-
-    def forget(self, connection: str, prospect_id: int) -> None:
-        """Drop every entry that points at ``prospect_id`` (deleted or merged away)."""
-        ...
-
-    def close(self) -> None: ...
 
 
 class SqliteIdentityStore:
@@ -89,7 +73,7 @@ class SqliteIdentityStore:
 
 
 class MemoryIdentityStore:
-    """A dict, for unit tests and for a server run without a state directory."""
+    """A dict, for unit tests and for connections built without a store."""
 
     def __init__(self) -> None:
         self._map: dict[tuple[str, str, str], int] = {}
@@ -109,7 +93,8 @@ class MemoryIdentityStore:
 
 
 class IdentityView:
-    """The map as one connection's strategies see it (``pardot.identity``)."""
+    """The map as one connection's strategies see it (``pardot.identity``): implements
+    ``strategies.base.IdentityView`` over any :class:`IdentityStore`."""
 
     def __init__(self, store: IdentityStore, connection: str) -> None:
         self._store = store
@@ -126,30 +111,3 @@ class IdentityView:
 
     def forget(self, prospect_id: int) -> None:
         self._store.forget(self._connection, prospect_id)
-
-
-class KeyedLocks:
-    """One asyncio lock per identity key, so concurrent first identifies of one person
-    resolve one after another and create one prospect. Locks are dropped when no one
-    holds or waits for them, so memory follows concurrency, not history.
-
-    In-process only: replicas sharing a Redis identity map need a shared lock too.
-    """
-
-    def __init__(self) -> None:
-        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, connection: str, key: str) -> AsyncIterator[None]:
-        slot = (connection, key)
-        lock, users = self._locks.get(slot, (asyncio.Lock(), 0))
-        self._locks[slot] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[slot]
-            if users == 1:
-                del self._locks[slot]
-            else:
-                self._locks[slot] = (lock, users - 1)

@@ -1,11 +1,11 @@
 """The one way the service opens a local SQLite file under ``server.state_dir`` (the
-identity map, idempotency records, the backfill journal).
+identity map, the message_id records, the backfill journal).
 
 WAL lets the server and a backfill run read and write the same file at once;
 ``synchronous=NORMAL`` is durable across a process crash (only an OS crash can lose the
 last commits, which cost one extra Pardot read later, never a wrong answer). Autocommit:
 every statement the callers run is one small transaction unless they open one
-themselves (the idempotency records group several calls' records in one).
+themselves (the message_id records group several calls' records in one).
 """
 
 from __future__ import annotations

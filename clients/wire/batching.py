@@ -7,7 +7,9 @@ batch answer says about each entry.
 - The answer names failed entries by their index, with Pardot's error TEXT and no
   err_code; every other entry was processed. It holds no ids.
 
-Data in, data out: this module never sends, waits, or decides about retries.
+Data in, data out: this module never sends, waits, or decides about retries. The
+write queue (``clients.coalescer``) decides which writes share a call and asks here for
+the request that carries them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from clients.wire.request import PardotRequest
+from clients.wire.v3v4 import api_request, prospect_write
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import PardotError
 
@@ -90,6 +94,36 @@ def encode(kind: BatchKind, entries: Sequence[BatchEntry]) -> str:
     else:
         prospects = [{**entry.fields, entry.id_field: entry.id_value} for entry in entries]
     return json.dumps({"prospects": prospects}, separators=(",", ":"), ensure_ascii=False)
+
+
+def batch_request(
+    kind: BatchKind, entries: Sequence[BatchEntry], *, idempotent: bool
+) -> PardotRequest:
+    """The batch call that carries ``entries``: ``idempotent`` only when every one of
+    them is (a batch holding a create is not)."""
+    prospects = encode(kind, entries)
+    return api_request(
+        "POST",
+        facts.PROSPECT,
+        kind.api_version,
+        kind.operation,
+        {},
+        {facts.BATCH_PROSPECTS_PARAM: prospects},
+        idempotent=idempotent,
+        batch_size=len(entries),
+    )
+
+
+def single_request(kind: BatchKind, entry: BatchEntry, *, idempotent: bool) -> PardotRequest:
+    """``entry`` alone, through the single-call endpoint (its answer holds the prospect)."""
+    return prospect_write(
+        kind.api_version,
+        entry.operation,
+        entry.id_field,
+        entry.id_value,
+        entry.fields,
+        idempotent=idempotent,
+    )
 
 
 class UnreadableBatchAnswer(ValueError):
