@@ -30,6 +30,8 @@ Switches and faults (``fake.state``; the same over HTTP under ``/_fake/``, see c
     legacy_retired = False       True: legacy login and api_key calls answer err 199
     token_ttl_s = None           OAuth tokens expire after this many seconds (None: never)
     api_key_ttl_s = 3600         legacy api keys expire (err 1)
+    answers_held = False         True: requests that got in flight wait, unanswered, until False
+                                 (a test decides when Pardot answers: no timing in the test)
     inject(kind, times=1, err_code=None, path_contains=None, delay_s=None)
         kinds: "html_502", "http_500", "empty_200", "err" (Pardot error for err_code),
         "delay" (wait delay_s, then answer), "drop" (close the connection, no response)

@@ -4,7 +4,8 @@ pipeline, in the order a real request meets real infrastructure:
 1. injected faults (a proxy or the network misbehaving: nothing behind it runs);
 2. authentication (auth.py) → the account;
 3. the account's limits: daily calls (err 122), then requests in flight (err 66);
-4. latency (``state.latency_s`` + an injected delay), holding the in-flight slot;
+4. latency (``state.latency_s`` + an injected delay), holding the in-flight slot, and
+   while ``state.answers_held`` no answer at all (a test's gate: it decides when);
 5. the operation itself, under the state lock;
 6. the call log (secrets redacted).
 
@@ -37,6 +38,9 @@ from fakepardot.wire import Incoming, Reply
 #: Closes the request's connection without a response; False if it could not.
 Dropper = Callable[[Scope], bool]
 Handler = Callable[[Incoming, Account | None], Reply]
+
+#: How often a held answer looks whether the test has let answers go.
+_HELD_POLL_S = 0.005
 
 PROXY_502_PAGE = (
     b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
@@ -139,6 +143,9 @@ class _PardotApi:
             self.state._admit(who)
         try:
             await _sleep(delay)
+            # Set from the test's thread, which cannot wake this loop: poll (no lock needed).
+            while self.state.answers_held:  # noqa: ASYNC110
+                await asyncio.sleep(_HELD_POLL_S)
             with self.state.lock:
                 return answer()
         finally:

@@ -5,7 +5,8 @@ faults, seed data and read the call log.
     GET    /_fake/state                                switches, counters, pending faults
     POST   /_fake/switches        {"latency_s": 0.1, "max_concurrency": 5, "daily_limit": null,
                                    "unknown_custom_field": "ignore", "legacy_retired": false,
-                                   "token_ttl_s": null, "api_key_ttl_s": 3600}  (any subset)
+                                   "token_ttl_s": null, "api_key_ttl_s": 3600,
+                                   "answers_held": false}  (any subset)
     POST   /_fake/inject          {"kind": "err", "times": 1, "err_code": 66,
                                    "path_contains": null, "delay_s": null}
     DELETE /_fake/faults

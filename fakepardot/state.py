@@ -61,6 +61,7 @@ class FakeState:
             "legacy_retired": self.legacy_retired,
             "token_ttl_s": self.token_ttl_s,
             "api_key_ttl_s": self.api_key_ttl_s,
+            "answers_held": self.answers_held,
         }
 
     def set_switches(self, **values: Any) -> None:
@@ -85,6 +86,7 @@ class FakeState:
             self.legacy_retired: bool = False
             self.token_ttl_s: float | None = None
             self.api_key_ttl_s: float = c.API_KEY_TTL_S
+            self.answers_held: bool = False
             self._accounts = {
                 name: _demo_account(name, version)
                 for name, version in DEMO.account_versions.items()

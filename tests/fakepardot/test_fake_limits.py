@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from fakepardot import FakePardot
+from support.waiting import until
 
 if TYPE_CHECKING:
     from tests.fakepardot.conftest import Pardot
@@ -78,3 +79,15 @@ def test_daily_limit_is_unlimited_by_default(v4: Pardot, fake: FakePardot) -> No
     for _ in range(30):
         v4.ok("query")
     assert fake.state.daily_calls("v4") == 30
+
+
+async def test_held_answers_keep_their_slot_until_let_go(v4: Pardot, fake: FakePardot) -> None:
+    """``answers_held``: a test decides when the fake answers (no timing in the test)."""
+    fake.state.answers_held = True
+    burst = asyncio.ensure_future(_burst(fake, [v4] * 6))
+    await until(lambda: fake.state.in_flight("v4") == 5)
+    await asyncio.sleep(0.05)  # a held answer never comes by itself…
+    assert not burst.done() and fake.state.in_flight("v4") == 5
+    fake.state.answers_held = False  # …and comes once let go
+    assert _err_codes(await burst) == [0] * 5 + [66]
+    assert fake.state.in_flight("v4") == 0
