@@ -105,7 +105,7 @@ class ServerConfig:
         doc="the gRPC address, `HOST:PORT` (`[::]:50051` for every interface, port 0 for any "
         "free one); `--listen` overrides it",
     )
-    state_dir: Path = setting(  # noqa: RUF009 (a field, immutable default)
+    state_dir: Path = setting(
         Path(".prospectsync"),
         doc="local state (the identity map, idempotency records); relative to the config file",
     )
@@ -140,12 +140,12 @@ class ServerConfig:
         doc="ProspectSync calls in progress at once; more get RESOURCE_EXHAUSTED "
         "`SERVER_BUSY` at once",
     )
-    tls: TlsConfig | None = setting(  # noqa: RUF009 (a field, immutable default)
+    tls: TlsConfig | None = setting(
         None,
         doc="optional table `[server.tls]`: `cert_file` and `key_file` (PEM) serve TLS, "
         "`client_ca_file` asks callers for a certificate it signed (docs/security.md)",
     )
-    auth: CallerAuthConfig | None = setting(  # noqa: RUF009 (a field, immutable default)
+    auth: CallerAuthConfig | None = setting(
         None,
         doc="optional table `[server.auth]`: one of `tokens`, `tokens_env`, `tokens_file`; "
         "callers then send `authorization: Bearer <token>` (health stays open)",

@@ -73,7 +73,8 @@ def render_snippet(
     """The snippet for ``page_url``. Raises InvalidArgument for a request that cannot
     have one (no or bad ``settings.account_id``, a malformed ``settings.campaign_id``
     or ``visitor_email``) and FailedPrecondition for a tracker setting that is wrong."""
-    # clients.config_checks refused any other scheme or a negative offset at start.
+    # The configuration schema (clients.config) refused any other scheme or a negative
+    # offset at start.
     scheme, offset = connection.tracker_scheme, connection.snippet_campaign_offset
     account_id = _account_id(settings.account_id)
     warnings: list[str] = []

@@ -87,7 +87,7 @@ class ConnectionConfig:
         rule=one_of(*sorted(facts.API_VERSIONS)),
         doc="3 or 4: the version used when a request's `settings.api_version` is unspecified",
     )
-    auth: AuthMode = setting(  # noqa: RUF009 (a field, immutable default)
+    auth: AuthMode = setting(
         "oauth",
         rule=one_of(*AUTH_MODES),
         doc="`oauth` (Salesforce OAuth: the only mode Pardot accepts since 2021) or `legacy` "
@@ -108,7 +108,7 @@ class ConnectionConfig:
         doc="Salesforce's token endpoint; `https://test.salesforce.com/services/oauth2/token` "
         "for sandboxes",
     )
-    grant_type: GrantType = setting(  # noqa: RUF009 (a field, immutable default)
+    grant_type: GrantType = setting(
         "refresh_token",
         rule=one_of(*GRANT_TYPES),
         doc="`refresh_token`, `password` (with `username` and `password`) or `client_credentials`",

@@ -81,7 +81,7 @@ BATCH_UPSERT: Final = "batchUpsert"
 
 #: A batch answer reports a failed entry by its index and Pardot's error TEXT only, no
 #: err_code: the texts of the errors a prospect write can meet, word for word (Pardot's
-#: error-code page; ``clients.batching`` reads an entry's code back from its text).
+#: error-code page; ``clients.wire.batching`` reads an entry's code back from its text).
 ENTRY_ERROR_TEXTS: Final[dict[int, str]] = {
     3: "Invalid prospect ID",
     4: "Invalid prospect email address",
