@@ -10,12 +10,12 @@ connection to the account). ``clients.connections`` builds one ``PardotAccount``
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from clients.budget import DailyBudget
 from clients.coalescer import WriteCoalescer
 from clients.config import ConnectionConfig
+from clients.state.protocols import ConcurrencySlots
 
 #: What identifies a Pardot account (see :func:`account_key`).
 AccountKey = tuple[str, ...]
@@ -27,7 +27,7 @@ class PardotAccount:
     in arrival order), the day's ``budget``, and the queue of ``writes`` waiting for a
     batch call. Not frozen: a test may give the account a queue tuned to its needs."""
 
-    slots: asyncio.Semaphore
+    slots: ConcurrencySlots
     budget: DailyBudget
     writes: WriteCoalescer
 

@@ -11,7 +11,11 @@ The token is cached per connection and refreshed SINGLE-FLIGHT: when many calls 
 the same expired token, one fetch runs and every call that needs a token meanwhile
 shares its outcome (see ``Authenticator.refresh``). When the credentials are
 rejected, the connection fails fast for ``auth_failure_cooldown_s`` instead of asking
-again on every call (no retry storm).
+again on every call (no retry storm). Where the token lives, the one fetch at a time
+and the cooldown mark are state (``clients.state.protocols.TokenStore``: in this
+process with the embedded backend); this module is the policy: how a token is
+fetched, what a refusal means, and that every token obtained or read is told to
+:func:`on_secret_learned` before a request carries it.
 
 This module never puts a secret in a URL, an error message, a log event or a call
 record; messages name the configuration keys to fix instead. It never retries: the
@@ -21,11 +25,11 @@ or PardotAuthFailed (not).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from functools import partial
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,6 +38,7 @@ from grpc import StatusCode
 from clients.call_log import record_call
 from clients.config import ConnectionConfig
 from clients.config.connection import GRANT_KEYS, check_connection, check_legacy, check_oauth
+from clients.state.protocols import ConcurrencySlots, TokenStore
 from clients.wire.responses import parse_response
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import (
@@ -64,21 +69,23 @@ def on_secret_learned(sink: Callable[[str], None]) -> None:
 
 class Authenticator(ABC):
     """One connection's credentials. ``headers(token)`` authenticates an API call;
-    ``token()`` / ``refresh(stale)`` obtain the token, at most one fetch at a time."""
+    ``token()`` / ``refresh(stale)`` obtain the token, at most one fetch at a time.
+    ``tokens`` keeps the token, its fetch in flight and the rejection cooldown."""
 
     def __init__(
         self,
         config: ConnectionConfig,
         http: httpx.AsyncClient,
-        limiter: asyncio.Semaphore,
+        limiter: ConcurrencySlots,
+        tokens: TokenStore,
     ) -> None:
         self.config = config
         self._http = http
         self._limiter = limiter
-        self._token: str | None = None
-        self._rejection: tuple[float, PardotAuthFailed] | None = None  # (until, error)
-        #: The fetch in progress, shared by every caller that needs a token meanwhile.
-        self._flight: asyncio.Task[str] | None = None
+        self._tokens = tokens
+        #: The last token told to ``on_secret_learned`` (a store shared with other
+        #: processes may hold one this process did not fetch).
+        self._learned: str | None = None
         #: Successful fetches so far (tokens granted or logins made).
         self.fetches = 0
 
@@ -97,8 +104,11 @@ class Authenticator(ABC):
 
     async def token(self, *, request_timeout_s: float, attempt: int = 1) -> str:
         """The cached token, fetched first if there is none."""
-        if self._token is not None:
-            return self._token
+        token = self._tokens.current()
+        if token is not None:
+            if token is not self._learned:
+                self._learn(token)
+            return token
         return await self.refresh(None, request_timeout_s=request_timeout_s, attempt=attempt)
 
     async def refresh(
@@ -120,45 +130,48 @@ class Authenticator(ABC):
         due.) So its timeout is the connection's ``timeout_s``, not the starter's
         remaining deadline, and every caller's wait stays bounded by its own deadline.
         ``request_timeout_s`` is accepted for the callers' symmetry and bounds nothing.
+
+        The token store runs the flight (``clients.state.tokens`` in this process);
+        this method says what one fetch is (:meth:`_fetched`).
         """
         del request_timeout_s
-        if self._token is not None and self._token != stale:
-            return self._token
+        token = self._tokens.current()
+        if token is not None and token != stale:
+            return self._learn(token)
         self._raise_if_rejected()
-        flight = self._flight
-        if flight is None:
-            self._token = None  # nobody may use the refused token while a new one comes
-            flight = asyncio.ensure_future(self._fly(attempt))
-            flight.add_done_callback(_retrieve)
-            self._flight = flight
         try:
-            return await asyncio.shield(flight)
+            token = await self._tokens.refresh(stale, partial(self._fetched, attempt))
         except ProspectSyncError as exc:
             raise _fresh(exc) from None  # each caller its own copy to annotate
+        return self._learn(token)
 
     def close(self) -> None:
         """Stop a fetch nobody will use (the connection is closing)."""
-        if self._flight is not None:
-            self._flight.cancel()
+        self._tokens.close()
 
-    async def _fly(self, attempt: int) -> str:
+    async def _fetched(self, attempt: int) -> str:
+        """The one fetch in flight: a rejection starts the cooldown, and the token is
+        told to the redactor before anyone can use it."""
         try:
             token = await self._fetch(request_timeout_s=self.config.timeout_s, attempt=attempt)
         except PardotAuthFailed as exc:
             self._remember_rejection(exc)
             raise
-        finally:
-            self._flight = None
-        _secret_learned(token)
-        self._token = token
+        self._learn(token)
         self.fetches += 1
+        return token
+
+    def _learn(self, token: str) -> str:
+        """``token``, told to ``on_secret_learned`` unless it was the last one told."""
+        if token != self._learned:
+            _secret_learned(token)
+            self._learned = token
         return token
 
     def reject(self, token: str, err: PardotError) -> PardotAuthFailed:
         """The API refused ``token`` right after a refresh: the credentials cannot work.
         Forget the token, fail fast for a while, and say what to fix."""
-        if self._token == token:
-            self._token = None
+        self._tokens.forget(token)
         exc = PardotAuthFailed(
             f"{self.rejected_message()} (Pardot err {err.err_code} again after a refresh)",
             metadata={"err_code": str(err.err_code)},
@@ -167,16 +180,12 @@ class Authenticator(ABC):
         return exc
 
     def _remember_rejection(self, exc: PardotAuthFailed) -> None:
-        until = time.monotonic() + self.config.auth_failure_cooldown_s
-        self._rejection = (until, exc)
+        self._tokens.reject(exc, for_s=self.config.auth_failure_cooldown_s)
 
     def _raise_if_rejected(self) -> None:
-        if self._rejection is None:
-            return
-        until, first = self._rejection
-        if time.monotonic() < until:
+        first = self._tokens.rejection()
+        if first is not None:
             raise PardotAuthFailed(first.message, reason=first.catalogued, metadata=first.metadata)
-        self._rejection = None
 
     def _redact(self, text: str) -> str:
         for secret in self.config.secrets:
@@ -188,10 +197,14 @@ class OAuthAuthenticator(Authenticator):
     """Salesforce OAuth: a token grant, then Bearer + business unit headers."""
 
     def __init__(
-        self, config: ConnectionConfig, http: httpx.AsyncClient, limiter: asyncio.Semaphore
+        self,
+        config: ConnectionConfig,
+        http: httpx.AsyncClient,
+        limiter: ConcurrencySlots,
+        tokens: TokenStore,
     ) -> None:
         check_oauth(config)
-        super().__init__(config, http, limiter)
+        super().__init__(config, http, limiter, tokens)
         self._token_path = urlsplit(config.token_url).path or "/"
 
     def headers(self, token: str) -> dict[str, str]:
@@ -277,10 +290,14 @@ class LegacyAuthenticator(Authenticator):
     """Pardot's retired email/password/user_key login, for accounts that still have it."""
 
     def __init__(
-        self, config: ConnectionConfig, http: httpx.AsyncClient, limiter: asyncio.Semaphore
+        self,
+        config: ConnectionConfig,
+        http: httpx.AsyncClient,
+        limiter: ConcurrencySlots,
+        tokens: TokenStore,
     ) -> None:
         check_legacy(config)
-        super().__init__(config, http, limiter)
+        super().__init__(config, http, limiter, tokens)
         self._login_path = facts.LOGIN_PATH.format(version=config.api_version)
         #: The API version the login said the account speaks (4 when it allows several
         #: prospects per email), once known.
@@ -363,20 +380,17 @@ class LegacyAuthenticator(Authenticator):
 
 
 def make_authenticator(
-    config: ConnectionConfig, http: httpx.AsyncClient, limiter: asyncio.Semaphore
+    config: ConnectionConfig,
+    http: httpx.AsyncClient,
+    limiter: ConcurrencySlots,
+    tokens: TokenStore,
 ) -> Authenticator:
-    """The authenticator for ``config.auth``; raises FailedPrecondition naming the
-    configuration key when the settings cannot work."""
+    """The authenticator for ``config.auth``, keeping its token in ``tokens``; raises
+    FailedPrecondition naming the configuration key when the settings cannot work."""
     check_connection(config)
     if config.auth == "oauth":
-        return OAuthAuthenticator(config, http, limiter)
-    return LegacyAuthenticator(config, http, limiter)
-
-
-def _retrieve(flight: asyncio.Task[str]) -> None:
-    """Mark a flight's failure as seen even when every caller stopped waiting for it."""
-    if not flight.cancelled():
-        flight.exception()
+        return OAuthAuthenticator(config, http, limiter, tokens)
+    return LegacyAuthenticator(config, http, limiter, tokens)
 
 
 def _fresh(exc: ProspectSyncError) -> ProspectSyncError:

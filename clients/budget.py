@@ -1,9 +1,9 @@
-"""The daily API budget of one Pardot account: what this process has spent today, and
-whether Pardot has said the day's budget is gone (err 122).
+"""The daily API budget of one Pardot account: what has been spent today, and whether
+Pardot has said the day's budget is gone (err 122).
 
 Pardot counts API calls per account per day and resets the count at midnight in the
 account's time zone (PARDOT_API.md, "Limits"). This module keeps the same count for
-the calls this process sends, so an operator can see the remaining budget, and, once
+the calls the service sends, so an operator can see the remaining budget, and, once
 Pardot answers err 122, refuses every call on the account until that midnight, so a
 spent account costs no requests at all (peers that retried err 122 kept hammering).
 
@@ -12,10 +12,16 @@ API request that may have reached Pardot, whatever it answered — an error enve
 timeout, a proxy's page. Not counted: a request that provably never left (connection
 refused), an answer of err 122 (Pardot refused it for the budget), a token Pardot
 refused (err 184 / 1: no account to charge), OAuth token requests (Salesforce, not
-Pardot) and legacy logins. So the count is an upper bound of Pardot's for this
-process; other replicas spend the same budget unseen, and Pardot's err 122 stays the
-authority. The configured ``daily_call_limit`` is never enforced here: a wrong limit
-must not stop an account that Pardot still serves.
+Pardot) and legacy logins. So the count is an upper bound of Pardot's for the
+processes that share its mark (with the embedded backend: this one; other replicas
+spend the same budget unseen), and Pardot's err 122 stays the authority. The
+configured ``daily_call_limit`` is never enforced here: a wrong limit must not stop an
+account that Pardot still serves.
+
+This module is the policy: the account's calendar (which day it is, when it ends), the
+``pardot.budget`` log thresholds and the errors. The count and the exhausted-until mark
+are state, kept per account day by a ``clients.state.protocols.BudgetMark`` (in this
+process with the embedded backend, ``clients.state.budget``).
 
 It never sleeps, never calls Pardot, and holds no secrets.
 """
@@ -29,6 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
+from clients.state.protocols import BudgetMark
 from strategies.core.errors import DailyLimitReached, PardotError
 
 log = structlog.get_logger("clients")
@@ -70,7 +77,7 @@ def next_midnight(now: datetime, zone: tzinfo) -> datetime:
 
 @dataclass(frozen=True)
 class BudgetSnapshot:
-    """One account's daily budget as this process sees it (see the module docstring
+    """One account's daily budget as its mark tells it (see the module docstring
     for what ``used`` counts). ``resets_at`` is the account's next midnight, in its
     time zone; ``exhausted_until`` is set after Pardot's err 122, until that midnight."""
 
@@ -87,11 +94,13 @@ class BudgetSnapshot:
 
 
 class DailyBudget:
-    """One Pardot account's day: calls counted, and the fail-fast state after err 122.
-    Shared by every connection name that reaches the account (like the limiter)."""
+    """One Pardot account's day: calls counted, and the fail-fast state after err 122,
+    both kept in ``mark``. Shared by every connection name that reaches the account
+    (like the limiter)."""
 
     def __init__(
         self,
+        mark: BudgetMark,
         *,
         account: str,
         limit: int,
@@ -103,37 +112,37 @@ class DailyBudget:
         self.timezone = timezone
         self._zone = account_zone(timezone)
         self._clock = clock
+        self._mark = mark
+        #: The account day this process last looked at (for the reset's log event).
         self._day: date = self._local_day(clock())
-        self._used = 0
-        self._exhausted_until: datetime | None = None
         self._logged_shares: set[float] = set()
 
     def check(self, connection: str) -> None:
         """Raise DailyLimitReached while the account is exhausted; else do nothing."""
-        now = self._roll(self._clock())
-        if self._exhausted_until is None:
+        now = self._clock()
+        until = self._mark.exhausted_until(self._roll(now))
+        if until is None:
             return
         raise DailyLimitReached(
             f"Pardot's daily API limit for connection {connection!r} is used up (err 122 "
             f"earlier today); no call is sent until midnight {self.timezone} "
-            f"({self._exhausted_until.isoformat()})",
-            retry_after=self._seconds_until(self._exhausted_until, now),
+            f"({until.isoformat()})",
+            retry_after=self._seconds_until(until, now),
         )
 
     def count(self) -> None:
         """One API request that may have reached Pardot."""
-        self._roll(self._clock())
-        self._used += 1
+        used = self._mark.count(self._roll(self._clock()))
         for share in LOG_AT_SHARES:
-            if share not in self._logged_shares and self._used >= share * self.limit:
+            if share not in self._logged_shares and used >= share * self.limit:
                 self._logged_shares.add(share)
                 self._log("pardot.budget", warn=share >= WARN_AT_SHARE, share=share)
 
     def exhaust(self, connection: str, refused: PardotError) -> DailyLimitReached:
         """Pardot answered err 122: fail fast until the account's next midnight."""
-        now = self._roll(self._clock())
+        now = self._clock()
         until = next_midnight(now, self._zone)
-        self._exhausted_until = until
+        self._mark.exhaust(self._roll(now), until)
         self._log("pardot.budget_exhausted", warn=True, connection=connection)
         return DailyLimitReached(
             f"Pardot's daily API limit for connection {connection!r} is used up (err 122: "
@@ -144,28 +153,30 @@ class DailyBudget:
         )
 
     def snapshot(self) -> BudgetSnapshot:
-        now = self._roll(self._clock())
-        exhausted = self._exhausted_until is not None
+        now = self._clock()
+        today = self._roll(now)
+        used = self._mark.used(today)
+        exhausted_until = self._mark.exhausted_until(today)
         return BudgetSnapshot(
             account=self.account,
-            used=self._used,
+            used=used,
             limit=self.limit,
-            remaining=0 if exhausted else max(self.limit - self._used, 0),
+            remaining=0 if exhausted_until is not None else max(self.limit - used, 0),
             resets_at=next_midnight(now, self._zone),
-            exhausted_until=self._exhausted_until,
+            exhausted_until=exhausted_until,
         )
 
-    def _roll(self, now: datetime) -> datetime:
-        """Start a new day when the account's date has changed since the last look."""
+    def _roll(self, now: datetime) -> date:
+        """The account's day at ``now``; a new day since the last look is logged (when
+        the last one spent anything) and starts the log thresholds again."""
         today = self._local_day(now)
         if today != self._day:
-            if self._used or self._exhausted_until is not None:
-                self._log("pardot.budget_reset", warn=False, previous_day=self._day.isoformat())
+            day = self._day
+            if self._mark.used(day) or self._mark.exhausted_until(day) is not None:
+                self._log("pardot.budget_reset", warn=False, previous_day=day.isoformat())
             self._day = today
-            self._used = 0
-            self._exhausted_until = None
             self._logged_shares.clear()
-        return now
+        return today
 
     def _local_day(self, now: datetime) -> date:
         return now.astimezone(self._zone).date()
@@ -177,13 +188,15 @@ class DailyBudget:
         return max((when.astimezone(UTC) - now.astimezone(UTC)).total_seconds(), 0.0)
 
     def _log(self, event: str, *, warn: bool, **fields: object) -> None:
+        used = self._mark.used(self._day)
+        exhausted = self._mark.exhausted_until(self._day) is not None
         emit = log.warning if warn else log.info
         emit(
             event,
             account=self.account,
-            used=self._used,
+            used=used,
             limit=self.limit,
-            remaining=0 if self._exhausted_until else max(self.limit - self._used, 0),
+            remaining=0 if exhausted else max(self.limit - used, 0),
             resets_at=next_midnight(self._clock(), self._zone).isoformat(),
             **fields,
         )

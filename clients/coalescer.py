@@ -34,7 +34,7 @@ the limiter and the daily budget by every connection to it):
   neighbour's. A failure of the whole call (5xx, err 66, a refused token, a dropped
   connection) is retried as a whole by ``clients.retry``'s rules — but a batch of
   creates is not resent once Pardot may have processed it: each create gets
-  PARDOT_WRITE_UNCONFIRMED and the gateway holds its email (``clients.unconfirmed``).
+  PARDOT_WRITE_UNCONFIRMED and the gateway holds its email (its create holds).
   A batch Pardot refuses unread (err 70/71) is our bug: it is logged at error level
   and every write in it is sent alone; so is an idempotent entry that failed with a
   retryable err (85, …), which the single call then retries.
@@ -68,6 +68,7 @@ from typing import Any
 import structlog
 
 from clients.retry import deadline_scope
+from clients.state.protocols import ConcurrencySlots
 from clients.transport import PardotTransport
 from clients.wire import batching
 from clients.wire.batching import BatchEntry, BatchKind
@@ -202,7 +203,7 @@ class WriteCoalescer:
 
     def __init__(
         self,
-        limiter: asyncio.Semaphore,
+        limiter: ConcurrencySlots,
         *,
         max_concurrency: int,
         max_queued: int,

@@ -6,8 +6,11 @@ Everything is built here, once at startup: one HTTP client for all connections; 
 queue, shared by every connection to that business unit, since Pardot counts requests
 in flight and calls per day per account, not per our name); and per connection its
 credentials, retry policy, transport and what it remembers between requests (ids seen,
-creates in doubt). The server asks a connection for a fresh gateway per request, and
-closes everything on shutdown.
+creates in doubt). What is state — the identity map, the slots, the budget's count and
+mark, the tokens, the creates in doubt — comes from the state backend it is given
+(``clients.state.protocols.ClientState``), asked once per account or connection. The
+server asks a connection for a fresh gateway per request, and closes everything on
+shutdown.
 
 The Pardot and token hosts come only from configuration: a request names a
 connection, never a host.
@@ -15,7 +18,6 @@ connection, never a host.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Mapping
 
@@ -30,10 +32,10 @@ from clients.config.connection import check_connection
 from clients.gateway import PardotGateway
 from clients.known_ids import KnownProspectIds
 from clients.retry import RetryPolicy
-from clients.state.identity import IdentityView, MemoryIdentityStore
-from clients.state.protocols import IdentityStore
+from clients.state.identity import IdentityView
+from clients.state.local import MemoryState
+from clients.state.protocols import ClientState, CreateHolds, IdentityStore
 from clients.transport import PardotTransport, new_http_client
-from clients.unconfirmed import UnconfirmedCreates
 from strategies.core.errors import FailedPrecondition, Reason
 
 DEFAULT_CONNECTION = "default"
@@ -50,6 +52,7 @@ class PardotConnection:
         transport: PardotTransport,
         account: PardotAccount,
         identity: IdentityStore,
+        unconfirmed_creates: CreateHolds,
     ) -> None:
         self.config = config
         self.transport = transport
@@ -57,8 +60,9 @@ class PardotConnection:
         #: Prospect ids this connection has seen: its gateways tell an upsert's create
         #: from its update by them (``clients.known_ids``).
         self.known_ids = KnownProspectIds()
-        #: Emails whose create got no answer and may still land (``clients.unconfirmed``).
-        self.unconfirmed_creates = UnconfirmedCreates(config.unconfirmed_create_hold_s)
+        #: Emails whose create got no answer and may still land (the state's create
+        #: holds, for ``unconfirmed_create_hold_s``).
+        self.unconfirmed_creates = unconfirmed_creates
         self._identity = identity
 
     @property
@@ -96,9 +100,11 @@ class PardotConnections:
     """Every configured connection. Construction validates each configuration and
     raises FailedPrecondition naming the key to fix.
 
-    ``identity`` is the identity map every gateway sees (default: in memory); this
-    object owns it from then on and closes it in :meth:`aclose`. ``rng`` draws every
-    connection's retry jitter (tests rig it; default: a fresh ``random.Random``).
+    ``state`` is the backend every kind of state comes from (default: a
+    ``MemoryState``, everything in this process's memory): its identity map is the one
+    every gateway sees, which this object opens, owns and closes in :meth:`aclose`;
+    a StateUnavailable from the backend propagates. ``rng`` draws every connection's
+    retry jitter (tests rig it; default: a fresh ``random.Random``).
     """
 
     def __init__(
@@ -106,7 +112,7 @@ class PardotConnections:
         configs: Mapping[str, ConnectionConfig],
         *,
         http: httpx.AsyncClient | None = None,
-        identity: IdentityStore | None = None,
+        state: ClientState | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._closed = False
@@ -114,25 +120,37 @@ class PardotConnections:
             if config.name != name:
                 raise ValueError(f"connection {name!r} is configured with name {config.name!r}")
             check_connection(config)  # before anything is opened that would need closing
-        self._accounts = _accounts(configs)
-        self._owns_http = http is None
-        capacity = sum(c.max_concurrency + 1 for c in configs.values()) or 1
-        self._http = http if http is not None else new_http_client(capacity)
-        self.identity: IdentityStore = identity if identity is not None else MemoryIdentityStore()
-        self._connections: dict[str, PardotConnection] = {}
-        for name, config in configs.items():
-            account = self._accounts[account_key(config)]
-            transport = PardotTransport(
-                config,
-                http=self._http,
-                auth=make_authenticator(config, self._http, account.slots),
-                slots=account.slots,
-                budget=account.budget,
-                retry=RetryPolicy(config, rng=rng),
-            )
-            self._connections[name] = PardotConnection(
-                config, transport=transport, account=account, identity=self.identity
-            )
+        backend: ClientState = state if state is not None else MemoryState()
+        self._accounts = _accounts(configs, backend)
+        self.identity: IdentityStore = backend.identity()
+        try:
+            self._owns_http = http is None
+            capacity = sum(c.max_concurrency + 1 for c in configs.values()) or 1
+            self._http = http if http is not None else new_http_client(capacity)
+            self._connections: dict[str, PardotConnection] = {}
+            for name, config in configs.items():
+                account = self._accounts[account_key(config)]
+                auth = make_authenticator(config, self._http, account.slots, backend.tokens(name))
+                transport = PardotTransport(
+                    config,
+                    http=self._http,
+                    auth=auth,
+                    slots=account.slots,
+                    budget=account.budget,
+                    retry=RetryPolicy(config, rng=rng),
+                )
+                self._connections[name] = PardotConnection(
+                    config,
+                    transport=transport,
+                    account=account,
+                    identity=self.identity,
+                    unconfirmed_creates=backend.create_holds(
+                        name, hold_s=config.unconfirmed_create_hold_s
+                    ),
+                )
+        except BaseException:
+            self.identity.close()
+            raise
 
     @property
     def names(self) -> list[str]:
@@ -165,11 +183,14 @@ class PardotConnections:
         self.identity.close()
 
 
-def _accounts(configs: Mapping[str, ConnectionConfig]) -> dict[AccountKey, PardotAccount]:
+def _accounts(
+    configs: Mapping[str, ConnectionConfig], state: ClientState
+) -> dict[AccountKey, PardotAccount]:
     """One account per ``account_key``, at the smallest max_concurrency,
-    max_queued_writes and daily_call_limit configured for it. Its day ends at one
-    midnight, so connections to one account must agree on the time zone: saying so at
-    startup beats a budget that resets at the wrong hour."""
+    max_queued_writes and daily_call_limit configured for it, its slots and budget mark
+    from ``state``. Its day ends at one midnight, so connections to one account must
+    agree on the time zone: saying so at startup beats a budget that resets at the
+    wrong hour."""
     first: dict[AccountKey, ConnectionConfig] = {}
     slots: dict[AccountKey, int] = {}
     queued: dict[AccountKey, int] = {}
@@ -190,11 +211,15 @@ def _accounts(configs: Mapping[str, ConnectionConfig]) -> dict[AccountKey, Pardo
         daily[key] = min(daily.get(key, config.daily_call_limit), config.daily_call_limit)
     accounts: dict[AccountKey, PardotAccount] = {}
     for key, config in first.items():
-        limiter = asyncio.Semaphore(slots[key])
+        label = account_label(config)
+        limiter = state.slots(label, slots[key])
         accounts[key] = PardotAccount(
             slots=limiter,
             budget=DailyBudget(
-                account=account_label(config), limit=daily[key], timezone=config.timezone
+                state.budget_mark(label),
+                account=label,
+                limit=daily[key],
+                timezone=config.timezone,
             ),
             writes=WriteCoalescer(limiter, max_concurrency=slots[key], max_queued=queued[key]),
         )

@@ -25,8 +25,8 @@ from clients.coalescer import Route, WriteCoalescer
 from clients.config import ConnectionConfig
 from clients.known_ids import KnownProspectIds
 from clients.state.identity import IdentityView
+from clients.state.protocols import CreateHolds
 from clients.transport import PardotTransport
-from clients.unconfirmed import UnconfirmedCreates
 from clients.wire import v5
 from clients.wire.batching import BatchEntry, batch_kind
 from clients.wire.paths import api_path
@@ -67,7 +67,7 @@ class PardotGateway(TrackGateway):
         *,
         config: ConnectionConfig,
         known_ids: KnownProspectIds,
-        unconfirmed_creates: UnconfirmedCreates,
+        unconfirmed_creates: CreateHolds,
         identity: IdentityView,
         api_version: int,
         dry_run: bool,
@@ -83,7 +83,8 @@ class PardotGateway(TrackGateway):
         self._config = config
         #: Prospect ids this connection has seen (``clients.known_ids``).
         self._known_ids = known_ids
-        #: Emails whose create got no answer and may still land (``clients.unconfirmed``).
+        #: Emails whose create got no answer and may still land (``clients.state``'s
+        #: create holds).
         self._unconfirmed_creates = unconfirmed_creates
         self.api_version = api_version
         self.dry_run = dry_run
@@ -133,7 +134,7 @@ class PardotGateway(TrackGateway):
         A v4 create that got no answer may still land. The caller's retry reads by
         email before it creates (the lookup strategies do), and updates the prospect
         if it landed; but a read made before Pardot finished finds nothing. So while
-        such a create is unconfirmed (``clients.unconfirmed``, for the connection's
+        such a create is unconfirmed (the connection's create holds, for its
         ``unconfirmed_create_hold_s``), no other create for that email is sent: the
         call fails again with PARDOT_WRITE_UNCONFIRMED, and a later retry reads again.
         """

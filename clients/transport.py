@@ -33,6 +33,7 @@ from clients.budget import DailyBudget
 from clients.call_log import record_call
 from clients.config import ConnectionConfig
 from clients.retry import RetryPolicy, deadline_scope, loop_time
+from clients.state.protocols import ConcurrencySlots
 from clients.wire.request import PardotRequest
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import (
@@ -79,7 +80,7 @@ class PardotTransport:
         *,
         http: httpx.AsyncClient,
         auth: Authenticator,
-        slots: asyncio.Semaphore,
+        slots: ConcurrencySlots,
         budget: DailyBudget,
         retry: RetryPolicy,
     ) -> None:

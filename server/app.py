@@ -195,16 +195,14 @@ def open_idempotency(config: ServiceConfig, state: LocalState) -> Idempotency:
 
 
 def open_connections(config: ServiceConfig, state: LocalState) -> PardotConnections:
-    """The configured connections, sharing ``state``'s identity map (it survives a
-    restart); they own it from then on."""
+    """The configured connections over ``state``: its identity map (it survives a
+    restart), which they own from then on, and the slots, budget marks, tokens and
+    create holds they ask it for."""
     try:
-        identity = state.identity()
+        return PardotConnections(config.connections, state=state)
     except StateUnavailable as error:
         raise ConfigError([f"server.state_dir: {error}"]) from None
-    try:
-        return PardotConnections(config.connections, identity=identity)
     except ProspectSyncError as error:  # the client's own configuration checks
-        identity.close()
         raise ConfigError([error.message]) from None
 
 

@@ -2,20 +2,23 @@
 several processes").
 
 - ``protocols`` — one protocol per kind: the identity map (``IdentityStore``), the
-  per-person locks (``PersonLocks``), the message_id records (``ResponseRecords``). The
-  rest of the service depends on these only.
-- ``local`` — the embedded backend, ``LocalState``: SQLite files under
-  ``server.state_dir`` and locks in this process. ``server.app.open_state`` is where
-  the service chooses its backend and builds it.
-- ``identity``, ``locks``, ``responses`` — today's implementations (SQLite and memory
-  identity maps and the per-connection ``IdentityView``; in-process ``KeyedLocks``; the
-  SQLite ``ResponseStore`` with grouped commits); ``local_db`` opens their files.
+  per-person locks (``PersonLocks``), the message_id records (``ResponseRecords``), the
+  "a create may still land" holds (``CreateHolds``), an account's daily call count and
+  exhausted-until mark (``BudgetMark``), an account's concurrency slots
+  (``ConcurrencySlots``) and a connection's token with its single refresh and
+  rejection cooldown (``TokenStore``); and what ``clients.connections`` asks a backend
+  for (``ClientState``). The rest of the service depends on these only.
+- ``local`` — the embedded backends: ``LocalState`` (SQLite files under
+  ``server.state_dir``, the rest in this process; ``server.app.open_state`` is where
+  the service chooses its backend and builds it) and ``MemoryState`` (all in memory:
+  connections built without a backend).
+- ``identity``, ``locks``, ``responses``, ``holds``, ``budget``, ``slots``, ``tokens`` —
+  today's implementations (SQLite and memory identity maps and the per-connection
+  ``IdentityView``; in-process ``KeyedLocks``; the SQLite ``ResponseStore`` with grouped
+  commits; in-process create holds, budget marks, slots — an ``asyncio.Semaphore`` as
+  it is — and token stores); ``local_db`` opens their files.
 
-Not behind the seam yet (still per process, in their owners): the "a create may still
-land" holds (``clients.unconfirmed``), the daily budget and its exhausted-until mark
-(``clients.budget``), the per-account concurrency slots (the limiter of
-``clients.connections`` / ``clients.transport``) and the OAuth token and its single
-refresh (``clients.auth``).
-
-Nothing here talks to Pardot or decides what to store.
+Nothing here talks to Pardot or decides what to store: what a hold, a spent budget or a
+refused token means, and how a token is fetched, are their owners' (``clients.gateway``,
+``clients.budget``, ``clients.auth``).
 """

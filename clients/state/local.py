@@ -1,9 +1,14 @@
-"""The embedded state backend: SQLite files under ``server.state_dir``, locks in this
-process. It is what one process needs, and what the service runs with today.
+"""The embedded state backends: what one process needs, and what the service runs with
+today. :class:`LocalState` keeps the identity map and the message_id records in SQLite
+files under ``server.state_dir``; :class:`MemoryState` keeps everything in memory
+(connections built without a backend: tests, tools). Both keep the rest in this
+process: the per-person locks, the creates in doubt, the daily budget marks, the
+concurrency slots and the tokens.
 
-:class:`LocalState` opens each kind of state on demand, so a caller opens only what it
-uses (a backfill run needs the identity map, never the message_id records). Whoever
-asks for a store owns it and closes it.
+Each opens a kind of state on demand, so a caller opens only what it uses (a backfill
+run needs the identity map, never the message_id records). Whoever asks for a store
+owns it and closes it. The in-process kinds are new and independent on every call:
+ask once per account or connection (``clients.connections`` does).
 """
 
 from __future__ import annotations
@@ -11,10 +16,23 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from clients.state.identity import SqliteIdentityStore
+from clients.state.budget import MemoryBudgetMark
+from clients.state.holds import MemoryCreateHolds
+from clients.state.identity import MemoryIdentityStore, SqliteIdentityStore
 from clients.state.locks import KeyedLocks
-from clients.state.protocols import IdentityStore, PersonLocks, ResponseRecords, StateUnavailable
+from clients.state.protocols import (
+    BudgetMark,
+    ConcurrencySlots,
+    CreateHolds,
+    IdentityStore,
+    PersonLocks,
+    ResponseRecords,
+    StateUnavailable,
+    TokenStore,
+)
 from clients.state.responses import ResponseStore
+from clients.state.slots import process_slots
+from clients.state.tokens import MemoryTokenStore
 
 #: The identity map's file inside ``server.state_dir``.
 IDENTITY_FILE = "identity.sqlite3"
@@ -22,7 +40,33 @@ IDENTITY_FILE = "identity.sqlite3"
 IDEMPOTENCY_FILE = "idempotency.sqlite3"
 
 
-class LocalState:
+class InProcessState:
+    """The kinds both embedded backends keep in this process: enough while one process
+    serves (their premise). Each call gives a new, independent store."""
+
+    def person_locks(self) -> PersonLocks:
+        return KeyedLocks()
+
+    def create_holds(self, connection: str, *, hold_s: float) -> CreateHolds:
+        """The creates in doubt of ``connection``, each held ``hold_s`` seconds."""
+        del connection  # one store per connection: the name is not needed in it
+        return MemoryCreateHolds(hold_s)
+
+    def budget_mark(self, account: str) -> BudgetMark:
+        del account
+        return MemoryBudgetMark()
+
+    def slots(self, account: str, limit: int) -> ConcurrencySlots:
+        """At most ``limit`` requests in flight (an ``asyncio.Semaphore``)."""
+        del account
+        return process_slots(limit)
+
+    def tokens(self, connection: str) -> TokenStore:
+        del connection
+        return MemoryTokenStore()
+
+
+class LocalState(InProcessState):
     """The stores of the embedded backend, under ``state_dir``. Opening one creates
     the folder and its file as needed; one that cannot be opened raises
     StateUnavailable naming the file."""
@@ -48,7 +92,11 @@ class LocalState:
                 f"cannot open the idempotency records {path} ({error})"
             ) from None
 
-    def person_locks(self) -> PersonLocks:
-        """Locks in this process: enough while one process serves (the embedded
-        backend's premise). Each call gives a new, independent set."""
-        return KeyedLocks()
+
+class MemoryState(InProcessState):
+    """Everything in this process's memory, nothing on disk: what connections built
+    without a backend use. Every identity map it opens is a new, empty one; it keeps
+    no message_id records."""
+
+    def identity(self) -> IdentityStore:
+        return MemoryIdentityStore()

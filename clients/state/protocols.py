@@ -3,14 +3,21 @@
 
 What the rest of the service may ask of each kind, and nothing about where it lives:
 ``clients.state.local.LocalState`` opens today's implementations (SQLite files under
-``server.state_dir``, locks in this process); a second backend (Redis, for several
-replicas) implements these same protocols and runs the same tests
+``server.state_dir``, everything else in this process); a second backend (Redis, for
+several replicas) implements these same protocols and runs the same tests
 (``tests/clients/test_state.py``, ``tests/server/test_idempotency.py``).
 
 - :class:`IdentityStore` — the identity map: (connection, namespace, key) → prospect id.
 - :class:`PersonLocks` — one call at a time per person (connection, identity key).
 - :class:`ResponseRecords` — the message_id records: the first response per
   :class:`IdempotencyKey`.
+- :class:`CreateHolds` — one connection's creates in doubt: emails held after a create
+  that got no answer.
+- :class:`BudgetMark` — one account's daily call count and exhausted-until mark.
+- :class:`ConcurrencySlots` — one account's requests in flight, at most its limit.
+- :class:`TokenStore` — one connection's API token, its one refresh at a time and the
+  cooldown after its credentials were rejected.
+- :class:`ClientState` — what ``clients.connections`` asks a backend for.
 
 Implementations must be safe to share across requests of one event loop. An
 implementation that cannot be opened raises :class:`StateUnavailable`.
@@ -19,9 +26,13 @@ implementation that cannot be opened raises :class:`StateUnavailable`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from datetime import date, datetime
+from types import TracebackType
 from typing import NamedTuple, Protocol
+
+from strategies.core.errors import PardotAuthFailed
 
 
 class StateUnavailable(Exception):
@@ -88,3 +99,127 @@ class ResponseRecords(Protocol):
     def close(self) -> None:
         """Commits what is waiting, then closes."""
         ...
+
+
+class CreateHolds(Protocol):
+    """One connection's v4 creates in doubt: after a create that got no answer (it may
+    still land in Pardot), no other create for that email is sent for the hold time
+    the holds were opened with (``clients.gateway`` decides when to hold and what a
+    hold means). Emails match case-insensitively."""
+
+    def hold(self, email: str) -> None:
+        """A create for ``email`` went unanswered just now: hold it from now on."""
+        ...
+
+    def remaining(self, email: str) -> float:
+        """Seconds left in ``email``'s hold; 0.0 when it has none (or it ended)."""
+        ...
+
+
+class BudgetMark(Protocol):
+    """One Pardot account's daily budget as state: the calls counted on each account
+    day, and the day's exhausted-until mark (set after Pardot's err 122). A day is the
+    account's local date; the caller says which (``clients.budget`` owns the calendar,
+    the thresholds and the errors). A day nothing was told of reads as nothing spent,
+    nothing exhausted."""
+
+    def count(self, day: date) -> int:
+        """One more call on ``day``; the day's count, this one included."""
+        ...
+
+    def used(self, day: date) -> int:
+        """The calls counted on ``day``."""
+        ...
+
+    def exhaust(self, day: date, until: datetime) -> None:
+        """Pardot said ``day``'s budget is spent: mark it exhausted until ``until``."""
+        ...
+
+    def exhausted_until(self, day: date) -> datetime | None:
+        """The mark set on ``day``, if any."""
+        ...
+
+
+class ConcurrencySlots(Protocol):
+    """One Pardot account's requests in flight: ``async with slots:`` holds one of at
+    most ``limit`` (the number the slots were opened with). Waiters are let in in
+    arrival order; a waiter cancelled while it waits (its deadline) leaves the queue
+    and takes no slot. ``locked()``: no slot is free now, so a newcomer would wait.
+
+    Structural on purpose: ``asyncio.Semaphore`` is one as it is, so the in-process
+    slots cost the transport's hot path nothing (no wrapper, no extra call)."""
+
+    async def __aenter__(self) -> None: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def locked(self) -> bool: ...
+
+
+class TokenStore(Protocol):
+    """One connection's API token as state: where it lives, its one refresh at a time
+    among everyone sharing the store, and the cooldown after the credentials were
+    rejected. How a token is fetched, what a refusal means and who is told of a new
+    token (the log redactor) are the caller's (``clients.auth``)."""
+
+    def current(self) -> str | None:
+        """The token stored, if any. Synchronous: it is asked before every request (a
+        shared backend answers from its own copy and looks further in :meth:`refresh`)."""
+        ...
+
+    async def refresh(self, stale: str | None, fetch: Callable[[], Awaitable[str]]) -> str:
+        """A token other than ``stale``: the stored one if there is one and it is not
+        ``stale``; else ``fetch()`` runs, one at a time among everyone sharing the store,
+        and every caller that needs a token meanwhile gets its outcome (the token, or
+        the exception ``fetch`` raised). The stored token is dropped when a fetch
+        starts (nobody uses it meanwhile) and the fetched one stored when it succeeds.
+
+        A fetch belongs to no caller: one whose wait is cancelled (its deadline) stops
+        waiting, and the fetch goes on for the others."""
+        ...
+
+    def forget(self, token: str) -> None:
+        """Drop ``token`` if it is still the stored one (the API refused even it)."""
+        ...
+
+    def reject(self, error: PardotAuthFailed, *, for_s: float) -> None:
+        """The credentials were refused: :meth:`rejection` answers ``error`` for
+        ``for_s`` seconds from now."""
+        ...
+
+    def rejection(self) -> PardotAuthFailed | None:
+        """The error of a rejection whose cooldown has not ended, if any."""
+        ...
+
+    def close(self) -> None:
+        """Stop a fetch of this store nobody will use (the connection is closing)."""
+        ...
+
+
+class ClientState(Protocol):
+    """What ``clients.connections`` asks a backend for, once per thing it builds: the
+    identity map, and per account (named by ``clients.account.account_label``) or per
+    connection name the kinds above. Whoever asks owns what it gets.
+
+    Asked twice for one name, a backend that shares state across processes (Redis)
+    gives two views of the same state; an in-process one gives two independent
+    stores, so ask once per account or connection."""
+
+    def identity(self) -> IdentityStore: ...
+
+    def create_holds(self, connection: str, *, hold_s: float) -> CreateHolds:
+        """The connection's creates in doubt, each held ``hold_s`` seconds."""
+        ...
+
+    def budget_mark(self, account: str) -> BudgetMark: ...
+
+    def slots(self, account: str, limit: int) -> ConcurrencySlots:
+        """The account's slots: at most ``limit`` requests in flight."""
+        ...
+
+    def tokens(self, connection: str) -> TokenStore: ...

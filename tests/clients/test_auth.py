@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import pytest
 from grpc import StatusCode
 from structlog.testing import capture_logs
 
+from clients import auth as pardot_auth
+from clients.state.local import MemoryState
 from fakepardot import DEMO, FakePardot
 from strategies.core.errors import (
     DeadlineExceeded,
@@ -249,3 +252,30 @@ async def test_a_token_fetch_outlives_the_caller_whose_deadline_started_it(
     await until(lambda: any(c.fault == "delay" for c in token_requests(fake)))
     assert len(token_requests(fake)) == 1
     assert fake.state.token_grants == 1
+
+
+async def test_a_token_read_from_the_store_is_told_to_the_redactor_before_use(
+    fake: FakePardot, make_client: ClientFactory
+) -> None:
+    """A store shared with other processes may hold a token this process never fetched:
+    it reaches ``on_secret_learned`` too, before any request carries it."""
+    tokens = MemoryState().tokens("default")
+
+    async def fetched_elsewhere() -> str:
+        return "token-from-another-process"
+
+    await tokens.refresh(None, fetched_elsewhere)
+    learned: list[str] = []
+    before = pardot_auth._secret_learned
+    pardot_auth.on_secret_learned(learned.append)
+    try:
+        async with httpx.AsyncClient() as http:
+            auth = pardot_auth.make_authenticator(
+                oauth_config(fake), http, MemoryState().slots("bu", 1), tokens
+            )
+            assert await auth.token(request_timeout_s=1) == "token-from-another-process"
+            assert await auth.token(request_timeout_s=1) == "token-from-another-process"
+        assert learned == ["token-from-another-process"]  # once, not per request
+        assert fake.state.token_grants == 0
+    finally:
+        pardot_auth.on_secret_learned(before)

@@ -12,6 +12,7 @@ from grpc import StatusCode
 from structlog.testing import capture_logs
 
 from clients.budget import DailyBudget, account_zone, next_midnight
+from clients.state.budget import MemoryBudgetMark
 from strategies.core.errors import DailyLimitReached, PardotError
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -45,7 +46,9 @@ def test_the_next_midnight_is_the_account_zones() -> None:
 def test_the_wait_until_midnight_counts_real_seconds_across_a_dst_change() -> None:
     # 2024-03-10 is 23 hours long in Los Angeles (clocks jump from 02:00 to 03:00).
     clock = Clock(datetime(2024, 3, 10, 0, 0, tzinfo=LA).astimezone(UTC))
-    budget = DailyBudget(account="bu", limit=10, timezone="America/Los_Angeles", clock=clock)
+    budget = DailyBudget(
+        MemoryBudgetMark(), account="bu", limit=10, timezone="America/Los_Angeles", clock=clock
+    )
 
     error = budget.exhaust("default", refused())
 
@@ -58,7 +61,7 @@ def test_the_wait_until_midnight_counts_real_seconds_across_a_dst_change() -> No
 
 def test_err_122_makes_the_account_fail_fast_until_its_midnight() -> None:
     clock = Clock(datetime(2024, 6, 1, 20, 0, tzinfo=UTC))
-    budget = DailyBudget(account="bu", limit=100, timezone="UTC", clock=clock)
+    budget = DailyBudget(MemoryBudgetMark(), account="bu", limit=100, timezone="UTC", clock=clock)
     budget.check("default")  # nothing refused yet
     budget.exhaust("default", refused())
 
@@ -77,7 +80,9 @@ def test_err_122_makes_the_account_fail_fast_until_its_midnight() -> None:
 
 def test_the_count_resets_at_the_accounts_midnight_not_utcs() -> None:
     clock = Clock(datetime(2024, 6, 1, 23, 0, tzinfo=UTC))  # 16:00 in Los Angeles
-    budget = DailyBudget(account="bu", limit=5, timezone="America/Los_Angeles", clock=clock)
+    budget = DailyBudget(
+        MemoryBudgetMark(), account="bu", limit=5, timezone="America/Los_Angeles", clock=clock
+    )
     budget.count()
     budget.count()
 
@@ -92,7 +97,7 @@ def test_the_count_resets_at_the_accounts_midnight_not_utcs() -> None:
 
 def test_the_remaining_budget_is_logged_as_it_runs_low() -> None:
     clock = Clock(datetime(2024, 6, 1, 12, 0, tzinfo=UTC))
-    budget = DailyBudget(account="0Uv000000000001CAA", limit=10, clock=clock)
+    budget = DailyBudget(MemoryBudgetMark(), account="0Uv000000000001CAA", limit=10, clock=clock)
     with capture_logs() as logs:
         for _ in range(10):
             budget.count()

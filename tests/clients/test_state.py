@@ -1,11 +1,14 @@
-"""clients.state: the identity map and the per-person locks, tested against their
-protocols (``clients.state.protocols``) once per backend (the ``state`` fixture,
-tests/support/state.py), and the embedded backend's files under state_dir."""
+"""clients.state: every kind of shared state (the identity map, the per-person locks,
+the create holds, the budget marks, the concurrency slots, the tokens), tested against
+its protocol (``clients.state.protocols``) once per backend (the ``state`` fixture,
+tests/support/state.py: a backend joins by one parameter there), and the embedded
+backend's files under state_dir."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from clients.state.identity import IdentityView
 from clients.state.local import IDEMPOTENCY_FILE, IDENTITY_FILE, LocalState
 from clients.state.locks import KeyedLocks
 from clients.state.protocols import StateUnavailable
+from strategies.core.errors import PardotAuthFailed, PardotUnavailable
 from strategies.core.model import EMAIL, FID, Prospect, field_namespace
 from support.state import BACKENDS, StateUnderTest
 
@@ -149,6 +153,251 @@ async def test_in_process_locks_are_dropped_once_nobody_holds_or_waits() -> None
     release.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert locks._locks == {}  # memory follows concurrency, not history
+
+
+# --- the creates in doubt ----------------------------------------------------------------
+
+
+async def test_a_hold_lasts_its_time_per_email_case_insensitively(state: StateUnderTest) -> None:
+    holds = state.create_holds(hold_s=0.3)
+    assert holds.remaining("ann@example.com") == 0.0
+    holds.hold(" Ann@Example.COM ")
+    first = holds.remaining("ann@example.com")
+    assert 0 < first <= 0.3
+    assert holds.remaining("ANN@EXAMPLE.com") > 0  # as Pardot matches emails
+    assert holds.remaining("bob@example.com") == 0.0  # per email
+    await asyncio.sleep(0.05)
+    assert 0 < holds.remaining("ann@example.com") < first  # it counts down
+    await asyncio.sleep(0.3)
+    assert holds.remaining("ann@example.com") == 0.0  # over: the create is taken as lost
+
+
+def test_holds_are_per_connection_and_a_hold_of_zero_holds_nothing(
+    state: StateUnderTest,
+) -> None:
+    default, other = (
+        state.create_holds("default", hold_s=30),
+        state.create_holds("other", hold_s=30),
+    )
+    default.hold("ann@example.com")
+    assert default.remaining("ann@example.com") > 29
+    assert other.remaining("ann@example.com") == 0.0
+    never = state.create_holds("off", hold_s=0)  # unconfirmed_create_hold_s = 0
+    never.hold("ann@example.com")
+    assert never.remaining("ann@example.com") == 0.0
+
+
+# --- the daily budget marks ------------------------------------------------------------
+
+
+def test_the_budget_mark_counts_per_day_and_keeps_the_exhausted_until(
+    state: StateUnderTest,
+) -> None:
+    mark = state.budget_mark()
+    day, next_day = date(2024, 6, 1), date(2024, 6, 2)
+    midnight = datetime(2024, 6, 2, tzinfo=UTC)
+    assert (mark.used(day), mark.exhausted_until(day)) == (0, None)
+    assert [mark.count(day) for _ in range(3)] == [1, 2, 3]
+    assert mark.used(day) == 3
+    mark.exhaust(day, midnight)
+    assert mark.exhausted_until(day) == midnight
+    assert (mark.count(day), mark.used(day)) == (4, 4)  # the count goes on
+    assert mark.exhausted_until(day) == midnight
+
+    # The account's next day starts from nothing.
+    assert (mark.used(next_day), mark.exhausted_until(next_day)) == (0, None)
+    assert mark.count(next_day) == 1
+    assert (mark.used(next_day), mark.exhausted_until(next_day)) == (1, None)
+
+
+def test_budget_marks_are_per_account(state: StateUnderTest) -> None:
+    day = date(2024, 6, 1)
+    one, two = state.budget_mark("0Uv000000000001CAA"), state.budget_mark("0Uv000000000002CAA")
+    one.count(day)
+    one.exhaust(day, datetime(2024, 6, 2, tzinfo=UTC))
+    assert (two.used(day), two.exhausted_until(day)) == (0, None)
+    assert two.count(day) == 1
+
+
+# --- the concurrency slots ---------------------------------------------------------------
+
+
+async def test_slots_admit_at_most_their_limit(state: StateUnderTest) -> None:
+    slots = state.slots(2)
+    inside: list[int] = []
+    most = 0
+    release = asyncio.Event()
+
+    async def use(n: int) -> None:
+        nonlocal most
+        async with slots:
+            inside.append(n)
+            most = max(most, len(inside))
+            await release.wait()
+            inside.remove(n)
+
+    assert not slots.locked()
+    tasks = [asyncio.ensure_future(use(n)) for n in range(5)]
+    await asyncio.sleep(0.01)
+    assert len(inside) == 2 and slots.locked()
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert most == 2 and inside == []
+    assert not slots.locked()
+
+
+async def test_slot_waiters_go_in_arrival_order_and_a_cancelled_one_leaves(
+    state: StateUnderTest,
+) -> None:
+    slots = state.slots(1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with slots:
+            await release.wait()
+
+    async def waiter(name: str) -> None:
+        async with slots:
+            order.append(name)
+            await asyncio.sleep(0)  # hold it across a turn of the loop
+
+    held = asyncio.ensure_future(holder())
+    await asyncio.sleep(0)
+    waiters: dict[str, asyncio.Future[None]] = {}
+    for name in ("a", "b", "c", "d", "e"):
+        waiters[name] = asyncio.ensure_future(waiter(name))
+        await asyncio.sleep(0)  # each in the queue before the next arrives
+    for gone in ("a", "d"):  # their deadlines passed while they waited
+        waiters[gone].cancel()
+    await asyncio.sleep(0)
+    assert order == [] and slots.locked()
+
+    release.set()
+    await asyncio.wait_for(asyncio.gather(held, *(waiters[n] for n in "bce")), 5)
+
+    assert order == ["b", "c", "e"]
+    assert all(waiters[gone].cancelled() for gone in ("a", "d"))
+    assert not slots.locked()  # the cancelled waiters took no slot with them
+    async with asyncio.timeout(1), slots:
+        pass
+
+
+# --- the tokens ------------------------------------------------------------------------
+
+
+async def test_one_refresh_at_a_time_and_every_waiter_gets_its_token(
+    state: StateUnderTest,
+) -> None:
+    tokens = state.tokens()
+    fetches = 0
+    answer = asyncio.Event()
+
+    async def fetch() -> str:
+        nonlocal fetches
+        fetches += 1
+        await answer.wait()
+        return f"token-{fetches}"
+
+    assert tokens.current() is None
+    waiting = [asyncio.ensure_future(tokens.refresh(None, fetch)) for _ in range(10)]
+    await asyncio.sleep(0.01)
+    assert fetches == 1
+    answer.set()
+    assert await asyncio.wait_for(asyncio.gather(*waiting), 5) == ["token-1"] * 10
+    assert tokens.current() == "token-1"
+
+    # A token other than the stale one is the answer, without a fetch.
+    assert await tokens.refresh(None, fetch) == "token-1"
+    assert await tokens.refresh("token-0", fetch) == "token-1"
+    assert fetches == 1
+
+    # The stored token is the stale one: one new fetch, and nobody uses the old one meanwhile.
+    answer.clear()
+    waiting = [asyncio.ensure_future(tokens.refresh("token-1", fetch)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    assert tokens.current() is None
+    answer.set()
+    assert await asyncio.wait_for(asyncio.gather(*waiting), 5) == ["token-2"] * 3
+    assert fetches == 2 and tokens.current() == "token-2"
+
+
+async def test_every_waiter_gets_the_fetchs_failure_and_the_next_refresh_fetches_again(
+    state: StateUnderTest,
+) -> None:
+    tokens = state.tokens()
+    fetches = 0
+    answer = asyncio.Event()
+
+    async def failing() -> str:
+        nonlocal fetches
+        fetches += 1
+        await answer.wait()
+        raise PardotUnavailable("the token endpoint did not answer")
+
+    waiting = [asyncio.ensure_future(tokens.refresh(None, failing)) for _ in range(5)]
+    await asyncio.sleep(0.01)
+    answer.set()
+    results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 5)
+    assert fetches == 1
+    assert all(isinstance(r, PardotUnavailable) for r in results)
+    assert tokens.current() is None
+
+    async def working() -> str:
+        return "fresh"
+
+    assert await tokens.refresh(None, working) == "fresh"  # a failure is not sticky
+
+
+async def test_a_caller_that_stops_waiting_leaves_the_fetch_to_the_others(
+    state: StateUnderTest,
+) -> None:
+    tokens = state.tokens()
+    fetches = 0
+    answer = asyncio.Event()
+
+    async def fetch() -> str:
+        nonlocal fetches
+        fetches += 1
+        await answer.wait()
+        return "shared"
+
+    hurried = asyncio.ensure_future(tokens.refresh(None, fetch))  # it starts the fetch
+    await asyncio.sleep(0.01)
+    patient = asyncio.ensure_future(tokens.refresh(None, fetch))
+    await asyncio.sleep(0.01)
+    hurried.cancel()  # its deadline passed
+    with pytest.raises(asyncio.CancelledError):
+        await hurried
+    answer.set()
+
+    assert await asyncio.wait_for(patient, 5) == "shared"
+    assert fetches == 1 and tokens.current() == "shared"
+
+
+async def test_a_rejection_lasts_its_cooldown_and_forget_drops_only_the_stored_token(
+    state: StateUnderTest,
+) -> None:
+    tokens = state.tokens()
+    assert tokens.rejection() is None
+    tokens.reject(PardotAuthFailed("Salesforce refused the grant; fix the keys"), for_s=0.2)
+    rejection = tokens.rejection()
+    assert rejection is not None
+    assert (rejection.message, rejection.reason) == (
+        "Salesforce refused the grant; fix the keys",
+        "PARDOT_AUTH_FAILED",
+    )
+    await asyncio.sleep(0.25)
+    assert tokens.rejection() is None
+
+    async def fetch() -> str:
+        return "token-1"
+
+    await tokens.refresh(None, fetch)
+    tokens.forget("token-0")  # not the stored one: nothing changes
+    assert tokens.current() == "token-1"
+    tokens.forget("token-1")
+    assert tokens.current() is None
 
 
 # --- the embedded backend's files --------------------------------------------------------

@@ -9,7 +9,7 @@ import time
 import pytest
 from grpc import StatusCode
 
-from clients.unconfirmed import UnconfirmedCreates
+from clients.state.holds import MemoryCreateHolds
 from fakepardot import FakePardot
 from strategies.core.errors import PardotWriteUnconfirmed
 from support.waiting import until
@@ -34,7 +34,7 @@ async def test_an_unanswered_create_holds_back_other_creates_for_that_email(
 ) -> None:
     client = make_client(oauth_config(fake, timeout_s=0.2, unconfirmed_create_hold_s=30))
     clock = Clock()
-    client.unconfirmed_creates = UnconfirmedCreates(30, clock=clock)
+    client.unconfirmed_creates = MemoryCreateHolds(30, clock=clock)
     await gateway(client).read_by_email("warm@example.com")
     fake.state.inject("delay", times=1, delay_s=0.5, path_contains="/do/create/")
 

@@ -2,12 +2,14 @@
 
 A test that takes a ``state`` fixture (tests/clients/test_state.py, tests/server/conftest.py)
 runs once per backend named in its parameters; a second backend (Redis) joins by one
-name here and one branch per kind in :class:`StateUnderTest`.
+name here and one branch in :meth:`StateUnderTest.client_state` (and in ``responses``,
+for its message_id records).
 
 - "sqlite": the embedded backend (``clients.state.local.LocalState``) under a test
-  folder: stores opened twice share their data, as two processes on one state_dir do.
-- "memory": the in-process stores (``MemoryIdentityStore``, ``KeyedLocks``); every store
-  opened is a new, empty one, and it keeps no message_id records.
+  folder: stores opened twice share their data, as two processes on one state_dir do
+  (the identity map, the message_id records; its other kinds live in this process).
+- "memory": ``clients.state.local.MemoryState``, every kind in this process; every
+  store opened is a new, empty one, and it keeps no message_id records.
 """
 
 from __future__ import annotations
@@ -18,10 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from clients.state.identity import MemoryIdentityStore
-from clients.state.local import IDEMPOTENCY_FILE, LocalState
-from clients.state.locks import KeyedLocks
-from clients.state.protocols import IdentityStore, PersonLocks, ResponseRecords
+from clients.state.local import IDEMPOTENCY_FILE, LocalState, MemoryState
+from clients.state.protocols import (
+    BudgetMark,
+    ConcurrencySlots,
+    CreateHolds,
+    IdentityStore,
+    PersonLocks,
+    ResponseRecords,
+    TokenStore,
+)
 from clients.state.responses import GROUP_COMMIT_S, ResponseStore
 
 #: The backends of the identity map and the per-person locks.
@@ -38,7 +46,7 @@ class StateUnderTest:
             raise ValueError(f"unknown state backend {backend!r}")
         self.backend = backend
         self.state_dir = state_dir
-        self._opened: list[IdentityStore | ResponseRecords] = []
+        self._opened: list[IdentityStore | ResponseRecords | TokenStore] = []
 
     @property
     def shared(self) -> bool:
@@ -46,19 +54,33 @@ class StateUnderTest:
         another process)."""
         return self.backend != "memory"
 
-    def identity(self) -> IdentityStore:
-        store: IdentityStore
+    def client_state(self) -> LocalState | MemoryState:
+        """The backend itself, as ``clients.connections.PardotConnections`` takes it."""
         if self.backend == "sqlite":
-            store = LocalState(self.state_dir).identity()
-        else:
-            store = MemoryIdentityStore()
+            return LocalState(self.state_dir)
+        return MemoryState()
+
+    def identity(self) -> IdentityStore:
+        store = self.client_state().identity()
         self._opened.append(store)
         return store
 
     def person_locks(self) -> PersonLocks:
-        if self.backend == "sqlite":
-            return LocalState(self.state_dir).person_locks()
-        return KeyedLocks()
+        return self.client_state().person_locks()
+
+    def create_holds(self, connection: str = "default", *, hold_s: float) -> CreateHolds:
+        return self.client_state().create_holds(connection, hold_s=hold_s)
+
+    def budget_mark(self, account: str = "0Uv000000000001CAA") -> BudgetMark:
+        return self.client_state().budget_mark(account)
+
+    def slots(self, limit: int, account: str = "0Uv000000000001CAA") -> ConcurrencySlots:
+        return self.client_state().slots(account, limit)
+
+    def tokens(self, connection: str = "default") -> TokenStore:
+        store = self.client_state().tokens(connection)
+        self._opened.append(store)
+        return store
 
     def responses(
         self,

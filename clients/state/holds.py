@@ -1,4 +1,5 @@
-"""Creates that got no answer and may still land in Pardot, per connection, by email.
+"""Creates in doubt, in this process: ``clients.state.protocols.CreateHolds`` for the
+embedded backend (one process).
 
 A v4 ``create`` is the one prospect write that is not safe to repeat: every send makes
 a new prospect. When one times out or its connection drops after sending, Pardot may
@@ -9,9 +10,10 @@ nothing and would create a second prospect. So, for ``hold_s`` after such a fail
 PARDOT_WRITE_UNCONFIRMED (UNAVAILABLE, RetryInfo) until a read finds the prospect or
 the hold ends (then the first create is taken to be lost, and a create is sent).
 
-In memory, per process: replicas sharing an identity map do not share holds (the same
-limit as the per-person locks). Keys are emails as Pardot matches them (case
-insensitive). It never talks to the network and never sleeps.
+In memory, one store per connection: replicas sharing an identity map need the Redis
+backend's shared holds instead (the same limit as the per-person locks). Keys are
+emails as Pardot matches them (case insensitive). It never talks to the network and
+never sleeps.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from collections.abc import Callable
 
 
-class UnconfirmedCreates:
+class MemoryCreateHolds:
     def __init__(self, hold_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.hold_s = hold_s
         self._clock = clock
