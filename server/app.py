@@ -25,6 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from clients import auth as pardot_auth
+from clients.config.connection import ConnectionMisconfigured
 from clients.connections import PardotConnections
 from clients.state.local import LocalState
 from clients.state.protocols import StateUnavailable
@@ -202,7 +203,9 @@ def open_connections(config: ServiceConfig, state: LocalState) -> PardotConnecti
         return PardotConnections(config.connections, state=state)
     except StateUnavailable as error:
         raise ConfigError([f"server.state_dir: {error}"]) from None
-    except ProspectSyncError as error:  # the client's own configuration checks
+    except ConnectionMisconfigured as error:  # every problem, one line each
+        raise ConfigError(error.problems) from None
+    except ProspectSyncError as error:  # the client's other checks (one time zone an account)
         raise ConfigError([error.message]) from None
 
 
