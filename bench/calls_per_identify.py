@@ -31,6 +31,15 @@ CASES = [
     ),
     ("UserIdLookupV4", "user", {"email": "bill@segment.com"}, "2 (read + write)"),
     ("CreateV4", "create", {"email": "new@example.com"}, "—"),
+    # API v5 (the "v5" connection: the v4 business unit through v5's JSON dialect).
+    ("EmailV5", "v5", {"email": "kevin@example.com"}, "1 (upsertLatestByEmail)"),
+    ("IdFidV4 on v5 (pardot.id)", "v5id", {"email": "bill@segment.com"}, "1"),
+    (
+        "LookupFieldV4 on v5",
+        "v5org",
+        {"email": "bill@segment.com", "org_id": "1sf324fd53"},
+        "2 (read + write)",
+    ),
 ]
 
 SETTINGS = {
@@ -39,12 +48,27 @@ SETTINGS = {
     "org": {"lookup_field": "org_id"},
     "user": {"lookup_field": "org_id", "use_user_id_as_lookup_value": True, "user_id": "u-1"},
     "create": {"create_when_unmatched": True},
+    "v5": {"connection": "v5"},
+    "v5id": {"connection": "v5", "pardot_id": "{seeded}"},
+    "v5org": {"connection": "v5", "lookup_field": "org_id"},
 }
+
+#: v5 paths have no ``do/<operation>``: the method and the path's shape name it.
+V5_OPERATIONS = {"GET": "read", "POST": "create", "PATCH": "update", "DELETE": "delete"}
+
+
+def operation(method: str, path: str) -> str:
+    """``upsert``, ``read``, ``upsertLatestByEmail``, ``query``…: what one call did."""
+    if "/do/" in path:
+        return path.split("/do/")[1].split("/")[0]
+    if path == "/api/v5/objects/prospects":
+        return "query" if method == "GET" else "create"
+    return V5_OPERATIONS.get(method, method.lower())
 
 
 def described(response) -> str:
     """ "2 (read + create)": the count and the Pardot operations a response cost."""
-    ops = [c.path.split("/do/")[1].split("/")[0] for c in response.pardot_calls]
+    ops = [operation(c.method, c.path) for c in response.pardot_calls]
     return f"{len(ops)} ({' + '.join(ops)})"
 
 
@@ -53,12 +77,16 @@ async def measure() -> list[tuple[str, str, str, str]]:
     with FakePardot() as fake, tempfile.TemporaryDirectory() as state:
         for name, how, traits, segment in CASES:
             fake.state.reset()
-            fake.state.add_prospect(
+            seeded = fake.state.add_prospect(
                 "v4", email="bill@old.example", crm_contact_fid="00339000033ZUR6"
             )
             service = await open_service(config_for(fake, Path(state) / name))
             try:
-                request = identify(traits, **dict(SETTINGS[how]))
+                settings = {
+                    key: value.format(seeded=seeded["id"]) if isinstance(value, str) else value
+                    for key, value in SETTINGS[how].items()
+                }
+                request = identify(traits, **settings)
                 cold = await service.stub.Identify(request)
                 warm = await service.stub.Identify(request)
                 rows.append((name, described(cold), described(warm), segment))

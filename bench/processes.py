@@ -162,10 +162,12 @@ def start_fake(workdir: Path, source: Source = HERE) -> tuple[Child, str]:
     return _spawn("fakepardot", argv, workdir, source), f"http://{LOOPBACK}:{port}"
 
 
-def write_server_config(path: Path, fake_url: str, state_dir: Path) -> None:
+def write_server_config(path: Path, fake_url: str, state_dir: Path, *, v5: bool = False) -> None:
     """A config like examples/demo.toml aimed at the fake, logging warnings only (so
     logging does not dominate what is measured); owner-readable, since it holds the
-    fake's demo credentials."""
+    fake's demo credentials. ``v5`` adds the API v5 connection (``v5``, on the v4
+    business unit): only when a v5 row is measured, so that ``--commit`` can still run
+    trees from before API v5."""
     oauth = f"""pardot_url = "{fake_url}"
 auth = "oauth"
 token_url = "{fake_url}/services/oauth2/token"
@@ -192,16 +194,28 @@ grant_type = "password"
 username = "{DEMO.username}"
 password = "{DEMO.password}"
 {oauth}"""
+    if v5:
+        text += f"""
+[connections.v5]
+api_version = 5
+business_unit_id = "{DEMO.business_unit_v4}"
+grant_type = "client_credentials"
+{oauth}"""
     path.write_text(text)
     path.chmod(0o600)
 
 
 def start_server(
-    workdir: Path, fake_url: str, name: str = "server", source: Source = HERE
+    workdir: Path,
+    fake_url: str,
+    name: str = "server",
+    source: Source = HERE,
+    *,
+    v5: bool = False,
 ) -> tuple[Child, str]:
     """The service as ``prospect-sync serve``, SERVING on a free port (fresh state)."""
     config = workdir / f"{name}.toml"
-    write_server_config(config, fake_url, workdir / f"{name}-state")
+    write_server_config(config, fake_url, workdir / f"{name}-state", v5=v5)
     target = f"{LOOPBACK}:{free_port()}"
     argv = [*_prospect_sync(), "serve", "--config", str(config), "--listen", target]
     child = _spawn(name, argv, workdir, source)

@@ -123,6 +123,12 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
                 warm_pool=n * WARM_POOL_PER_IN_FLIGHT,
             )
         )
+    if args.v5_in_flight:
+        n = args.v5_in_flight
+        rows.append(
+            Scenario(f"v5@{n}", "Identify, EmailV5 (v5: no batch endpoint), new people", n,
+                     strategy="EmailV5")
+        )  # fmt: skip
     items = QUICK_BATCH_ITEMS if args.quick else BATCH_ITEMS
     rows.append(
         Scenario(
@@ -160,7 +166,10 @@ class BenchRun:
             with FakeControl(fake_url) as control:
                 control.wait_ready(timeout_s=20.0)
                 pardot = Pardot(fake, fake_url, control)
-                server, target = start_server(self.workdir, fake_url, source=self.source)
+                v5 = any(s.strategy == "EmailV5" for s in scenarios(self.args))
+                server, target = start_server(
+                    self.workdir, fake_url, source=self.source, v5=v5 and self.wanted("rows")
+                )
                 try:
                     rows = {
                         s.key: self.scenario(s, pardot, server, target)
@@ -395,6 +404,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--warm-in-flight", type=int, default=50, help="LookupFieldV4 warm (50); 0 skips"
+    )
+    parser.add_argument(
+        "--v5-in-flight",
+        type=int,
+        default=50,
+        help="Identify through EmailV5 on API v5 (50); 0 skips (for --commit before v5)",
     )
     parser.add_argument("--echo-in-flight", type=int, default=50, help="zero-latency run (50)")
     parser.add_argument(

@@ -30,6 +30,8 @@ STRATEGY_SETTINGS: dict[str, dict[str, Any]] = {
     "EmailV3": {"connection": "v3"},
     # v4 lookup field: read + create when cold, one update by id when warm.
     "LookupFieldV4": {"connection": "default", "lookup_field": "org_id"},
+    # v5: one upsertLatestByEmail per identify; v5 has no batch endpoint.
+    "EmailV5": {"connection": "v5"},
 }
 
 #: grpc's numeric status codes → names ("OK", "RESOURCE_EXHAUSTED", …).

@@ -17,15 +17,32 @@ process with the embedded backend); this module is the policy: how a token is
 fetched, what a refusal means, and that every token obtained or read is told to
 :func:`on_secret_learned` before a request carries it.
 
+Salesforce refuses a grant by cause (PARDOT_API.md, "Authentication"), and each cause
+gets an operator message naming the keys to fix (``_REFUSALS``): ``invalid_client_id``
+→ ``client_id``, ``invalid_client`` → ``client_secret``, ``invalid_grant`` /
+``expired access/refresh token`` → ``refresh_token``, ``invalid_grant`` /
+``authentication failure`` → ``username`` and ``password``, ``unsupported_grant_type``
+→ ``grant_type``; any other refusal names every key its grant sends. All are
+PARDOT_AUTH_FAILED (FAILED_PRECONDITION) with the cooldown, and ``ErrorInfo.metadata``
+carries Salesforce's ``oauth_error``. One refusal is not about the credentials:
+``invalid_grant`` / ``token request is already being processed`` means another refresh
+of the same refresh token (another replica or process, or another connection with the
+same credentials) is in flight. The refresh then waits (:meth:`Authenticator.refresh`:
+a bounded backoff within the caller's time) and asks the token store again, which
+gives the other refresh's token when the store is shared and otherwise asks Salesforce
+again once the other request is done; never the cooldown, never PARDOT_AUTH_FAILED.
+
 This module never puts a secret in a URL, an error message, a log event or a call
-record; messages name the configuration keys to fix instead. It never retries: the
-transport decides that, and a failed fetch surfaces as PardotUnavailable (retryable)
-or PardotAuthFailed (not).
+record; messages name the configuration keys to fix instead. It never retries a failed
+fetch (the transport decides that; a failed fetch surfaces as PardotUnavailable,
+retryable, or PardotAuthFailed, not), with the one exception above.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -33,6 +50,7 @@ from functools import partial
 from urllib.parse import urlsplit
 
 import httpx
+import structlog
 from grpc import StatusCode
 
 from clients.call_log import record_call
@@ -49,7 +67,48 @@ from strategies.core.errors import (
     Reason,
 )
 
+log = structlog.get_logger("clients")
+
 _TRANSIENT_STATUSES = frozenset({408, 429})
+
+#: ``invalid_grant`` descriptions that mean "another refresh of this refresh token is in
+#: flight": Salesforce's text (PARDOT_API.md, "Authentication"), and the one it gave the
+#: same race before Winter '25, which Segment's Pardot destination retries too.
+_REFRESH_IN_PROGRESS = frozenset(
+    {"token request is already being processed", "expired authorization code"}
+)
+
+#: (error, error_description or None for any) → (what Salesforce says is wrong, the
+#: keys to fix, a hint). PARDOT_API.md, "Authentication": RECORDED in Salesforce client
+#: issues. A grant's own credentials apply only to the grant that sends them.
+_REFUSALS: dict[tuple[str, str | None], tuple[str, tuple[str, ...], str]] = {
+    ("invalid_client_id", None): (
+        "no connected app has that consumer key",
+        ("client_id",),
+        "a sandbox's app is known only to https://test.salesforce.com: check {token_url}",
+    ),
+    ("invalid_client", None): (
+        "the consumer secret is not the connected app's",
+        ("client_secret",),
+        "it must belong to the app named by {client_id}",
+    ),
+    ("unsupported_grant_type", None): (
+        "the token endpoint does not take this grant type",
+        ("grant_type",),
+        'use "refresh_token", "password" or "client_credentials", one the connected app allows',
+    ),
+    ("invalid_grant", "expired access/refresh token"): (
+        "the refresh token is expired or revoked",
+        ("refresh_token",),
+        "issue a new one for the connected app",
+    ),
+    ("invalid_grant", "authentication failure"): (
+        "the Salesforce user's login failed",
+        ("username", "password"),
+        "the password may need the user's security token appended, unless the server's "
+        "IP range is trusted",
+    ),
+}
 
 
 def _ignore(_secret: str) -> None:
@@ -88,6 +147,8 @@ class Authenticator(ABC):
         self._learned: str | None = None
         #: Successful fetches so far (tokens granted or logins made).
         self.fetches = 0
+        #: Draws the waits for another refresh in flight (``refresh``).
+        self._jitter = random.Random()
 
     @abstractmethod
     def headers(self, token: str) -> dict[str, str]:
@@ -129,21 +190,50 @@ class Authenticator(ABC):
         and the callers queued behind fetched again: two token requests where one was
         due.) So its timeout is the connection's ``timeout_s``, not the starter's
         remaining deadline, and every caller's wait stays bounded by its own deadline.
-        ``request_timeout_s`` is accepted for the callers' symmetry and bounds nothing.
+        ``request_timeout_s`` bounds only the waits for another refresh (below).
 
         The token store runs the flight (``clients.state.tokens`` in this process);
         this method says what one fetch is (:meth:`_fetched`).
+
+        When Salesforce answers that another refresh of the same refresh token is in
+        progress (elsewhere: another replica, process or connection), this caller waits
+        and asks the store again, which then holds that refresh's token if it is shared,
+        or starts a fetch once the other is done. The waits back off (half the cap plus
+        a random half, the cap growing as ``backoff_base_s``·2ⁿ⁻¹ up to
+        ``backoff_max_s``) and end within ``request_timeout_s`` (the caller's time: the
+        transport's deadline bounds it too); then the caller gets PardotUnavailable with
+        a RetryInfo. No cooldown: the credentials are fine.
         """
-        del request_timeout_s
         token = self._tokens.current()
         if token is not None and token != stale:
             return self._learn(token)
         self._raise_if_rejected()
-        try:
-            token = await self._tokens.refresh(stale, partial(self._fetched, attempt))
-        except ProspectSyncError as exc:
-            raise _fresh(exc) from None  # each caller its own copy to annotate
-        return self._learn(token)
+        give_up_at = time.monotonic() + request_timeout_s
+        waits = 0
+        while True:
+            try:
+                token = await self._tokens.refresh(stale, partial(self._fetched, attempt))
+            except RefreshInProgress as exc:
+                waits += 1
+                cap = min(
+                    self.config.backoff_max_s, self.config.backoff_base_s * 2.0 ** (waits - 1)
+                )
+                delay = cap / 2 + self._jitter.uniform(0, cap / 2)
+                if time.monotonic() + delay >= give_up_at:
+                    busy = _fresh(exc)
+                    busy.retry_after = max(cap, 0.1)
+                    raise busy from None
+                log.info(
+                    "pardot.token_busy",
+                    connection=self.config.name,
+                    wait=waits,
+                    delay_ms=round(delay * 1000, 1),
+                )
+                await asyncio.sleep(delay)
+                continue
+            except ProspectSyncError as exc:
+                raise _fresh(exc) from None  # each caller its own copy to annotate
+            return self._learn(token)
 
     def close(self) -> None:
         """Stop a fetch nobody will use (the connection is closing)."""
@@ -274,10 +364,7 @@ class OAuthAuthenticator(Authenticator):
         if body is not None and "error" in body:
             error = self._redact(str(body.get("error")))
             description = self._redact(str(body.get("error_description", "")))
-            raise PardotAuthFailed(
-                f"Salesforce refused the OAuth {c.grant_type} grant of connection {c.name!r} "
-                f"({error}: {description}); fix {', '.join(_grant_keys(c))}"
-            )
+            raise _refused(c, error, description)
         raise ProspectSyncError(
             f"the Salesforce token endpoint of connection {c.name!r} answered HTTP {status} "
             f"with a body that is not OAuth's; check {c.key('token_url')}",
@@ -401,8 +488,37 @@ def _fresh(exc: ProspectSyncError) -> ProspectSyncError:
     return copy
 
 
-def _grant_keys(config: ConnectionConfig) -> list[str]:
-    return [config.key(name) for name in GRANT_KEYS[config.grant_type]]
+class RefreshInProgress(PardotUnavailable):
+    """Salesforce is processing another refresh of the same refresh token: transient
+    (retryable UNAVAILABLE if it outlasts the caller's wait), never a credentials error."""
+
+
+def _refused(config: ConnectionConfig, error: str, description: str) -> ProspectSyncError:
+    """What Salesforce's refusal of a grant means, with the keys to fix (``_REFUSALS``)."""
+    grant = config.grant_type
+    where = f"Salesforce refused the OAuth {grant} grant of connection {config.name!r}"
+    if (
+        grant == "refresh_token"
+        and error == "invalid_grant"
+        and description in _REFRESH_IN_PROGRESS
+    ):
+        return RefreshInProgress(
+            f"{where} ({error}: {description}): another refresh of the same refresh token "
+            "is in progress (another replica, process or connection with these credentials)",
+            metadata={"oauth_error": error},
+        )
+    known = _REFUSALS.get((error, description)) or _REFUSALS.get((error, None))
+    grant_keys = GRANT_KEYS[grant]
+    if known is not None and set(known[1]) <= {"grant_type", *grant_keys}:
+        what, keys, hint = known
+        fix = " and ".join(config.key(k) for k in keys)
+        hint = hint.format_map({k: config.key(k) for k in ("token_url", "client_id")})
+        message = f"{where} ({error}: {description}): {what}; fix {fix} ({hint})"
+    else:
+        message = f"{where} ({error}: {description}); fix " + ", ".join(
+            config.key(name) for name in grant_keys
+        )
+    return PardotAuthFailed(message, metadata={"oauth_error": error})
 
 
 def _json_object(body: bytes) -> dict[str, object] | None:

@@ -31,9 +31,11 @@ the limiter and the daily budget by every connection to it):
   the single-call endpoint.
 - **Each caller its own result.** Pardot names failed entries by index and applies the
   others (``clients.wire.batching``): a caller gets its entry's error or success, never a
-  neighbour's. A failure of the whole call (5xx, err 66, a refused token, a dropped
-  connection) is retried as a whole by ``clients.retry``'s rules — but a batch of
-  creates is not resent once Pardot may have processed it: each create gets
+  neighbour's. Its answer is then ``stat="fail"`` without an err_code — a partial
+  success, settled entry by entry and never resent as a whole. A failure of the whole
+  call (5xx, err 66, a refused token, a dropped connection) is retried as a whole by
+  ``clients.retry``'s rules — but a batch of creates is not resent once Pardot may
+  have processed it: each create gets
   PARDOT_WRITE_UNCONFIRMED and the gateway holds its email (its create holds).
   A batch Pardot refuses unread (err 70/71) is our bug: it is logged at error level
   and every write in it is sent alone; so is an idempotent entry that failed with a
@@ -511,8 +513,10 @@ class WriteCoalescer:
         if batch.alone:
             _resolve(writes[0], Queued(Route.ALONE, answer), calls)
             return
+        # v3 may name a failed entry by the key it was sent under (UNCONFIRMED).
+        keys = [w.entry.id_value for w in writes] if batch.kind.api_version == 3 else ()
         try:
-            failed = batching.entry_errors(answer, len(writes))
+            failed = batching.entry_errors(answer, len(writes), keys=keys)
         except batching.UnreadableBatchAnswer as problem:
             log.error(
                 "pardot.batch_unreadable",

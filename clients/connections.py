@@ -30,12 +30,14 @@ from clients.coalescer import WriteCoalescer
 from clients.config import ConnectionConfig
 from clients.config.connection import check_connection
 from clients.gateway import PardotGateway
+from clients.gateway_v5 import PardotV5Gateway
 from clients.known_ids import KnownProspectIds
 from clients.retry import RetryPolicy
 from clients.state.identity import IdentityView
 from clients.state.local import MemoryState
 from clients.state.protocols import ClientState, CreateHolds, IdentityStore
 from clients.transport import PardotTransport, new_http_client
+from strategies.core import pardot_facts as facts
 from strategies.core.errors import FailedPrecondition, Reason
 
 DEFAULT_CONNECTION = "default"
@@ -82,8 +84,10 @@ class PardotConnection:
         return self.account.budget.snapshot()
 
     def gateway(self, *, api_version: int, dry_run: bool, deadline: float | None) -> PardotGateway:
-        """A fresh gateway for one request; ``deadline`` is absolute ``time.monotonic()``."""
-        return PardotGateway(
+        """A fresh gateway for one request; ``deadline`` is absolute ``time.monotonic()``.
+        API v5 speaks its own dialect (``PardotV5Gateway``); v3 and v4 share one."""
+        dialect = PardotV5Gateway if api_version == facts.V5 else PardotGateway
+        return dialect(
             self.transport,
             self.account.writes,
             config=self.config,

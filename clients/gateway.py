@@ -19,7 +19,7 @@ write in a dry run, and never invents an id a batch answer did not give.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from clients.coalescer import Route, WriteCoalescer
 from clients.config import ConnectionConfig
@@ -58,7 +58,12 @@ _NOT_FOUND: Final[dict[KeyField, frozenset[int]]] = {
 class PardotGateway(TrackGateway):
     """Implements ``strategies.track.TrackGateway`` over HTTP. ``calls`` lists every call
     made or (dry run) planned, in order, for the response's ``pardot_calls``. Built per
-    request by ``clients.connections.PardotConnection.gateway``."""
+    request by ``clients.connections.PardotConnection.gateway``; API v5 has its own
+    dialect in a subclass (``clients.gateway_v5.PardotV5Gateway``), which shares the
+    create holds, external activities and the created-or-updated reading."""
+
+    #: The API versions this class speaks.
+    versions: ClassVar[frozenset[int]] = facts.V3V4_API_VERSIONS
 
     def __init__(
         self,
@@ -73,9 +78,9 @@ class PardotGateway(TrackGateway):
         dry_run: bool,
         deadline: float | None,
     ) -> None:
-        if api_version not in facts.API_VERSIONS:
+        if api_version not in self.versions:
             raise FailedPrecondition(
-                f"settings.api_version must be 3 or 4, not {api_version}",
+                f"settings.api_version must be 3, 4 or 5, not {api_version}",
                 reason=Reason.API_VERSION_INVALID,
             )
         self._transport = transport
@@ -131,14 +136,14 @@ class PardotGateway(TrackGateway):
     async def _create(self, email: str, fields: Fields, need_answer: bool) -> Prospect:
         """Not idempotent: v4 creates a second prospect, v3 answers err 9 to a resend.
 
-        A v4 create that got no answer may still land. The caller's retry reads by
+        A v4 or v5 create that got no answer may still land. The caller's retry reads by
         email before it creates (the lookup strategies do), and updates the prospect
         if it landed; but a read made before Pardot finished finds nothing. So while
         such a create is unconfirmed (the connection's create holds, for its
         ``unconfirmed_create_hold_s``), no other create for that email is sent: the
         call fails again with PARDOT_WRITE_UNCONFIRMED, and a later retry reads again.
         """
-        held = self.api_version == 4 and not self.dry_run
+        held = self.api_version != 3 and not self.dry_run  # v4 and v5 create twins
         if held:
             self._refuse_while_unconfirmed(email)
         try:
@@ -275,17 +280,22 @@ class PardotGateway(TrackGateway):
                 if queued.route is Route.BATCH:
                     return self._seen(self._batched(entry, known_id=known_id, email=email))
                 if queued.route is Route.ALONE and queued.answer is not None:
-                    return self._answered(queued.answer, operation, id_field, id_value)
+                    return self._answered(queued.answer, operation, id_field, id_value, fields)
                 # Route.SEND_ALONE: the batch could not settle it; send it alone.
         request = prospect_write(
             self.api_version, operation, id_field, id_value, fields, idempotent=idempotent
         )
         with self._writes.sending_alone():
             envelope = await self._transport.send(request, deadline=self.deadline, calls=self.calls)
-        return self._answered(envelope, operation, id_field, id_value)
+        return self._answered(envelope, operation, id_field, id_value, fields)
 
     def _answered(
-        self, envelope: Mapping[str, Any], operation: str, id_field: str, id_value: str | int
+        self,
+        envelope: Mapping[str, Any],
+        operation: str,
+        id_field: str,
+        id_value: str | int,
+        fields: Fields,
     ) -> Prospect:
         """The prospect a single write's answer holds."""
         found = prospects_in(envelope)
@@ -298,7 +308,7 @@ class PardotGateway(TrackGateway):
         if operation == "create":
             created = True
         elif operation == "upsert":
-            created = self._upsert_created(answer, id_field, id_value)
+            created = self._upsert_created(answer, id_field, id_value, fields)
         else:
             created = False
         return self._seen(_prospect(answer, created=created))
@@ -307,12 +317,13 @@ class PardotGateway(TrackGateway):
         """What a batch call tells of a write it carried: only that it did not fail
         (PARDOT_API.md: the success body holds no ids). So:
 
-        - an update (by id or fid), or a v4 upsert by id or fid (which never creates),
-          changed an existing prospect: ``created=False``, with the id when the write
-          named it by id (by fid, the id stays unknown: None);
+        - an update (by id or fid), or a v4 upsert by id (which never creates) or by
+          fid without an email, changed an existing prospect: ``created=False``, with
+          the id when the write named it by id (by fid, the id stays unknown: None);
         - a create created one: ``created=True``, id unknown (None);
         - a v3 upsert (by email, or by id, which falls back to the email and may
-          create) did one or the other: ``created=None``, id None.
+          create), or a v4 upsert by fid with an email (an fid Pardot does not know
+          then creates, as its docs say), did one or the other: ``created=None``, id None.
 
         ``fields`` are the fields sent. Nothing here is a guess, so the identity map
         (which learns only ids) learns nothing from a batched create or upsert.
@@ -320,7 +331,9 @@ class PardotGateway(TrackGateway):
         created: bool | None
         if entry.operation == "create":
             prospect_id, created = None, True
-        elif entry.operation == "update" or self.api_version == 4:
+        elif entry.operation == "update" or (
+            self.api_version == 4 and not _fid_with_email(entry.id_field, entry.fields)
+        ):
             prospect_id = known_id if entry.id_field == "id" else None
             created = False
         else:
@@ -333,20 +346,23 @@ class PardotGateway(TrackGateway):
         )
 
     def _upsert_created(
-        self, answer: Mapping[str, Any], id_field: str, id_value: str | int
+        self, answer: Mapping[str, Any], id_field: str, id_value: str | int, fields: Fields
     ) -> bool:
         """Whether an upsert created the prospect; Pardot's answer does not say.
 
-        - v4 upsert by id or fid updates the match and never creates (PARDOT_API.md).
+        - v4 upsert by id updates the match and never creates, nor does one by fid
+          without an email (PARDOT_API.md); by fid WITH an email, an fid Pardot does
+          not know creates a prospect (the docs; UNCONFIRMED in traffic).
         - An answer carrying the id we asked for, or an id this connection has seen
           before, is an existing prospect.
-        - Otherwise (v3 by email; v3 by an unknown id, which falls back to the email):
-          a prospect whose ``created_at`` equals its ``updated_at`` was just created.
+        - Otherwise (v3 by email; v3 by an unknown id, which falls back to the email;
+          v4 by fid with an email): a prospect whose ``created_at`` equals its
+          ``updated_at`` was just created.
           Timestamps have one-second resolution, so an update of a prospect that was
           created elsewhere in the same second, or first seen by another process,
           reads as a create; so would an update Pardot did not stamp.
         """
-        if self.api_version == 4 and id_field in ("id", "fid"):
+        if self.api_version == 4 and not _fid_with_email(id_field, fields):
             return False
         prospect_id = _int_or_none(answer.get("id"))
         if prospect_id is None:
@@ -377,6 +393,11 @@ def _prospect(fields: Mapping[str, Any], *, created: bool = False) -> Prospect:
         fields=dict(fields),
         created=created,
     )
+
+
+def _fid_with_email(id_field: str, fields: Fields) -> bool:
+    """A v4 upsert that may create: by fid, carrying an email (PARDOT_API.md)."""
+    return id_field == "fid" and bool(fields.get("email"))
 
 
 def _int_or_none(value: Any) -> int | None:

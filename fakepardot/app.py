@@ -10,7 +10,9 @@ pipeline, in the order a real request meets real infrastructure:
 6. the call log (secrets redacted).
 
 Routes: POST /services/oauth2/token, /api/login/version/<v>, /api/<object>/version/<v>/
-do/<op>[/…], POST /api/v5/external-activities, and the control API under /_fake/.
+do/<op>[/…], POST /api/v5/external-activities, every method on /api/v5/objects/… (v5.py:
+prospects and list memberships), and the control API under /_fake/. Every failure on a
+v5 path is rendered by v5_wire.failure_reply (the v5 envelope and its switches).
 The lock is never held across an await.
 """
 
@@ -27,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from fakepardot import auth, batch, engagement, prospects, query, wire
+from fakepardot import auth, batch, engagement, prospects, query, v5, v5_wire, wire
 from fakepardot import constants as c
 from fakepardot.control import control_routes
 from fakepardot.model import Account, Fault, PardotFail, RecordedCall, V5Fail
@@ -48,6 +50,8 @@ PROXY_502_PAGE = (
     b"</body>\r\n</html>\r\n"
 )
 SERVER_500_PAGE = b"<html><body><h1>500 Internal Server Error</h1></body></html>"
+#: Every method reaches v5.py, which answers 405 code 60 itself (as Pardot does).
+V5_METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
 
 
 def build_app(state: FakeState, dropper: Dropper | None = None) -> Starlette:
@@ -57,6 +61,7 @@ def build_app(state: FakeState, dropper: Dropper | None = None) -> Starlette:
             Route("/services/oauth2/token", api.token, methods=["POST"]),
             Route("/api/login/version/{version}", api.login, methods=["GET", "POST"]),
             Route("/api/v5/external-activities", api.external_activity, methods=["POST"]),
+            Route("/api/v5/objects/{rest:path}", api.v5_object, methods=list(V5_METHODS)),
             Route("/api/{rest:path}", api.object_call, methods=["GET", "POST"]),
             Mount("/_fake", routes=control_routes(state)),
         ]
@@ -102,6 +107,15 @@ class _PardotApi:
     async def external_activity(self, request: Request) -> Response:
         return await self._serve(request, self._activity, dialect="v5", account=True)
 
+    async def v5_object(self, request: Request) -> Response:
+        base_url = str(request.base_url).rstrip("/")
+        return await self._serve(
+            request,
+            lambda call, who: v5.run(self.state, call, who, base_url),
+            dialect="v5",
+            account=True,
+        )
+
     # --- the pipeline ----------------------------------------------------------------
 
     async def _serve(
@@ -117,7 +131,7 @@ class _PardotApi:
             return _Dropped(self.dropper)
         who: Account | None = None
         if fault is not None and fault.kind != "delay":
-            reply = _fault_reply(fault, call, dialect)
+            reply = _fault_reply(fault, call, dialect, self.state)
         else:
             extra = (fault.delay_s or 0.0) if fault is not None else 0.0
             delay = self.state.latency_s + extra
@@ -131,10 +145,12 @@ class _PardotApi:
                     with self.state.lock:
                         reply = handle(call, None)
             except (PardotFail, V5Fail) as failure:
-                reply = _failure_reply(failure, call, dialect)
+                reply = _failure_reply(failure, call, dialect, self.state)
         self._record(call, reply, who, started, fault, generation)
-        headers = {"content-type": reply.content_type} if reply.content_type else None
-        return Response(reply.body, reply.status, headers=headers)
+        headers = {"content-type": reply.content_type} if reply.content_type else {}
+        if isinstance(reply, v5_wire.V5Reply):
+            headers.update(reply.headers)
+        return Response(reply.body, reply.status, headers=headers or None)
 
     async def _in_flight(self, who: Account, delay: float, answer: Callable[[], Reply]) -> Reply:
         """Pass the account's limits, then hold one in-flight slot for the whole call:
@@ -166,7 +182,11 @@ class _PardotApi:
             path=call.path,
             raw_path=call.raw_path,
             query=call.redacted_query(),
-            form=call.redacted_form(),
+            form=(
+                v5_wire.redacted_body(call.json_body)
+                if isinstance(call.json_body, dict)
+                else call.redacted_form()
+            ),
             http_status=reply.status,
             err_code=reply.err_code,
             account=who.name if who else None,
@@ -232,13 +252,15 @@ def _version(raw: str, account: Account) -> int:
     return version
 
 
-def _failure_reply(failure: PardotFail | V5Fail, call: Incoming, dialect: str) -> Reply:
+def _failure_reply(
+    failure: PardotFail | V5Fail, call: Incoming, dialect: str, state: FakeState
+) -> Reply:
     if dialect == "v5" or isinstance(failure, V5Fail):
-        return wire.v5_fail(failure)
+        return v5_wire.failure_reply(failure, state)
     return wire.fail(failure, call.fmt)
 
 
-def _fault_reply(fault: Fault, call: Incoming, dialect: str) -> Reply:
+def _fault_reply(fault: Fault, call: Incoming, dialect: str, state: FakeState) -> Reply:
     if fault.kind == "html_502":
         return Reply(502, PROXY_502_PAGE, "text/html")
     if fault.kind == "http_500":
@@ -247,7 +269,7 @@ def _fault_reply(fault: Fault, call: Incoming, dialect: str) -> Reply:
         json_wanted = call.fmt == "json" or dialect != "pardot"
         return Reply(200, b"", c.JSON_CONTENT_TYPE if json_wanted else c.XML_CONTENT_TYPE)
     assert fault.kind == "err" and fault.err_code is not None
-    return _failure_reply(PardotFail(fault.err_code), call, dialect)
+    return _failure_reply(PardotFail(fault.err_code), call, dialect, state)
 
 
 async def _sleep(seconds: float) -> None:

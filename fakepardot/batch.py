@@ -4,10 +4,17 @@
 ``prospects`` (form or query) holds JSON or XML. v3 JSON is keyed by id or email
 (``{"prospects": {"12": {...}, "a@b.com": {...}}}``); v4 JSON is a list of entries that
 carry ``email``, ``id`` or ``fid``. XML is ``<prospects><prospect>…</prospect></prospects>``
-(v3 keys on the entry's ``id``, else its ``email``). More than 50 entries → err 70;
-unreadable input → err 71; a missing ``prospects`` → err 13. Each entry runs the
-single-prospect rules of its version; failures come back by request index, all other
-entries are applied. Responses carry no ids (UNCONFIRMED success body, see the spec).
+(v3 keys an entry by its ``identifier`` attribute, else its ``id``, else its ``email``).
+More than 50 entries → err 70; a missing or unreadable ``prospects`` (a raw JSON body
+has none) → err 71, HTTP 400 (RECORDED). Each entry runs the single-prospect rules of
+its version, and a "refuse" fault may fail the entry it names (state.py ``inject``).
+
+The answer (``BatchAnswer``, rendered by wire.py) is RECORDED: every entry is processed
+on its own; any failed entry makes it ``stat="fail"`` without an err_code, HTTP 200,
+with the failed entries under ``errors`` keyed by their index as a string; a clean
+batch is ``stat="ok"`` with ``errors: {}``, HTTP 201 when an entry created a prospect
+and 200 otherwise. It holds no ids. v3 error keys: the ``v3_batch_error_keys`` switch
+(UNCONFIRMED: indexes, or the identifiers the entries were sent under).
 
 Runs with the state lock held; never awaits, never renders.
 """
@@ -23,32 +30,47 @@ from fakepardot import constants as c
 from fakepardot import prospects as ops
 from fakepardot.model import PardotFail
 from fakepardot.prospects import ProspectBook
+from fakepardot.wire import BatchAnswer
 
 BATCH_OPS = ("batchCreate", "batchUpdate", "batchUpsert")
 
-Entry = tuple[str | None, dict[str, str]]  # (v3 key, fields)
+#: (v3 key, the entry's fields, or why the entry itself cannot be read).
+Entry = tuple[str | None, dict[str, str] | PardotFail]
 
 
-def run(book: ProspectBook, version: int, op: str, params: Mapping[str, str]) -> dict[str, Any]:
+def run(book: ProspectBook, version: int, op: str, params: Mapping[str, str]) -> BatchAnswer:
     raw = params.get("prospects")
     if raw is None or not raw.strip():
-        raise PardotFail(c.ERR_PARAM_MISSING)
+        raise PardotFail(c.ERR_BATCH_INVALID)
     entries = _parse(raw, version)
     if len(entries) > c.MAX_BATCH_PROSPECTS:
         raise PardotFail(c.ERR_BATCH_TOO_BIG)
+    path = f"/api/prospect/version/{version}/do/{op}"
+    by_identifier = version == 3 and book.state.v3_batch_error_keys == "identifier"
+    before = len(book.account.prospects)
     errors: dict[str, str] = {}
     for index, entry in enumerate(entries):
+        key, fields = entry
+        name = key if by_identifier and key is not None else str(index)
         try:
-            if isinstance(entry, PardotFail):
-                raise entry
-            key, fields = entry
+            if isinstance(fields, PardotFail):
+                raise fields
+            names = (
+                key or "",
+                fields.get("email", ""),
+                fields.get("id", ""),
+                fields.get("fid", ""),
+            )
+            refusal = book.state._take_refusal(path, names)
+            if refusal is not None:
+                raise refusal
             if version == 3:
                 _v3_entry(book, op, key or "", fields)
             else:
                 _v4_entry(book, op, fields)
         except PardotFail as failure:
-            errors[str(index)] = failure.text
-    return {"errors": errors}
+            errors[name] = failure.text
+    return BatchAnswer(errors, created=len(book.account.prospects) > before)
 
 
 def _v3_entry(book: ProspectBook, op: str, key: str, fields: dict[str, str]) -> None:
@@ -86,7 +108,7 @@ def _without(fields: dict[str, str], *names: str) -> dict[str, str]:
 # --- parsing ---------------------------------------------------------------------------
 
 
-def _parse(raw: str, version: int) -> list[Entry | PardotFail]:
+def _parse(raw: str, version: int) -> list[Entry]:
     text = raw.strip()
     if text.startswith("<"):
         return _parse_xml(text, version)
@@ -106,16 +128,16 @@ def _parse(raw: str, version: int) -> list[Entry | PardotFail]:
     return [_entry(key, value) for key, value in pairs]
 
 
-def _entry(key: str | None, value: Any) -> Entry | PardotFail:
+def _entry(key: str | None, value: Any) -> Entry:
     """One entry's fields as form strings; a nested value is that entry's own error."""
     if not isinstance(value, dict):
-        return PardotFail(c.ERR_NOT_FLAT)
+        return key, PardotFail(c.ERR_NOT_FLAT)
     fields: dict[str, str] = {}
     for name, item in value.items():
         if type(item) is str:  # the usual case, tested first: 50 entries of many fields
             fields[str(name)] = item
         elif isinstance(item, dict):
-            return PardotFail(c.ERR_NOT_FLAT)
+            return key, PardotFail(c.ERR_NOT_FLAT)
         elif isinstance(item, list):  # multi-value custom field
             fields.update({f"{name}_{i}": _text(v) for i, v in enumerate(item)})
         else:
@@ -131,19 +153,20 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _parse_xml(text: str, version: int) -> list[Entry | PardotFail]:
+def _parse_xml(text: str, version: int) -> list[Entry]:
     try:
         root = ET.fromstring(text)
     except ET.ParseError:
         raise PardotFail(c.ERR_BATCH_INVALID) from None
     if root.tag != "prospects":
         raise PardotFail(c.ERR_BATCH_INVALID)
-    entries: list[Entry | PardotFail] = []
+    entries: list[Entry] = []
     for element in root:
         if element.tag != "prospect":
             raise PardotFail(c.ERR_BATCH_INVALID)
         fields = {child.tag: (child.text or "").strip() for child in element}
-        key = (fields.get("id") or fields.get("email")) if version == 3 else None
+        identifier = element.attrib.get("identifier", "").strip()
+        key = (identifier or fields.get("id") or fields.get("email")) if version == 3 else None
         if version == 3:
             fields.pop("id", None)
         entries.append((key, fields))

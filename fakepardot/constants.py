@@ -103,7 +103,8 @@ ERROR_TEXTS: Final[dict[int, str]] = {
     # The fake answers 130 for an unknown custom field when the switch says "error".
     130: "One or more of the specified fields are invalid",
     132: "Prospect is archived",
-    181: "The Pardot-Business-Unit-Id header is missing",  # (chosen)
+    # 181 and 201: PARDOT_API.md, "Authentication" (181 as Pardot's v5 answers give it).
+    181: "A required header is missing: Pardot-Business-Unit-Id header not found on request.",
     183: "The request timed out",  # (chosen)
     184: "access_token is invalid, unknown, or malformed: Inactive token",
     199: "api_key is no longer supported: authenticate with Salesforce OAuth",  # (chosen)
@@ -115,12 +116,20 @@ ERROR_TEXTS: Final[dict[int, str]] = {
 UNKNOWN_ERROR_TEXT: Final = "An unknown error occurred"
 
 #: Errors that come back with a non-200 HTTP status; every other error is HTTP 200 with
-#: stat="fail" (PARDOT_API.md, "Responses": 400 for malformed input, 401 for err 184).
+#: stat="fail" (PARDOT_API.md, "Responses": 400 for malformed input, 401 for err 184;
+#: "Authentication": 400 for err 181). Two more travel with their own status, set where
+#: they are raised: err 4 from a v4 read/email that finds nobody (400, RECORDED) and
+#: err 201, whose status is a switch (``state.bu_invalid_http_status``: UNCONFIRMED).
 ERROR_HTTP_STATUS: Final[dict[int, int]] = {
     ERR_BATCH_TOO_BIG: 400,
     ERR_BATCH_INVALID: 400,
+    ERR_BU_HEADER_MISSING: 400,
     ERR_INVALID_TOKEN: 401,
 }
+#: HTTP status of a v4 read/email that finds nobody (err 4): RECORDED.
+READ_EMAIL_NOT_FOUND_HTTP_STATUS: Final = 400
+#: The statuses err 201 may come with (UNCONFIRMED); the first is the default.
+BU_INVALID_HTTP_STATUSES: Final = (400, 403)
 
 # --- Version 5 (JSON only: {"code": N, "message": "..."}) ----------------------------
 
@@ -147,13 +156,37 @@ V5_ERROR_TEXTS: Final[dict[int, str]] = {
 
 # --- OAuth (Salesforce token endpoint) -----------------------------------------------
 
-OAUTH_INVALID_GRANT: Final = {
+# Every refusal is HTTP 400 with ``error`` / ``error_description``, and they differ by
+# cause (PARDOT_API.md, "Authentication": RECORDED in Salesforce client issues).
+
+#: Wrong username or password (password grant).
+OAUTH_AUTHENTICATION_FAILURE: Final = {
     "error": "invalid_grant",
     "error_description": "authentication failure",
+}
+#: A refresh token that is unknown, revoked or expired.
+OAUTH_EXPIRED_TOKEN: Final = {
+    "error": "invalid_grant",
+    "error_description": "expired access/refresh token",
+}
+#: A client_id no connected app has.
+OAUTH_INVALID_CLIENT_ID: Final = {
+    "error": "invalid_client_id",
+    "error_description": "client identifier invalid",
+}
+#: A client_secret that is not the connected app's.
+OAUTH_INVALID_CLIENT: Final = {
+    "error": "invalid_client",
+    "error_description": "invalid client credentials",
 }
 OAUTH_UNSUPPORTED_GRANT: Final = {
     "error": "unsupported_grant_type",
     "error_description": "grant type not supported",
+}
+#: A refresh_token grant while another grant of the same refresh token is in progress.
+OAUTH_ALREADY_PROCESSING: Final = {
+    "error": "invalid_grant",
+    "error_description": "token request is already being processed",
 }
 OAUTH_GRANTS: Final = ("refresh_token", "password", "client_credentials")
 
@@ -229,12 +262,88 @@ READ_ONLY_FIELDS: Final = (
     "updated_at",
 )
 
-#: The order fields come back in; ``password`` is write-only and never returned.
-OUTPUT_FIELDS: Final = (
+#: What a stored prospect holds: every standard field (the write-only password apart,
+#: which is kept aside), ``is_archived`` and ``prospect_account_id`` included.
+RECORD_FIELDS: Final = (
     "id",
     *(f for f in WRITABLE_FIELDS if f != "password"),
     *READ_ONLY_FIELDS[1:],
 )
+
+#: A prospect as Pardot returns it, in Pardot's order (PARDOT_API.md, "Responses": the
+#: default output, RECORDED). ``password`` is always null; ``is_archived`` and
+#: ``prospect_account_id`` are writable but never come back. Then: ``campaign``
+#: ({id, name}, when the prospect has one), the custom fields that hold a value, and in
+#: a full answer ``profile``, ``visitors``, ``visitor_activities`` and ``lists``.
+OUTPUT_FIELDS: Final = (
+    "id",
+    "campaign_id",
+    "salutation",
+    "first_name",
+    "last_name",
+    "email",
+    "password",
+    "company",
+    "website",
+    "job_title",
+    "department",
+    "country",
+    "address_one",
+    "address_two",
+    "city",
+    "state",
+    "territory",
+    "zip",
+    "phone",
+    "fax",
+    "source",
+    "annual_revenue",
+    "employees",
+    "industry",
+    "years_in_business",
+    "comments",
+    "notes",
+    "score",
+    "grade",
+    "last_activity_at",
+    "recent_interaction",
+    "crm_lead_fid",
+    "crm_contact_fid",
+    "crm_owner_fid",
+    "crm_account_fid",
+    "salesforce_fid",
+    "crm_last_sync",
+    "crm_url",
+    "is_do_not_email",
+    "is_do_not_call",
+    "opted_out",
+    "is_reviewed",
+    "is_starred",
+    "created_at",
+    "updated_at",
+)
+#: Standard fields a prospect holds that never come back.
+HIDDEN_FIELDS: Final = ("is_archived", "prospect_account_id")
+
+#: ``output=mobile``: only these (PARDOT_API.md, "Responses"; RECORDED on a query).
+MOBILE_FIELDS: Final = ("id", "first_name", "last_name", "email", "company")
+#: The ``output`` values (PARDOT_API.md, "Requests"). "full" (the default of a read or
+#: write) adds a prospect's relations to "simple"; "bulk" (chosen) is "simple".
+OUTPUTS: Final = ("full", "simple", "mobile", "bulk")
+#: The relations a full answer ends with (none are kept: the fake has no visitors).
+#: A query answer never carries them (Pardot's query docs).
+PROFILE: Final = {
+    "id": 1,
+    "name": "Default",
+    "profile_criteria": [
+        {"id": 1 + n, "name": name, "matches": "Unknown"}
+        for n, name in enumerate(
+            ("Company Size", "Industry", "Location", "Job Title", "Department")
+        )
+    ],
+}
+#: What a new prospect's ``recent_interaction`` says (RECORDED).
+NEVER_ACTIVE: Final = "Never active."
 
 #: Integers on the wire ("ids, campaign_id, score are integers").
 INTEGER_FIELDS: Final = frozenset({"id", "campaign_id", "score", "prospect_account_id"})
@@ -251,3 +360,52 @@ SORT_BY_FIELDS: Final = ("created_at", "id", "last_activity_at", "updated_at")
 FID_PREFIXES: Final = ("00Q", "003")
 
 TIMESTAMP_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+
+# --- API v5 prospects and list memberships (v5.py, v5_query.py, v5_lists.py) -----------
+# PARDOT_API.md, "API v5 (prospects)". v5 errors are JSON {"code": N, "message": "..."}
+# with a 4xx status; the codes are the registry v3/v4 share (Salesforce's error-code
+# page), the messages v5's own where PARDOT_API.md quotes one.
+
+V5_ERR_RECORD_NOT_FOUND: Final = 109
+V5_ERR_METHOD: Final = 60
+V5_ERR_INVALID_ID: Final = 16
+V5_ERR_EMAIL_IN_USE: Final = 54
+V5_ERR_INVALID_FIELD: Final = 180
+V5_ERR_DELETED_RECORD: Final = 219
+V5_ERR_PAGE_TOKEN: Final = 211
+
+#: v5 wording of a code whose v3/v4 text differs (or that v3/v4 never answers).
+V5_PROSPECT_TEXTS: Final[dict[int, str]] = {
+    ERR_PARAM_MISSING: "One or more required parameters are missing",
+    ERR_BU_HEADER_MISSING: (
+        "A required header is missing: Pardot-Business-Unit-Id header not found on request."
+    ),
+    16: "Invalid ID",
+    54: "Email address is already in use",
+    60: "Invalid HTTP request method",
+    109: "The requested record was not found.",
+    180: "One or more of the specified fields are invalid",
+    211: "Page token is invalid.",
+    219: "Deleted records can't be updated. Please undelete before updating.",
+}
+
+#: v5 statuses other than 400 (the limits' status is the ``v5_limit_status`` switch).
+V5_PROSPECT_HTTP_STATUS: Final[dict[int, int]] = {
+    ERR_INVALID_TOKEN: 401,
+    ERR_INVALID_ACTION: 404,  # (chosen) a path under /api/v5/objects/ the fake lacks
+    109: 404,
+    60: 405,
+}
+
+#: Statuses of the auth failures when ``v5_auth_errors`` is "xml" (the v3/v4 envelope);
+#: err 201's status is ``state.bu_invalid_http_status`` in either envelope.
+V5_XML_AUTH_STATUS: Final[dict[int, int]] = {
+    ERR_INVALID_TOKEN: 400,
+    ERR_BU_HEADER_MISSING: 400,
+}
+
+#: Pardot-Warning header on a 404 for a record in the recycle bin (version 5 overview).
+V5_WARNING_RECYCLE_BIN: Final = "201;Record In Recycle Bin"
+
+V5_DEFAULT_PAGE_SIZE: Final = 200
+V5_MAX_PAGE_SIZE: Final = 1000

@@ -6,9 +6,16 @@ faults, seed data and read the call log.
     POST   /_fake/switches        {"latency_s": 0.1, "max_concurrency": 5, "daily_limit": null,
                                    "unknown_custom_field": "ignore", "legacy_retired": false,
                                    "token_ttl_s": null, "api_key_ttl_s": 3600,
-                                   "answers_held": false}  (any subset)
+                                   "answers_held": false, "v3_batch_error_keys": "index",
+                                   "v5_limit_status": 429, "v5_auth_errors": "json",
+                                   "v5_upsert_match": "last_activity",
+                                   "v5_upsert_fields_required": false, "v5_page_size": 200,
+                                   "upsert_fid_creates": true, "bu_invalid_http_status": 400,
+                                   "oauth_grant_types": [...]}
+                                   (any subset; the v5 ones: v5_switches.py)
     POST   /_fake/inject          {"kind": "err", "times": 1, "err_code": 66,
-                                   "path_contains": null, "delay_s": null}
+                                   "path_contains": null, "delay_s": null,
+                                   "match": null, "text": null}
     DELETE /_fake/faults
     POST   /_fake/expire-tokens
     POST   /_fake/reset

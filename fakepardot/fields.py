@@ -6,6 +6,14 @@ read-only ones are ignored, custom fields are stored only if the account has the
 (unknown ones are ignored or refused, per ``state.unknown_custom_field``), an empty
 value clears a field, ``field_0=a&field_1=b`` is a multi-value custom field, and
 ``list_<id>=1`` adds the prospect to a list. Never touches the network or the lock.
+
+On the wire (``render``, PARDOT_API.md "Responses", RECORDED): Pardot's default field
+order, ``password`` null, no ``is_archived`` / ``prospect_account_id``, then
+``campaign: {id, name}``, the custom fields that hold a value and, in a full answer,
+``profile``, ``visitors``, ``visitor_activities`` and ``lists``; ``output=mobile`` gives
+only id, first_name, last_name, email and company. Fake's choices: a campaign is named
+"Campaign <id>" and a list "List <id>" (the fake keeps no names); every prospect has
+the same "Default" profile; ``visitors`` and ``visitor_activities`` are null.
 """
 
 from __future__ import annotations
@@ -39,6 +47,11 @@ def is_valid_email(value: str) -> bool:
 def is_valid_fid(value: str) -> bool:
     """A Salesforce Lead or Contact id, 15 or 18 characters."""
     return bool(_FID.match(value)) and value.startswith(c.FID_PREFIXES)
+
+
+def fid_field(fid: str) -> str:
+    """Where a prospect keeps ``fid``: a Lead's (00Q…) or a Contact's (003…) CRM id."""
+    return "crm_lead_fid" if fid.startswith("00Q") else "crm_contact_fid"
 
 
 def fid_matches(record: ProspectRecord, fid: str) -> bool:
@@ -125,12 +138,19 @@ def _boolean(value: str) -> int | None:
     raise PardotFail(c.ERR_INVALID_BOOLEAN)
 
 
-_BLANK: ProspectRecord = dict.fromkeys(c.OUTPUT_FIELDS)
+_BLANK: ProspectRecord = dict.fromkeys(c.RECORD_FIELDS)
 
 
 def blank_record(prospect_id: int, now: str) -> ProspectRecord:
     record = _BLANK.copy()
-    record.update(id=prospect_id, score=0, created_at=now, updated_at=now, _custom={})
+    record.update(
+        id=prospect_id,
+        score=0,
+        recent_interaction=c.NEVER_ACTIVE,
+        created_at=now,
+        updated_at=now,
+        _custom={},
+    )
     return record
 
 
@@ -163,18 +183,72 @@ def membership(list_id: int, prospect_id: int, now: str) -> dict[str, Any]:
         "id": list_id * 1_000_000 + prospect_id,
         "list_id": list_id,
         "prospect_id": prospect_id,
-        "opted_out": None,
+        "opted_out": False,  # a JSON boolean here (RECORDED), unlike a prospect's 1/null
         "created_at": now,
         "updated_at": now,
     }
 
 
-def render(record: ProspectRecord, only: frozenset[str] | None = None) -> dict[str, Any]:
-    """The prospect as Pardot returns it: every standard field (null when empty), then
-    custom fields that hold a value (multi-value ones as ``{"value": [...]}``)."""
+def render(
+    record: ProspectRecord,
+    only: frozenset[str] | None = None,
+    *,
+    output: str | None = None,
+    account: Account | None = None,
+) -> dict[str, Any]:
+    """The prospect as Pardot returns it (see the module docstring). ``only``: a
+    query's ``fields`` (``id`` always stays). ``output``: "full" (the default), "simple"
+    and "bulk" (no relations), "mobile"; anything else reads as the default. A full
+    answer's ``lists`` come from ``account``'s memberships (null without one)."""
+    if output == "mobile":
+        return {name: record.get(name) for name in c.MOBILE_FIELDS}
     out: dict[str, Any] = {name: record.get(name) for name in c.OUTPUT_FIELDS}
+    out["password"] = None  # write-only: Pardot answers null, whatever was set
+    campaign_id = record.get("campaign_id")
+    if campaign_id is not None:
+        out["campaign"] = {"id": campaign_id, "name": f"Campaign {campaign_id}"}
     for name, value in record.get("_custom", {}).items():
         out[name] = {"value": list(value)} if isinstance(value, list) else value
     if only is not None:
-        out = {k: v for k, v in out.items() if k == "id" or k in only}
+        return {k: v for k, v in out.items() if k == "id" or k in only}
+    if output in (None, "", "full"):
+        out["profile"] = c.PROFILE
+        out["visitors"] = None
+        out["visitor_activities"] = None
+        out["lists"] = _lists(record["id"], account)
     return out
+
+
+def _lists(prospect_id: int, account: Account | None) -> dict[str, Any] | None:
+    """A full answer's ``lists``: ``{"list_subscription": one or a list}``, or null."""
+    if account is None:
+        return None
+    subscriptions = [
+        _subscription(list_id, members[prospect_id])
+        for list_id, members in sorted(account.lists.items())
+        if prospect_id in members
+    ]
+    if not subscriptions:
+        return None
+    return {"list_subscription": subscriptions[0] if len(subscriptions) == 1 else subscriptions}
+
+
+def _subscription(list_id: int, member: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": member["id"],
+        "did_opt_in": False,
+        "did_opt_out": False,
+        "created_at": member["created_at"],
+        "updated_at": member["updated_at"],
+        "list": {
+            "id": list_id,
+            "name": f"List {list_id}",
+            "is_public": False,
+            "is_dynamic": False,
+            "title": None,
+            "description": None,
+            "is_crm_visible": False,
+            "created_at": member["created_at"],
+            "updated_at": member["updated_at"],
+        },
+    }

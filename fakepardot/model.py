@@ -6,6 +6,7 @@ Plain values only: no locking (``state`` guards them), no I/O, no rendering.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -24,8 +25,16 @@ __all__ = [
     "V5Fail",
 ]
 
-FaultKind = Literal["html_502", "http_500", "empty_200", "err", "delay", "drop"]
-FAULT_KINDS: tuple[str, ...] = ("html_502", "http_500", "empty_200", "err", "delay", "drop")
+FaultKind = Literal["html_502", "http_500", "empty_200", "err", "delay", "drop", "refuse"]
+FAULT_KINDS: tuple[str, ...] = (
+    "html_502",
+    "http_500",
+    "empty_200",
+    "err",
+    "delay",
+    "drop",
+    "refuse",
+)
 
 
 class PardotFail(Exception):
@@ -74,16 +83,35 @@ class Account:
 
 @dataclass
 class Fault:
-    """One injected fault, consumed by the next ``times`` matching requests."""
+    """One injected fault, consumed by the next ``times`` matching requests.
+
+    A "refuse" fault is not a request's but a prospect write's: it is consumed by the
+    next ``times`` batch entries or single writes that name ``match`` (an email, without
+    regard to case, an id or an fid), which Pardot then refuses with ``err_code`` (and
+    ``text``, else that code's usual text), as it refuses a prospect it cannot save."""
 
     kind: str
     times: int = 1
     err_code: int | None = None
     path_contains: str | None = None
     delay_s: float | None = None
+    match: str | None = None
+    text: str | None = None
 
     def matches(self, path: str) -> bool:
         return self.times > 0 and (self.path_contains is None or self.path_contains in path)
+
+    def refuses(self, path: str, names: Iterable[str]) -> bool:
+        """A "refuse" fault for a write at ``path`` naming any of ``names``."""
+        if self.kind != "refuse" or self.match is None or not self.matches(path):
+            return False
+        wanted = self.match.strip().casefold()
+        return any(name.strip().casefold() == wanted for name in names if name)
+
+    def failure(self) -> PardotFail:
+        """What a "refuse" (or "err") fault answers for the write it hits."""
+        assert self.err_code is not None
+        return PardotFail(self.err_code, self.text)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

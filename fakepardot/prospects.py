@@ -5,8 +5,13 @@
   updates or creates; upsert/id falls back to the email, then creates, else err 14;
   update/email cannot change the email.
 - v4: several prospects may share an email. create/email and upsert/email ALWAYS
-  create; read/email returns every non-archived match; update and upsert need id or
-  fid; upsert unarchives its match.
+  create; read/email returns every non-archived match, and finding none is err 4 with
+  HTTP 400 (RECORDED); update and upsert need id or fid; upsert unarchives its match.
+  upsert/fid with an fid no prospect has and an ``email`` creates a prospect with that
+  email and fid, as Pardot's docs say (UNCONFIRMED in traffic: ``state.upsert_fid_creates``,
+  default True; False answers err 77 as when no email is sent).
+
+Answers honour ``output`` (fields.render): full by default, simple, mobile.
 
 Fake's choices where the spec is silent: read/update/delete of an archived prospect
 answer err 132 ("Prospect is archived"); v4 update/upsert/delete by email and v3 by fid
@@ -64,12 +69,15 @@ class ProspectBook:
     def plan(self, form: Mapping[str, str]) -> WritePlan:
         return fields.plan_write(self.account, form, self.state.unknown_custom_field)
 
-    def create(self, email: str, plan: WritePlan) -> ProspectRecord:
+    def create(self, email: str, plan: WritePlan, *, fid: str | None = None) -> ProspectRecord:
+        """A new prospect; ``fid`` (a valid Lead or Contact id) is stored as its CRM id."""
         if not fields.is_valid_email(email):
             raise PardotFail(c.ERR_INVALID_EMAIL)
         now = self.state._now()
         record = fields.blank_record(self.state._next_id(), now)
         record["email"] = email
+        if fid is not None:  # before ``add``: fids are indexed once, when it is added
+            record[fields.fid_field(fid)] = fid
         if self.account.campaigns:
             record["campaign_id"] = self.account.campaigns[0]  # the oldest campaign
         self.account.prospects.add(record)
@@ -108,10 +116,11 @@ def run(
     outcome = apply(book, version, op, key, form)
     if outcome is None:
         return None
+    output, account = form.get("output"), book.account
     if isinstance(outcome, list):
-        rendered = [fields.render(r) for r in outcome]
+        rendered = [fields.render(r, output=output, account=account) for r in outcome]
         return {"prospect": rendered[0] if len(rendered) == 1 else rendered}
-    return {"prospect": fields.render(outcome)}
+    return {"prospect": fields.render(outcome, output=output, account=account)}
 
 
 def apply(
@@ -235,8 +244,8 @@ def _v4_create_email(book: ProspectBook, email: str, form: Mapping[str, str]) ->
 
 def _v4_read_email(book: ProspectBook, email: str, form: Mapping[str, str]) -> Outcome:
     matches = sorted(book.with_email(email, archived=False), key=lambda r: r["id"])
-    if not matches:
-        raise PardotFail(c.ERR_INVALID_EMAIL)
+    if not matches:  # nobody (or a malformed email): HTTP 400, RECORDED
+        raise PardotFail(c.ERR_INVALID_EMAIL, http_status=c.READ_EMAIL_NOT_FOUND_HTTP_STATUS)
     return matches
 
 
@@ -260,6 +269,10 @@ def _v4_upsert_id(book: ProspectBook, raw_id: str, form: Mapping[str, str]) -> O
 
 
 def _v4_upsert_fid(book: ProspectBook, fid: str, form: Mapping[str, str]) -> Outcome:
+    if book.by_fid(fid) is None and book.state.upsert_fid_creates and not form.get("id"):
+        plan = book.plan(form)
+        if plan.email and fields.is_valid_fid(fid):  # no email: err 77, as below
+            return book.create(plan.email, plan, fid=fid)
     record = _by_fid(book, fid, form)
     return book.update(record, book.plan(form), email_rule="free", unarchive=True)
 

@@ -3,7 +3,9 @@
 Filters: created_after/created_before, updated_after/updated_before, id_greater_than/
 id_less_than, score_greater_than/score_less_than, list_id, deleted (archived prospects:
 excluded by default, only them with ``true``, both with ``all``). ``fields`` narrows
-each prospect (``id`` always stays); ``limit`` ≤ 200 (err 23), ``offset``, ``sort_by``
+each prospect (``id`` always stays), ``output=mobile`` keeps id, names, email and company
+(RECORDED), and no prospect carries its relations (profile, visitors, lists);
+``limit`` ≤ 200 (err 23), ``offset``, ``sort_by``
 (created_at, id, last_activity_at, updated_at) and ``sort_order`` (default: created_at,
 descending). Unknown parameters are ignored. There is no filter on a custom field's
 value, as in Pardot.
@@ -44,7 +46,9 @@ def run(book: ProspectBook, params: Mapping[str, str]) -> dict[str, Any]:
         reverse=sort_order == "descending",
     )
     only = _only(params.get("fields"))
-    page = [fields.render(r, only) for r in matches[offset : offset + limit]]
+    # A query's prospects carry no relations (profile, visitors, lists): simple, or mobile.
+    output = "mobile" if params.get("output") == "mobile" else "simple"
+    page = [fields.render(r, only, output=output) for r in matches[offset : offset + limit]]
     result: dict[str, Any] = {"total_results": len(matches)}
     if page:
         result["prospect"] = page[0] if len(page) == 1 else page

@@ -12,6 +12,7 @@ Methods starting with ``_`` are for the fake's request pipeline, called with the
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -21,14 +22,28 @@ from typing import Any
 
 from fakepardot import constants as c
 from fakepardot import fields
+from fakepardot import v5_switches as v5
 from fakepardot.demo import DEMO
 from fakepardot.model import FAULT_KINDS, Account, Fault, PardotFail, RecordedCall
 
 UNKNOWN_CUSTOM_FIELD_MODES = ("ignore", "error")
+V3_BATCH_ERROR_KEYS = ("index", "identifier")
+
+#: A single prospect write's path (as decoded) and the key it names.
+_SINGLE_WRITE = re.compile(
+    r"/api/prospect/version/\d+/do/(?:create|update|upsert)/(?:email|id|fid)/(.+)"
+)
 
 
 class FakeState:
     """The fake Pardot's data and switches. Safe to use from any thread."""
+
+    # API v5 switches (UNCONFIRMED behaviours; v5_switches.py says what each one means).
+    v5_limit_status = v5.Choice(*v5.V5_LIMIT_STATUSES)
+    v5_auth_errors = v5.Choice(*v5.V5_AUTH_ERRORS)
+    v5_upsert_match = v5.Choice(*v5.V5_UPSERT_MATCHES)
+    v5_upsert_fields_required = v5.Choice(False, True)
+    v5_page_size = v5.PageSize()
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -51,6 +66,47 @@ class FakeState:
             raise ValueError(f"unknown_custom_field must be one of {UNKNOWN_CUSTOM_FIELD_MODES}")
         self._unknown_custom_field = mode
 
+    @property
+    def v3_batch_error_keys(self) -> str:
+        """UNCONFIRMED in the spec (PARDOT_API.md, "Batch"): how a v3 batch answer names
+        a failed entry. "index" (default): its index in the request, as v4 does
+        (RECORDED for v4); "identifier": the key the entry was sent under (its email or
+        id, the v3 JSON key or the XML ``identifier`` attribute)."""
+        return self._v3_batch_error_keys
+
+    @v3_batch_error_keys.setter
+    def v3_batch_error_keys(self, mode: str) -> None:
+        if mode not in V3_BATCH_ERROR_KEYS:
+            raise ValueError(f"v3_batch_error_keys must be one of {V3_BATCH_ERROR_KEYS}")
+        self._v3_batch_error_keys = mode
+
+    @property
+    def bu_invalid_http_status(self) -> int:
+        """UNCONFIRMED in the spec (PARDOT_API.md, "Authentication"): the HTTP status of
+        err 201 (an unknown or inactive business unit), 400 (default: the status of its
+        sibling header check, err 181) or 403."""
+        return self._bu_invalid_http_status
+
+    @bu_invalid_http_status.setter
+    def bu_invalid_http_status(self, status: int) -> None:
+        if status not in c.BU_INVALID_HTTP_STATUSES:
+            raise ValueError(f"bu_invalid_http_status must be one of {c.BU_INVALID_HTTP_STATUSES}")
+        self._bu_invalid_http_status = status
+
+    @property
+    def oauth_grant_types(self) -> list[str]:
+        """The grant types the token endpoint takes (default: all three the service
+        uses); any other is ``unsupported_grant_type``. A test's way to stand for an org
+        or connected app that does not offer a flow."""
+        return list(self._oauth_grant_types)
+
+    @oauth_grant_types.setter
+    def oauth_grant_types(self, grants: Iterable[str]) -> None:
+        chosen = tuple(grants)
+        if isinstance(grants, str) or not set(chosen) <= set(c.OAUTH_GRANTS):
+            raise ValueError(f"oauth_grant_types must be a list of {c.OAUTH_GRANTS}")
+        self._oauth_grant_types = chosen
+
     def switches(self) -> dict[str, Any]:
         """The switch values, as the control API shows and accepts them."""
         return {
@@ -62,6 +118,11 @@ class FakeState:
             "token_ttl_s": self.token_ttl_s,
             "api_key_ttl_s": self.api_key_ttl_s,
             "answers_held": self.answers_held,
+            "upsert_fid_creates": self.upsert_fid_creates,
+            "bu_invalid_http_status": self.bu_invalid_http_status,
+            "oauth_grant_types": self.oauth_grant_types,
+            "v3_batch_error_keys": self.v3_batch_error_keys,
+            **{name: getattr(self, name) for name, _ in v5.DEFAULTS},
         }
 
     def set_switches(self, **values: Any) -> None:
@@ -87,6 +148,17 @@ class FakeState:
             self.token_ttl_s: float | None = None
             self.api_key_ttl_s: float = c.API_KEY_TTL_S
             self.answers_held: bool = False
+            # UNCONFIRMED in the spec (PARDOT_API.md, "Prospect operations, version 4"):
+            # v4 upsert/fid with an fid nobody has and an email creates (True, as the
+            # docs say) or answers err 77 (False).
+            self.upsert_fid_creates: bool = True
+            self._bu_invalid_http_status = c.BU_INVALID_HTTP_STATUSES[0]
+            self._oauth_grant_types = c.OAUTH_GRANTS
+            #: refresh token → when its latest grant ended (auth.py: overlapping grants).
+            self._refresh_grants: dict[str, float] = {}
+            self._v3_batch_error_keys = "index"
+            for name, default in v5.DEFAULTS:
+                setattr(self, name, default)
             self._accounts = {
                 name: _demo_account(name, version)
                 for name, version in DEMO.account_versions.items()
@@ -106,6 +178,8 @@ class FakeState:
         err_code: int | None = None,
         path_contains: str | None = None,
         delay_s: float | None = None,
+        match: str | None = None,
+        text: str | None = None,
     ) -> None:
         """Make the next ``times`` requests whose path contains ``path_contains`` (all
         requests when None; never /_fake/) fail as ``kind``:
@@ -114,18 +188,27 @@ class FakeState:
         - "empty_200": HTTP 200 with an empty body;
         - "err": a Pardot error response for ``err_code`` with its usual HTTP status;
         - "delay": wait ``delay_s`` before answering (then answer normally);
-        - "drop": close the connection without any response (nothing is processed).
+        - "drop": close the connection without any response (nothing is processed);
+        - "refuse": not a request but a prospect write fails: the next ``times`` batch
+          entries or single writes (create/update/upsert) that name ``match`` (an email,
+          without regard to case, an id or an fid: the entry's key, or its ``email``,
+          ``id`` or ``fid``; a single write's path key) are refused with ``err_code``,
+          as Pardot refuses a prospect it cannot save (err 85) or an email it will not
+          take (err 4). In a batch that entry's error is ``text`` (else the code's usual
+          text) and every other entry is applied; a single write answers as "err" does.
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"fault kind must be one of {FAULT_KINDS}")
-        if kind == "err" and err_code is None:
-            raise ValueError('kind "err" needs err_code')
+        if kind in ("err", "refuse") and err_code is None:
+            raise ValueError(f'kind "{kind}" needs err_code')
+        if kind == "refuse" and not (match or "").strip():
+            raise ValueError('kind "refuse" needs match (the email, id or fid to refuse)')
         if kind == "delay" and (delay_s is None or delay_s < 0):
             raise ValueError('kind "delay" needs delay_s >= 0')
         if times < 1:
             raise ValueError("times must be >= 1")
         with self.lock:
-            self._faults.append(Fault(kind, times, err_code, path_contains, delay_s))
+            self._faults.append(Fault(kind, times, err_code, path_contains, delay_s, match, text))
 
     def pending_faults(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -287,13 +370,34 @@ class FakeState:
         return _clock.now()
 
     def _take_fault(self, path: str) -> Fault | None:
+        """The fault this request meets, consumed once. A "refuse" fault is met only by
+        the single prospect write it names, as an "err" fault of its code."""
+        single_write = _SINGLE_WRITE.fullmatch(path)
+        names = (single_write.group(1),) if single_write else ()
         for fault in self._faults:
-            if fault.matches(path):
-                fault.times -= 1
-                if fault.times <= 0:
-                    self._faults.remove(fault)
+            if fault.kind == "refuse":
+                if names and fault.refuses(path, names):
+                    self._consume(fault)
+                    return Fault("err", 1, fault.err_code, fault.path_contains)
+            elif fault.matches(path):
+                self._consume(fault)
                 return fault
         return None
+
+    def _take_refusal(self, path: str, names: Iterable[str]) -> PardotFail | None:
+        """How Pardot refuses the batch entry at ``path`` naming ``names`` (its key and
+        its email, id and fid), when a "refuse" fault names it; consumed once."""
+        names = tuple(names)
+        for fault in self._faults:
+            if fault.refuses(path, names):
+                self._consume(fault)
+                return fault.failure()
+        return None
+
+    def _consume(self, fault: Fault) -> None:
+        fault.times -= 1
+        if fault.times <= 0:
+            self._faults.remove(fault)
 
     def _issue_token(self) -> str:
         token = "00Dfake!" + secrets.token_urlsafe(32)

@@ -7,7 +7,10 @@ while ``a%2Bb%40x.com`` round-trips intact. Form bodies are parsed here (Starlet
 form parser needs python-multipart, which the project does not pin), by urlform.py.
 
 Rendering: JSON ``{"@attributes": {"stat", "version"[, "err_code"]}, ...}``; XML
-``<rsp stat=... version="1.0">``. Never decides what to answer, only how it looks.
+``<rsp stat=... version="1.0">``. A batch's answer (:class:`BatchAnswer`) has its own
+envelope (PARDOT_API.md, "Batch", RECORDED): ``stat="fail"`` without an err_code and
+HTTP 200 when an entry failed, else ``stat="ok"`` with HTTP 201 if it created and 200
+if not. Never decides what to answer, only how it looks.
 """
 
 from __future__ import annotations
@@ -120,9 +123,26 @@ class Reply:
 NO_CONTENT = Reply(204)
 
 
+class BatchAnswer(dict[str, Any]):
+    """A batch call's payload, ``{"errors": {entry key: Pardot's text}}``, and whether
+    any entry created a prospect: what its envelope and HTTP status follow from. A dict,
+    so that it travels wherever an operation's payload does."""
+
+    def __init__(self, errors: Mapping[str, str], *, created: bool) -> None:
+        super().__init__(errors=dict(errors))
+        self.created = created
+
+    @property
+    def errors(self) -> dict[str, str]:
+        errors: dict[str, str] = self["errors"]
+        return errors
+
+
 def ok(payload: Mapping[str, Any] | None, fmt: str) -> Reply:
     if payload is None:
         return NO_CONTENT
+    if isinstance(payload, BatchAnswer):
+        return batch_answer(payload, fmt)
     if fmt == "json":
         document = {"@attributes": {"stat": "ok", "version": 1}, **payload}
         return Reply(200, _json(document), c.JSON_CONTENT_TYPE)
@@ -130,6 +150,26 @@ def ok(payload: Mapping[str, Any] | None, fmt: str) -> Reply:
     for key, value in payload.items():
         _xml_child(root, key, value)
     return Reply(200, _xml(root), c.XML_CONTENT_TYPE)
+
+
+def batch_answer(answer: BatchAnswer, fmt: str) -> Reply:
+    """RECORDED (PARDOT_API.md, "Batch"): a failed entry makes the whole answer
+    ``stat="fail"``, with no err_code, HTTP 200, and every failed entry under
+    ``errors`` (a JSON object even for index "0"; in XML ``<errors><prospect
+    identifier="0">text</prospect></errors>``); a clean batch is ``stat="ok"`` with
+    ``"errors": {}`` (XML: an empty ``<errors/>``, UNCONFIRMED), HTTP 201 when it
+    created a prospect, else 200."""
+    errors = answer.errors
+    stat = "fail" if errors else "ok"
+    status = 200 if errors or not answer.created else 201
+    if fmt == "json":
+        document = {"@attributes": {"stat": stat, "version": 1}, "errors": errors}
+        return Reply(status, _json(document), c.JSON_CONTENT_TYPE)
+    root = ET.Element("rsp", stat=stat, version="1.0")
+    element = ET.SubElement(root, "errors")
+    for identifier, text in errors.items():
+        ET.SubElement(element, "prospect", identifier=identifier).text = text
+    return Reply(status, _xml(root), c.XML_CONTENT_TYPE)
 
 
 def fail(failure: PardotFail, fmt: str) -> Reply:
@@ -175,11 +215,6 @@ def _xml_child(parent: ET.Element, tag: str, value: Any) -> None:
     if isinstance(value, list):
         for item in value:
             _xml_child(parent, tag, item)
-    elif tag == "errors" and isinstance(value, Mapping):
-        # Batch errors are keyed by request index, which is no XML tag name.
-        errors = ET.SubElement(parent, "errors")
-        for index, text in value.items():
-            ET.SubElement(errors, "error", identifier=str(index)).text = str(text)
     elif isinstance(value, Mapping):
         element = ET.SubElement(parent, tag)
         for key, item in value.items():

@@ -35,7 +35,7 @@ DEFAULT_CONNECTION = "default"
 #: Doubles above this are not exact integers, so they stay floats.
 _MAX_EXACT_INT = 2**53
 
-_API_VERSIONS = {pb.API_VERSION_3: 3, pb.API_VERSION_4: 4}
+_API_VERSIONS = {pb.API_VERSION_3: 3, pb.API_VERSION_4: 4, pb.API_VERSION_5: 5}
 
 #: Our outcomes → the proto's, by name, so that the two enums can never drift apart
 #: silently: a name missing from the proto fails at import.
@@ -90,7 +90,7 @@ def settings_from_proto(settings: pb.PardotSettings, connection: ConnectionConfi
         raise InvalidArgument(
             "settings.api_version",
             f"has an unknown value ({settings.api_version}): use API_VERSION_3, API_VERSION_4, "
-            f"or leave it unspecified for connection {connection.name!r}'s "
+            f"API_VERSION_5, or leave it unspecified for connection {connection.name!r}'s "
             f"API v{connection.api_version}",
         )
     return Settings(
@@ -106,6 +106,12 @@ def settings_from_proto(settings: pb.PardotSettings, connection: ConnectionConfi
         track_mappings={
             name: _track_mapping(mapping) for name, mapping in settings.track_mappings.items()
         },
+        # proto3 ``optional``: unset means true (Segment's default), false only if sent.
+        secondary_deleted_search=(
+            settings.secondary_deleted_search
+            if settings.HasField("secondary_deleted_search")
+            else True
+        ),
     )
 
 

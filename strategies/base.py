@@ -39,14 +39,23 @@ class IdentityView(Protocol):
 KeyField = Literal["email", "id", "fid"]
 #: What a prospect write does: ``create`` always makes a new prospect (v3 refuses an
 #: email it has), ``update`` changes the one named, ``upsert`` updates or creates.
-WriteOperation = Literal["create", "update", "upsert"]
+#: v5's ``upsertLatestByEmail`` updates the prospect with the email that had the latest
+#: activity, or creates one: ``upsert_latest_or_undelete`` first undeletes the latest
+#: when every one is in the recycle bin (``secondaryDeletedSearch``), ``upsert_latest``
+#: then creates.
+WriteOperation = Literal["create", "update", "upsert", "upsert_latest", "upsert_latest_or_undelete"]
 
 
 class ProspectKey(NamedTuple):
-    """A prospect as a write or a read names it: by ``email``, ``id`` or ``fid``."""
+    """A prospect as a write or a read names it: by ``email``, ``id`` or ``fid``.
+
+    ``custom_fields``: the custom fields a read must return. v5 returns only the fields
+    it is asked for; v3/v4 return every custom field that holds a value (and ignore
+    this). Writes ignore it."""
 
     by: KeyField
     value: str | int
+    custom_fields: tuple[str, ...] = ()
 
 
 class Gateway(ABC):
@@ -63,8 +72,9 @@ class Gateway(ABC):
     ``fields`` as sent. A caller that needs Pardot's own answer (the id, whether it
     created) passes ``need_answer=True``: that write is never batched.
 
-    The nine verbs are written once, here, with Pardot's version rules (upsert by email
-    is v3's; fids are v4's), over two primitives each gateway implements: :meth:`write`
+    The ten verbs are written once, here, with Pardot's version rules (upsert by email
+    is v3's; upsert latest by email is v5's; fids are v4's), over two primitives each
+    gateway implements: :meth:`write`
     and :meth:`read` — over HTTP (``clients.gateway``), in memory for the unit tests,
     or wrapping another gateway (``strategies.track``). So every gateway refuses the
     same questions the same way, and a new one cannot forget a rule.
@@ -86,7 +96,8 @@ class Gateway(ABC):
         need_answer: bool,
     ) -> Prospect:
         """One prospect write, already allowed by the version rules: ``create`` is
-        always by email; v4 never gets an upsert by email, v3 never an fid."""
+        always by email; v4 and v5 never get an upsert by email, v3 and v5 never an fid,
+        and only v5 an ``upsert_latest*``."""
 
     @abstractmethod
     async def read(self, key: ProspectKey) -> list[Prospect]:
@@ -98,7 +109,14 @@ class Gateway(ABC):
     async def upsert_by_email(
         self, email: str, fields: Fields, *, need_answer: bool = False
     ) -> Prospect:
-        """v3 only (in v4 ``upsert/email`` always creates)."""
+        """v3 only (in v4 ``upsert/email`` always creates; v5 has
+        :meth:`upsert_latest_by_email`)."""
+        if self.api_version == 5:
+            raise FailedPrecondition(
+                "upsert by email needs API v3: API v5 upserts by email with "
+                "upsertLatestByEmail (strategy EmailV5), or match by id or a lookup field",
+                reason=Reason.UPSERT_BY_EMAIL_NEEDS_V3,
+            )
         if self.api_version != 3:
             raise FailedPrecondition(
                 "upsert by email needs API v3: in v4 upsert/email always creates a new "
@@ -109,10 +127,30 @@ class Gateway(ABC):
             "upsert", ProspectKey("email", email), fields, need_answer=need_answer
         )
 
+    async def upsert_latest_by_email(
+        self, email: str, fields: Fields, *, undelete: bool = True, need_answer: bool = False
+    ) -> Prospect:
+        """v5 only (``upsertLatestByEmail``): update the prospect with this email that had
+        the latest activity, or create one — one call either way. With ``undelete``
+        (``settings.secondary_deleted_search``), when every prospect with the email is in
+        the recycle bin the latest is undeleted and updated instead. Email matching is
+        case-sensitive. v5 has no batch endpoint, so this write is always sent alone."""
+        if self.api_version != 5:
+            raise FailedPrecondition(
+                f"upsert latest by email (upsertLatestByEmail) needs API v5, not "
+                f"v{self.api_version}: set settings.api_version to API_VERSION_5, or use "
+                "EmailV3 on v3 and IdFidV4 / LookupFieldV4 on v4",
+                reason=Reason.PARDOT_UNSUPPORTED_IN_VERSION,
+            )
+        operation: WriteOperation = "upsert_latest_or_undelete" if undelete else "upsert_latest"
+        return await self.write(
+            operation, ProspectKey("email", email), fields, need_answer=need_answer
+        )
+
     async def upsert_by_id(
         self, prospect_id: int, fields: Fields, *, need_answer: bool = False
     ) -> Prospect:
-        """v4 updates the prospect and never creates; v3 falls back to the email."""
+        """v4 and v5 update the prospect and never create; v3 falls back to the email."""
         return await self.write(
             "upsert", ProspectKey("id", prospect_id), fields, need_answer=need_answer
         )
@@ -142,12 +180,18 @@ class Gateway(ABC):
             "create", ProspectKey("email", email), fields, need_answer=need_answer
         )
 
-    async def read_by_email(self, email: str) -> list[Prospect]:
-        """Every prospect with that email (v4 may return several); [] for none."""
-        return await self.read(ProspectKey("email", email))
+    async def read_by_email(
+        self, email: str, *, custom_fields: tuple[str, ...] = ()
+    ) -> list[Prospect]:
+        """Every prospect with that email (v4 and v5 may return several); [] for none.
+        ``custom_fields`` must come back too (v5 returns only what it is asked for).
+        v5 reads come from a cache that may trail writes by up to 60 s."""
+        return await self.read(ProspectKey("email", email, custom_fields))
 
-    async def read_by_id(self, prospect_id: int) -> Prospect | None:
-        found = await self.read(ProspectKey("id", prospect_id))
+    async def read_by_id(
+        self, prospect_id: int, *, custom_fields: tuple[str, ...] = ()
+    ) -> Prospect | None:
+        found = await self.read(ProspectKey("id", prospect_id, custom_fields))
         return found[0] if found else None
 
     async def read_by_fid(self, fid: str) -> Prospect | None:
@@ -156,6 +200,13 @@ class Gateway(ABC):
         return found[0] if found else None
 
     def _require_v4(self, what: str) -> None:
+        if self.api_version == 5:
+            raise FailedPrecondition(
+                f"{what} needs API v4: API v5 has no Salesforce fid operations; send "
+                "pardot.id, match by email or a lookup field, or set settings.api_version "
+                "to API_VERSION_4",
+                reason=Reason.FID_NEEDS_V4,
+            )
         if self.api_version != 4:
             raise FailedPrecondition(
                 f"{what} needs API v4 (Salesforce fids are a v4 key); set "

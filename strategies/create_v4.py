@@ -13,10 +13,12 @@ from strategies.validation import check_campaign_id, require_email
 @REGISTRY.register(name="CreateV4", priority=10)
 class CreateV4(Strategy):
     """Every call creates a prospect: v4 cannot update by email. This is how duplicates
-    are born, so it never runs unless the settings ask for it (DESIGN.md)."""
+    are born, so it never runs unless the settings ask for it (DESIGN.md). On API v5 an
+    email is matched by EmailV5 first, so there CreateV4 runs only when forced by
+    ``settings.strategy``."""
 
     def matches(self, event: Event, settings: Settings) -> bool:
-        return settings.api_version == 4 and settings.create_when_unmatched
+        return settings.api_version in (4, 5) and settings.create_when_unmatched
 
     async def sync(self, event: Event, settings: Settings, pardot: Gateway) -> SyncResult:
         email = require_email(event, f"to create a prospect ({self.name})")

@@ -14,7 +14,12 @@ from typing import Any
 
 from strategies.core.errors import InvalidArgument
 from strategies.core.pardot_facts import READ_ONLY_FIELDS
-from strategies.validation import check_field_id, check_trait_count, check_value_size
+from strategies.validation import (
+    check_email,
+    check_field_id,
+    check_trait_count,
+    check_value_size,
+)
 
 #: Pardot field → the trait paths that feed it (dotted paths reach into objects).
 TRAIT_SOURCES: dict[str, tuple[str, ...]] = {
@@ -72,6 +77,9 @@ def prospect_fields(traits: Mapping[str, Any], *, path: str = "traits") -> Mappe
                 continue  # an object at a scalar path (company: {...}) → the next source
             mapped.fields[pardot_field] = format_value(value, f"{path}.{'.'.join(source)}")
             break
+    email = mapped.fields.get("email")
+    if email and email.strip():  # every write that carries an email: Pardot's rule first
+        mapped.fields["email"] = check_email(email, f"{path}.email")
     _split_name(traits, mapped.fields)
     for name, value in traits.items():
         if name in CONSUMED_TRAITS:

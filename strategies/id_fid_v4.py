@@ -15,10 +15,13 @@ class IdFidV4(Strategy):
     """One ``upsert/id`` or ``upsert/fid`` updates that very prospect; an email trait
     changes its email. An id Pardot does not know is NOT_FOUND (err 3 / 77), never a
     silent new prospect: the caller named someone who is not there.
+
+    On API v5 an id is one ``PATCH`` by id (err 109 is NOT_FOUND); v5 has no fid
+    operations, so an fid alone is FAILED_PRECONDITION ``FID_NEEDS_V4``.
     """
 
     def matches(self, event: Event, settings: Settings) -> bool:
-        return settings.api_version == 4 and bool(event.pardot_id or event.pardot_fid)
+        return settings.api_version in (4, 5) and bool(event.pardot_id or event.pardot_fid)
 
     async def sync(self, event: Event, settings: Settings, pardot: Gateway) -> SyncResult:
         mapped = prospect_fields(event.traits, path=event.traits_path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from strategies.base import Gateway, Strategy
 from strategies.core.errors import InvalidArgument, PardotError
 from strategies.core.model import EMAIL, Event, Prospect, Settings, SyncResult, field_namespace
-from strategies.core.pardot_facts import ERR_INVALID_PROSPECT_ID
+from strategies.core.pardot_facts import ERR_PROSPECT_GONE
 from strategies.fields import format_value, prospect_fields
 from strategies.registry import REGISTRY
 from strategies.validation import check_campaign_id, check_field_id, require_email
@@ -20,13 +20,17 @@ class LookupFieldV4(Strategy):
 
     The map is what makes an email change safe: the lookup value still names the same
     prospect id, so the new email is written to it instead of creating a duplicate
-    (Segment's documented weakness). A map entry whose prospect is gone (err 3) is
-    dropped and the prospect is resolved afresh, once.
+    (Segment's documented weakness). A map entry whose prospect is gone (err 3; v5's
+    109) is dropped and the prospect is resolved afresh, once.
+
+    On API v5 the same decisions run through v5's operations (PATCH by id, a query by
+    email that returns the lookup field, create). v5 reads may trail writes by up to
+    60 s, so a prospect created moments ago is found by the identity map, not a read.
     """
 
     def matches(self, event: Event, settings: Settings) -> bool:
         return (
-            settings.api_version == 4
+            settings.api_version in (4, 5)
             and bool(settings.lookup_field)
             and not settings.use_user_id_as_lookup_value
         )
@@ -60,7 +64,7 @@ class LookupFieldV4(Strategy):
             try:
                 prospect = await pardot.update_by_id(known, fields)
             except PardotError as exc:
-                if exc.err_code != ERR_INVALID_PROSPECT_ID:
+                if exc.err_code not in ERR_PROSPECT_GONE:
                     raise
                 pardot.identity.forget(known)
                 mapped.warnings.append(
@@ -72,7 +76,7 @@ class LookupFieldV4(Strategy):
         email = require_email(
             event, f"to find or create a prospect by {lookup_field} ({self.name})"
         )
-        same_email = await pardot.read_by_email(email)
+        same_email = await pardot.read_by_email(email, custom_fields=(lookup_field,))
         match = holding(same_email, lookup_field, value)
         if match is not None:
             prospect = await pardot.update_by_id(match.id, fields)  # type: ignore[arg-type]

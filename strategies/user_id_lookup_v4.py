@@ -16,7 +16,7 @@ class UserIdLookupV4(LookupFieldV4):
 
     def matches(self, event: Event, settings: Settings) -> bool:
         return (
-            settings.api_version == 4
+            settings.api_version in (4, 5)
             and bool(settings.lookup_field)
             and settings.use_user_id_as_lookup_value
         )

@@ -16,12 +16,13 @@ from collections.abc import Mapping
 
 from email_validator import EmailNotValidError, validate_email
 
+from strategies.core import pardot_facts as facts
 from strategies.core.errors import InvalidArgument
 from strategies.core.model import Event
 from strategies.core.pardot_facts import CUSTOM_FIELD_ID_PATTERN, FID_PATTERN
 
-#: Pardot caps email at 255 characters (PARDOT_API.md, "Prospect fields").
-MAX_EMAIL_LENGTH = 255
+#: Pardot caps email at 255 characters (PARDOT_API.md, "Error codes", err 4).
+MAX_EMAIL_LENGTH = facts.MAX_EMAIL_LENGTH
 PROSPECT_ID = re.compile(r"[1-9][0-9]{0,18}")
 CAMPAIGN_ID = re.compile(r"[0-9]{1,18}")
 
@@ -43,34 +44,72 @@ def require_email(event: Event, purpose: str) -> str:
 
 
 def check_email(value: object, field: str) -> str:
-    """Return the email as the caller sent it (trimmed) once its syntax is sound.
+    """Return the email as the caller sent it (trimmed) once Pardot would take it.
 
-    email-validator does the RFC work; deliverability (DNS) is not checked because the
-    service runs without outside network and Pardot does not check it either. The value
-    is sent as given, not normalised: Pardot matches emails as it stored them.
+    Two checks, both before anything is sent: email-validator for the RFC work (it
+    refuses ``a@b.com/../../login``, which Pardot's pattern lets through), then Pardot's
+    own rule (``pardot_facts.EMAIL_PATTERN``, at most 255 characters; a write that
+    breaks it is err 4), whose failure is named part by part ("its top-level domain is
+    longer than Pardot's 13 characters"). Deliverability (DNS) is not checked: the service
+    runs without outside network and Pardot does not check it either. The value is sent
+    as given, not normalised: Pardot matches emails as it stored them. Every path that
+    sends an email to Pardot passes here (the strategies, track, the snippet, the
+    backfill).
     """
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgument(field, "must be a non-empty email address")
     email = value.strip()
     if len(email) > MAX_EMAIL_LENGTH:
-        raise InvalidArgument(field, f"is longer than {MAX_EMAIL_LENGTH} characters")
+        raise InvalidArgument(
+            field, f"is {len(email)} characters long; Pardot takes at most {MAX_EMAIL_LENGTH}"
+        )
     problem = _email_problem(email)
     if problem is not None:
-        raise InvalidArgument(field, f"is not a valid email address: {problem}")
+        raise InvalidArgument(field, problem)
     return email
 
 
 @functools.lru_cache(maxsize=4096)
 def _email_problem(email: str) -> str | None:
-    """email-validator's objection to ``email``, or None. Remembered for the latest
-    addresses: the check costs ~18 µs, its answer depends on the text alone, a Track
-    call makes it twice (the event's identity, then the strategy), and callers identify
-    the same people again and again."""
+    """What is wrong with ``email`` (a description completing "<field> …"), or None.
+    Remembered for the latest addresses: the checks cost ~18 µs, the answer depends on
+    the text alone, a Track call makes it twice (the event's identity, then the
+    strategy), and callers identify the same people again and again."""
     try:
         validate_email(email, check_deliverability=False)
     except EmailNotValidError as exc:
-        return str(exc)
+        return f"is not a valid email address: {exc}"
+    if not facts.EMAIL_PATTERN.fullmatch(email):
+        return f"is not an email address Pardot accepts: {_pardot_rule_broken(email)}"
     return None
+
+
+def _pardot_rule_broken(email: str) -> str:
+    """Which part of Pardot's rule ``email`` breaks (it does not match the pattern)."""
+    if " " in email:
+        return "it contains a space"
+    if email.count("@") != 1:
+        return "it must hold exactly one @" if "@" in email else "it has no @"
+    local, _, domain = email.partition("@")
+    if not local:
+        return "it has nothing before the @"
+    if len(local) > facts.EMAIL_LOCAL_MAX:
+        return (
+            f"its part before the @ has {len(local)} characters, more than Pardot's "
+            f"{facts.EMAIL_LOCAL_MAX}"
+        )
+    host, dot, tld = domain.rpartition(".")
+    if not dot:
+        return "its domain has no dot (Pardot needs a top-level domain such as .com)"
+    if not host:
+        return "it has nothing between the @ and the domain's dot"
+    if len(host) > facts.EMAIL_DOMAIN_MAX:
+        return f"its domain is longer than Pardot's {facts.EMAIL_DOMAIN_MAX} characters"
+    if len(tld) < facts.EMAIL_TLD_MIN:
+        return f"its top-level domain is shorter than Pardot's {facts.EMAIL_TLD_MIN} characters"
+    if len(tld) > facts.EMAIL_TLD_MAX:
+        return f"its top-level domain is longer than Pardot's {facts.EMAIL_TLD_MAX} characters"
+    return "it does not match Pardot's email rule"
 
 
 def check_field_id(name: str, field: str) -> str:

@@ -85,7 +85,8 @@ class ConnectionConfig:
     api_version: int = setting(
         4,
         rule=one_of(*sorted(facts.API_VERSIONS)),
-        doc="3 or 4: the version used when a request's `settings.api_version` is unspecified",
+        doc="3, 4 or 5: the version used when a request's `settings.api_version` is "
+        "unspecified (5 needs OAuth)",
     )
     auth: AuthMode = setting(
         "oauth",
@@ -278,9 +279,20 @@ def _backoff_bounds(config: ConnectionConfig, _given: frozenset[str] | None) -> 
         yield "backoff_base_s", "must not be more than backoff_max_s (the longest backoff)"
 
 
+def _v5_needs_oauth(config: ConnectionConfig, _given: frozenset[str] | None) -> Iterator[Problem]:
+    """API v5 accepts only Salesforce OAuth (PARDOT_API.md, "API v5"): a legacy login
+    would have every call refused."""
+    if config.api_version == facts.V5 and config.auth == "legacy":
+        yield "api_version", 'must be 3 or 4 with auth = "legacy": API v5 accepts only OAuth'
+
+
 #: Every rule across a connection's settings. (That connections to one Pardot account
 #: share its time zone is ``clients.connections``'s to check: it sees them all.)
-CONNECTION_RULES: tuple[CrossRule[ConnectionConfig], ...] = (_credentials, _backoff_bounds)
+CONNECTION_RULES: tuple[CrossRule[ConnectionConfig], ...] = (
+    _credentials,
+    _backoff_bounds,
+    _v5_needs_oauth,
+)
 
 
 def connection_problems(

@@ -5,7 +5,12 @@ batch answer says about each entry.
 - v3 keys its entries by id or email (a JSON object), so one batch holds one entry
   per key; v4 takes a list of entries that carry ``id``, ``fid`` or ``email``.
 - The answer names failed entries by their index, with Pardot's error TEXT and no
-  err_code; every other entry was processed. It holds no ids.
+  err_code; every other entry was processed. It holds no ids. When an entry failed
+  the envelope is ``stat="fail"`` with no err_code (HTTP 200, RECORDED): a partial
+  success, which the batch request's parse returns for its entries to be read
+  (``clients.wire.responses.parse_batch_response``). Whether v3 names an entry by its
+  index or by the key it was sent under is UNCONFIRMED: both are read, and a name that
+  could be either is matched to neither.
 
 Data in, data out: this module never sends, waits, or decides about retries. The
 write queue (``clients.coalescer``) decides which writes share a call and asks here for
@@ -16,10 +21,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from clients.wire.request import PardotRequest
+from clients.wire.responses import parse_batch_response
 from clients.wire.v3v4 import api_request, prospect_write
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import PardotError
@@ -100,9 +106,11 @@ def batch_request(
     kind: BatchKind, entries: Sequence[BatchEntry], *, idempotent: bool
 ) -> PardotRequest:
     """The batch call that carries ``entries``: ``idempotent`` only when every one of
-    them is (a batch holding a create is not)."""
+    them is (a batch holding a create is not). Its answer is read by
+    ``parse_batch_response``: a ``stat="fail"`` without err_code is the entries' news,
+    not the call's failure."""
     prospects = encode(kind, entries)
-    return api_request(
+    request = api_request(
         "POST",
         facts.PROSPECT,
         kind.api_version,
@@ -112,6 +120,7 @@ def batch_request(
         idempotent=idempotent,
         batch_size=len(entries),
     )
+    return replace(request, parse=parse_batch_response)
 
 
 def single_request(kind: BatchKind, entry: BatchEntry, *, idempotent: bool) -> PardotRequest:
@@ -131,22 +140,37 @@ class UnreadableBatchAnswer(ValueError):
     which entries failed."""
 
 
-def entry_errors(envelope: Mapping[str, Any], count: int) -> dict[int, PardotError]:
+def entry_errors(
+    envelope: Mapping[str, Any], count: int, *, keys: Sequence[str] = ()
+) -> dict[int, PardotError]:
     """The failed entries of a batch of ``count``: index → the PardotError its single
     call would have raised (err_code read back from Pardot's text; 0 when the text is
-    not one this client knows). Raises UnreadableBatchAnswer when ``errors`` cannot be
-    read as index → text."""
+    not one this client knows).
+
+    ``keys`` are the v3 entries' keys in order (their email or id): a v3 answer may name
+    an entry by it instead of its index (UNCONFIRMED). A name that is an index of the
+    batch and also some entry's key is ambiguous. Raises UnreadableBatchAnswer when
+    ``errors`` cannot be read as entry → text, when a name is no entry's or ambiguous,
+    or when the answer says ``stat="fail"`` yet names no failed entry."""
     raw = envelope.get("errors")
     if raw is None or raw == [] or raw == {} or raw == "":
+        if _stat(envelope) == "fail":
+            raise UnreadableBatchAnswer('stat="fail" without an err_code names no failed entry')
         return {}  # PHP renders an empty map as []
     if not isinstance(raw, Mapping):
         raise UnreadableBatchAnswer(f"errors is a {type(raw).__name__}, not a map of indexes")
+    by_key = _key_indexes(keys)
     failed: dict[int, PardotError] = {}
     for key, value in raw.items():
-        index = _index(key, count)
+        index = _entry_index(key, count, by_key)
         text = _text(value)
         failed[index] = PardotError(err_code_of(text), text)
     return failed
+
+
+def _stat(envelope: Mapping[str, Any]) -> object:
+    attributes = envelope.get("@attributes")
+    return attributes.get("stat") if isinstance(attributes, Mapping) else None
 
 
 def err_code_of(text: str) -> int:
@@ -164,14 +188,30 @@ def _normal(text: str) -> str:
     return " ".join(text.split()).rstrip(".").casefold()
 
 
-def _index(key: Any, count: int) -> int:
+def _key_indexes(keys: Sequence[str]) -> dict[str, int]:
+    """Each entry key (emails without regard to case, as Pardot matches them) → index."""
+    return {key.strip().casefold(): index for index, key in enumerate(keys)}
+
+
+def _entry_index(key: Any, count: int, by_key: Mapping[str, int]) -> int:
+    """The entry ``key`` names: its index, or (v3) the entry sent under that key."""
+    named = by_key.get(str(key).strip().casefold()) if by_key else None
+    index: int | None
     try:
         index = int(key)
     except (TypeError, ValueError):
-        raise UnreadableBatchAnswer(f"errors names entry {key!r}, which is no index") from None
-    if not 0 <= index < count or str(index) != str(key).strip():
-        raise UnreadableBatchAnswer(f"errors names entry {key!r} of a batch of {count}")
-    return index
+        index = None
+    if index is not None and not (0 <= index < count and str(index) == str(key).strip()):
+        index = None
+    if index is not None and named is not None and named != index:
+        raise UnreadableBatchAnswer(
+            f"errors names entry {key!r}, which is both an index and another entry's key"
+        )
+    if index is not None:
+        return index
+    if named is not None:
+        return named
+    raise UnreadableBatchAnswer(f"errors names entry {key!r} of a batch of {count}")
 
 
 def _text(value: Any) -> str:

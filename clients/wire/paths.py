@@ -29,7 +29,7 @@ def api_path(
     pardot_object: str, version: int, operation: str, path_params: Mapping[str, str | int]
 ) -> str:
     """``/api/<object>/version/<v>/do/<operation>/<key>/<value>…`` (PARDOT_API.md)."""
-    if version not in facts.API_VERSIONS:
+    if version not in facts.V3V4_API_VERSIONS:  # v5 has its own paths (clients.wire.v5)
         raise ValueError(f"Pardot API version must be 3 or 4, not {version!r}")
     path = facts.API_PATH.format(object=pardot_object, version=version, operation=operation)
     for key, value in path_params.items():

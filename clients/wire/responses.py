@@ -6,10 +6,18 @@ body decides: only a Pardot envelope with ``stat="ok"`` is success. This module 
 treats a body without ``@attributes``/``<rsp>`` as success, never sends anything and
 never decides about retries (the error's rule does).
 
+A batch call is the one exception (:func:`parse_batch_response`): Pardot answers a
+batch where some entries failed with ``stat="fail"`` and NO err_code, having applied
+every other entry (PARDOT_API.md, "Batch", RECORDED). That answer is a partial success,
+returned for its entries to be read (``clients.wire.batching.entry_errors``), never
+turned into one error for the whole call; a ``stat="fail"`` WITH an err_code (66, 70,
+122, 184, …) is still the whole call's failure.
+
 Format: JSON (we always ask for ``format=json``); XML is tolerated and converted to
-the same shape as the JSON (``{"@attributes": {...}, "prospect": {...}}``). What any
-dialect's answer means when it is not Pardot's at all (:func:`not_pardot`) is here
-too; version 5 reads its own JSON in ``clients.wire.v5``.
+the same shape as the JSON (``{"@attributes": {...}, "prospect": {...}}``; a batch's
+``<errors><prospect identifier="0">text</prospect></errors>`` becomes ``{"errors":
+{"0": "text"}}``). What any dialect's answer means when it is not Pardot's at all
+(:func:`not_pardot`) is here too; version 5 reads its own JSON in ``clients.wire.v5``.
 """
 
 from __future__ import annotations
@@ -36,6 +44,20 @@ def parse_response(status: int, content_type: str, body: bytes) -> dict[str, Any
       (a wrong ``pardot_url``, a gateway refusing us) → FAILED_PRECONDITION, since
       retrying cannot help.
     """
+    return _read(status, content_type, body, partial=False)
+
+
+def parse_batch_response(status: int, content_type: str, body: bytes) -> dict[str, Any]:
+    """A batch call's answer: as :func:`parse_response`, except that ``stat="fail"``
+    without an err_code under a 2xx status is returned, not raised — Pardot's answer to
+    a batch where some entries failed and every other entry was applied (PARDOT_API.md,
+    "Batch", RECORDED: HTTP 200, the failed entries under ``errors``). Its entries are
+    for ``clients.wire.batching.entry_errors`` to read; one that names no entry is
+    unreadable there, never success."""
+    return _read(status, content_type, body, partial=True)
+
+
+def _read(status: int, content_type: str, body: bytes, *, partial: bool) -> dict[str, Any]:
     envelope = _decode(content_type, body)
     if envelope is None:
         if status == 204 and not body.strip():
@@ -45,6 +67,8 @@ def parse_response(status: int, content_type: str, body: bytes) -> dict[str, Any
     attributes = envelope["@attributes"]
     stat = attributes.get("stat")
     if stat == "fail":
+        if partial and "err_code" not in attributes and 200 <= status < 300:
+            return envelope
         raise PardotError(
             _err_code(attributes), error_text(envelope.get("err")), http_status=status
         )
@@ -125,9 +149,26 @@ def _decode_xml(text: bytes) -> dict[str, Any] | None:
             # <err code="4">text</err> → the JSON shape: err_code beside stat.
             envelope["@attributes"]["err_code"] = child.attrib.get("code", "0")
             envelope["err"] = (child.text or "").strip()
+        elif child.tag == "errors":
+            envelope["errors"] = _xml_errors(child)
         else:
             _add(envelope, child.tag, _xml_value(child))
     return envelope
+
+
+def _xml_errors(element: ET.Element) -> dict[str, str] | list[str]:
+    """A batch answer's ``<errors><prospect identifier="0">text</prospect></errors>`` →
+    ``{"0": "text"}``, as in Pardot's JSON. When an entry has no ``identifier`` (or two
+    share one) the texts come back as a list, which names no entry."""
+    children = list(element)
+    named = {
+        child.attrib["identifier"]: (child.text or "").strip()
+        for child in children
+        if "identifier" in child.attrib
+    }
+    if len(named) == len(children):
+        return named
+    return [(child.text or "").strip() for child in children]
 
 
 def _xml_value(element: ET.Element) -> Any:

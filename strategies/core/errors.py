@@ -71,8 +71,9 @@ class Reason(enum.Enum):
 
     INVALID_ARGUMENT = _About(
         StatusCode.INVALID_ARGUMENT,
-        "a request field is missing or malformed: no email for v3, a bad email (≤ 255 "
-        "characters, RFC syntax), a custom field name that is not a Pardot field id, an "
+        "a request field is missing or malformed: no email for v3, a bad email (RFC "
+        "syntax and Pardot's rule: ≤ 64 characters before the @, a top-level domain of "
+        "2-13, ≤ 255 in all), a custom field name that is not a Pardot field id, an "
         "id/fid of the wrong shape, a trait that is an object or a list, a number that is "
         "NaN or Infinity, more than 200 traits, a value over 64 KiB (UTF-8), a `message_id` "
         "over 255 characters, an unknown `settings.api_version` or `settings.strategy`. "
@@ -132,16 +133,18 @@ class Reason(enum.Enum):
     )
     API_VERSION_INVALID = _About(
         StatusCode.FAILED_PRECONDITION,
-        "the API version resolved for the call is not 3 or 4.",
+        "the API version resolved for the call is not 3, 4 or 5.",
     )
     FID_NEEDS_V4 = _About(
         StatusCode.FAILED_PRECONDITION,
-        "a Salesforce fid is a v4 key: set `settings.api_version` to 4, or match by email.",
+        "a Salesforce fid is a v4 key (v5 has no fid operations): set `settings.api_version` "
+        "to 4, send `pardot.id`, or match by email.",
     )
     UPSERT_BY_EMAIL_NEEDS_V3 = _About(
         StatusCode.FAILED_PRECONDITION,
-        "a forced strategy asked for upsert by email on v4, where it always creates: match "
-        "by id, fid or a lookup field.",
+        "a forced strategy asked for upsert by email on v4, where it always creates, or on "
+        "v5, whose upsert is `upsertLatestByEmail` (EmailV5): match by id, fid or a lookup "
+        "field, or use EmailV5 on v5.",
     )
     CONNECTION_MISCONFIGURED = _About(
         StatusCode.FAILED_PRECONDITION,
@@ -220,7 +223,8 @@ class Reason(enum.Enum):
     )
     PROSPECT_EMAIL_EXISTS = _About(
         StatusCode.ALREADY_EXISTS,
-        "v3: a prospect with the email exists.",
+        "v3 (or v5 on a business unit with one prospect per email): a prospect with the "
+        "email exists.",
     )
     ALREADY_LIST_MEMBER = _About(
         StatusCode.ALREADY_EXISTS,
@@ -397,6 +401,12 @@ PARDOT_ERRORS: dict[int, ErrorRule] = {
     3: _NOT_FOUND,
     4: ErrorRule(Reason.INVALID_EMAIL),
     9: ErrorRule(Reason.PROSPECT_EMAIL_EXISTS),
+    # v5 codes (PARDOT_API.md "API v5 (prospects)"; the registry v3/v4 share, as
+    # fakepardot/constants.py answers them): 16 Invalid ID and 211 Page token is invalid
+    # (ids and tokens come from Pardot or are checked first), 150-153 a JSON body we
+    # built that Pardot could not read (our bug). 154 "Invalid property" has no row: on
+    # an external activity it means the account lacks the type (strategies.track).
+    16: _OUR_BUG,
     13: ErrorRule(Reason.PARDOT_PARAMETER_MISSING),
     14: ErrorRule(Reason.EMAIL_REQUIRED),
     15: ErrorRule(Reason.PARDOT_AUTH_FAILED),
@@ -411,9 +421,13 @@ PARDOT_ERRORS: dict[int, ErrorRule] = {
     46: ErrorRule(Reason.PARDOT_PERMISSION_DENIED, fix=_PERMISSION_FIX),
     49: ErrorRule(Reason.PARDOT_PERMISSION_DENIED, fix=_PERMISSION_FIX),
     50: _FIELD_VALUE,  # Invalid boolean
+    # v5: Email address is already in use (a business unit with one prospect per email).
+    54: ErrorRule(Reason.PROSPECT_EMAIL_EXISTS),
     55: ErrorRule(Reason.INVALID_LIST),
     56: _FIELD_VALUE,  # Invalid number entered for field
     58: ErrorRule(Reason.ALREADY_LIST_MEMBER),
+    # v5, HTTP 405 Invalid HTTP request method: a request this service built is wrong.
+    60: _OUR_BUG,
     61: _FIELD_VALUE,  # Invalid prospect account id
     66: ErrorRule(Reason.PARDOT_CONCURRENCY_LIMIT),
     70: ErrorRule(Reason.PARDOT_BATCH_REJECTED),
@@ -431,6 +445,9 @@ PARDOT_ERRORS: dict[int, ErrorRule] = {
     ),
     90: _OUR_BUG,  # Prospect array should be a flat array: values are validated first
     94: _OUR_BUG,  # The provided version is not a valid number: paths are built here
+    # v5, HTTP 404 The requested record was not found: as err 3 (a read answers [];
+    # a write by id is NOT_FOUND, or a stale identity-map entry resolved afresh).
+    109: _NOT_FOUND,
     116: _UNAVAILABLE,
     120: _UNAVAILABLE,
     121: _UNAVAILABLE,
@@ -444,6 +461,12 @@ PARDOT_ERRORS: dict[int, ErrorRule] = {
     130: ErrorRule(Reason.INVALID_FIELD),
     # Prospect is archived: update and read refuse it; upsert by id or fid unarchives.
     132: ErrorRule(Reason.PROSPECT_ARCHIVED),
+    150: _OUR_BUG,
+    151: _OUR_BUG,
+    152: _OUR_BUG,
+    153: _OUR_BUG,
+    # v5: One or more of the specified fields are invalid (as 130).
+    180: ErrorRule(Reason.INVALID_FIELD),
     181: ErrorRule(Reason.BUSINESS_UNIT_MISSING, fix="set {business_unit_id}"),
     183: _UNAVAILABLE,
     184: _AUTH,
@@ -458,7 +481,10 @@ PARDOT_ERRORS: dict[int, ErrorRule] = {
             "use (Salesforce Setup > Pardot Account Setup: 18 characters starting with 0Uv)"
         ),
     ),
+    211: _OUR_BUG,
     214: _UNAVAILABLE,
+    # v5: Deleted records can't be updated (a PATCH of a prospect in the recycle bin).
+    219: ErrorRule(Reason.PROSPECT_ARCHIVED),
 }
 
 #: An err_code the table does not know: Pardot refused, and retrying will not help.

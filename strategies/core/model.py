@@ -84,7 +84,7 @@ class TrackMapping:
 @dataclass(frozen=True)
 class Settings:
     """``PardotSettings`` with the connection's defaults filled in: ``connection`` is a
-    configured name and ``api_version`` is 3 or 4, never unspecified."""
+    configured name and ``api_version`` is 3, 4 or 5, never unspecified."""
 
     connection: str = "default"
     api_version: int = 4
@@ -96,6 +96,9 @@ class Settings:
     create_when_unmatched: bool = False
     account_id: str = ""
     track_mappings: Mapping[str, TrackMapping] = field(default_factory=dict)
+    #: API v5: ``upsertLatestByEmail`` undeletes the latest prospect with the email when
+    #: all of them are in the recycle bin (``secondaryDeletedSearch``), instead of creating.
+    secondary_deleted_search: bool = True
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,10 @@ from typing import Final
 API_PATH: Final = "/api/{object}/version/{version}/do/{operation}"
 #: Legacy login (PARDOT_API.md, "Legacy Pardot login").
 LOGIN_PATH: Final = "/api/login/version/{version}"
-API_VERSIONS: Final = frozenset({3, 4})
+#: Every version a connection may speak: 3 and 4 in the ``/version/<v>/do/`` dialect
+#: (:data:`V3V4_API_VERSIONS`), 5 in its own JSON dialect (the "API v5" region below).
+API_VERSIONS: Final = frozenset({3, 4, 5})
+V3V4_API_VERSIONS: Final = frozenset({3, 4})
 #: Pardot answers XML unless asked; we always ask for JSON (and still tolerate XML).
 FORMAT_PARAM: Final = ("format", "json")
 #: Parameter names the client sets itself; a caller's field may never override them.
@@ -61,6 +64,12 @@ ERR_DAILY_LIMIT: Final = 122
 ERR_INVALID_ACCESS_TOKEN: Final = 184  # OAuth token expired: refresh once
 ERR_LEGACY_AUTH_RETIRED: Final = 199
 
+ERR_V5_METHOD_NOT_ALLOWED: Final = 60  # v5, HTTP 405: a request we built is wrong
+ERR_V5_NOT_FOUND: Final = 109  # v5, HTTP 404: "The requested record was not found."
+#: What a write by id answers when the prospect is gone (deleted, merged): v3/v4's
+#: err 3, v5's 109. A strategy holding a stale id drops it and resolves afresh.
+ERR_PROSPECT_GONE: Final = frozenset({ERR_INVALID_PROSPECT_ID, ERR_V5_NOT_FOUND})
+
 ERR_BATCH_TOO_BIG: Final = 70
 ERR_BATCH_INVALID: Final = 71
 
@@ -70,6 +79,19 @@ REFUSED_BEFORE_PROCESSING: Final = frozenset({ERR_CONCURRENCY_LIMIT})
 #: A batch Pardot refused as a whole without processing any entry: over 50 entries,
 #: or a ``prospects`` value it could not read. Either is a bug of ours.
 BATCH_REJECTED: Final = frozenset({ERR_BATCH_TOO_BIG, ERR_BATCH_INVALID})
+
+# --- Email (PARDOT_API.md, "Error codes that matter here", err 4) -------------------
+
+#: The email rule Pardot staff published: a write whose email breaks it is refused
+#: with err 4. Local part 1-64 characters, domain 1-255 before its last dot, a
+#: top-level domain of 2-13; no space and no second ``@`` anywhere; at most
+#: ``MAX_EMAIL_LENGTH`` characters in all. Checked before anything is sent.
+EMAIL_PATTERN: Final = re.compile(r"^[^ @]{1,64}@[^ @]{1,255}\.[^ @]{2,13}$")
+MAX_EMAIL_LENGTH: Final = 255
+EMAIL_LOCAL_MAX: Final = 64
+EMAIL_DOMAIN_MAX: Final = 255
+EMAIL_TLD_MIN: Final = 2
+EMAIL_TLD_MAX: Final = 13
 
 # --- Batch (PARDOT_API.md, "Batch") -------------------------------------------------
 
@@ -103,6 +125,133 @@ ENTRY_ERROR_TEXTS: Final[dict[int, str]] = {
     130: "One or more of the specified fields are invalid",
     132: "Prospect is archived",
 }
+
+# --- API v5 prospects (PARDOT_API.md, "API v5 (prospects)") ------------------------
+# JSON in and out, camelCase field names, ``{"code", "message"}`` errors under real HTTP
+# statuses, no batch endpoint (one call per write), reads from a cache that may trail
+# writes by up to 60 s (never read-your-writes).
+
+V5: Final = 5
+V5_PROSPECTS_PATH: Final = "/api/v5/objects/prospects"
+#: One prospect: GET (read), PATCH (update), DELETE. ``{id}`` is an integer.
+V5_PROSPECT_PATH: Final = "/api/v5/objects/prospects/{id}"
+V5_UPSERT_LATEST_BY_EMAIL_PATH: Final = "/api/v5/objects/prospects/do/upsertLatestByEmail"
+#: List memberships in v5 (UNCONFIRMED path: Salesforce's v5 object list; PARDOT_API.md
+#: names only their err 58 for a duplicate).
+V5_LIST_MEMBERSHIPS_PATH: Final = "/api/v5/objects/list-memberships"
+#: Query parameters of a collection: which fields to return (reads require it), the
+#: email filter, and the page token of the next page.
+V5_FIELDS_PARAM: Final = "fields"
+V5_EMAIL_PARAM: Final = "email"
+V5_NEXT_PAGE_TOKEN: Final = "nextPageToken"
+V5_NEXT_PAGE_URL: Final = "nextPageUrl"
+#: A query by email that pages past this many pages is not one person's prospects:
+#: the client stops rather than walk an account (200 prospects a page in Pardot).
+V5_MAX_QUERY_PAGES: Final = 20
+#: A custom field ``org_id`` is ``org_id__c`` in v5 (``biography`` reads back as
+#: ``biography__c``; the underscore case is UNCONFIRMED, by the same rule).
+V5_CUSTOM_FIELD_SUFFIX: Final = "__c"
+
+#: The v3/v4 field name (what ``strategies.fields`` produces) → its v5 name. Every
+#: standard field of "Prospect fields" has one: the names PARDOT_API.md lists for v5, and
+#: for the rest (``department``, ``password``, ``grade``, ``last_activity_at``,
+#: ``recent_interaction``, ``is_reviewed``, ``is_starred``) the same camelCase rule;
+#: the CRM ids are ``salesforce*`` in v5 (``salesforce_fid`` is ``salesforceId``,
+#: ``crm_lead_fid`` ``salesforceLeadId``, …) and the archived state is ``isDeleted``
+#: (the recycle bin): UNCONFIRMED beyond PARDOT_API.md's list, and what fakepardot
+#: serves (fakepardot/v5_fields.py).
+V5_FIELD_NAMES: Final[dict[str, str]] = {
+    "id": "id",
+    "email": "email",
+    "campaign_id": "campaignId",
+    "salutation": "salutation",
+    "first_name": "firstName",
+    "last_name": "lastName",
+    "password": "password",
+    "company": "company",
+    "prospect_account_id": "prospectAccountId",
+    "website": "website",
+    "job_title": "jobTitle",
+    "department": "department",
+    "country": "country",
+    "address_one": "addressOne",
+    "address_two": "addressTwo",
+    "city": "city",
+    "state": "state",
+    "territory": "territory",
+    "zip": "zip",
+    "phone": "phone",
+    "fax": "fax",
+    "source": "source",
+    "annual_revenue": "annualRevenue",
+    "employees": "employees",
+    "industry": "industry",
+    "years_in_business": "yearsInBusiness",
+    "comments": "comments",
+    "notes": "notes",
+    "score": "score",
+    "is_do_not_email": "isDoNotEmail",
+    "is_do_not_call": "isDoNotCall",
+    "is_reviewed": "isReviewed",
+    "is_starred": "isStarred",
+    "is_archived": "isDeleted",
+    "grade": "grade",
+    "last_activity_at": "lastActivityAt",
+    "recent_interaction": "recentInteraction",
+    "crm_lead_fid": "salesforceLeadId",
+    "crm_contact_fid": "salesforceContactId",
+    "crm_owner_fid": "salesforceOwnerId",
+    "crm_account_fid": "salesforceAccountId",
+    "crm_last_sync": "salesforceLastSync",
+    "crm_url": "salesforceUrl",
+    "opted_out": "optedOut",
+    "salesforce_fid": "salesforceId",
+    "created_at": "createdAt",
+    "updated_at": "updatedAt",
+}
+#: v5 fields whose JSON value is a number or a boolean (the rest are strings): a v3/v4
+#: form value (``"42"``, ``"true"``) is sent in its JSON type.
+V5_INTEGER_FIELDS: Final = frozenset({"id", "campaignId", "prospectAccountId", "score"})
+V5_BOOLEAN_FIELDS: Final = frozenset(
+    {"isDoNotEmail", "isDoNotCall", "isReviewed", "isStarred", "isDeleted", "optedOut"}
+)
+#: What a v5 read or write asks Pardot to return (``fields``): the standard fields
+#: PARDOT_API.md lists for v5; custom fields are asked for by name on top.
+V5_RETURNED_FIELDS: Final = (
+    "id",
+    "email",
+    "firstName",
+    "lastName",
+    "salutation",
+    "company",
+    "jobTitle",
+    "addressOne",
+    "addressTwo",
+    "city",
+    "state",
+    "zip",
+    "country",
+    "phone",
+    "fax",
+    "website",
+    "annualRevenue",
+    "employees",
+    "industry",
+    "yearsInBusiness",
+    "comments",
+    "notes",
+    "score",
+    "source",
+    "territory",
+    "campaignId",
+    "prospectAccountId",
+    "isDoNotEmail",
+    "isDoNotCall",
+    "optedOut",
+    "salesforceId",
+    "createdAt",
+    "updatedAt",
+)
 
 # --- The browser side (PARDOT_API.md, "The browser side") ---------------------------
 

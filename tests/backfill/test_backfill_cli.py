@@ -93,14 +93,14 @@ def test_a_bad_config_is_exit_2_without_the_secret(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text('[connections.default]\napi_version = 5\nclient_secret = "hunter2-secret"\n')
+    config.write_text('[connections.default]\napi_version = 6\nclient_secret = "hunter2-secret"\n')
     source = write_csv(tmp_path / "users.csv", [("a@example.com", "o-a")])
     code = main(
         ["backfill", "--config", str(config), "--lookup-field", "org_id", "--from", str(source)]
     )
     assert code == 2
     err = capsys.readouterr().err
-    assert "connections.default.api_version: must be 3 or 4" in err
+    assert "connections.default.api_version: must be 3, 4 or 5" in err
     assert "hunter2-secret" not in err
 
 

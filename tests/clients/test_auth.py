@@ -1,11 +1,16 @@
 """Both auth modes against fakepardot: tokens are fetched once and cached, refreshed
 single-flight when they expire, and rejected credentials fail fast with a message that
-names the keys to fix, never a secret."""
+names the keys to fix, never a secret — per cause of Salesforce's refusal; a refresh of
+the same refresh token in progress elsewhere is waited for, never a refusal. Where only
+Salesforce's exact answer matters (the race's texts, a refusal the fake does not give),
+an ``httpx.MockTransport`` stands in for the token endpoint."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +18,9 @@ from grpc import StatusCode
 from structlog.testing import capture_logs
 
 from clients import auth as pardot_auth
+from clients.config import ConnectionConfig
 from clients.state.local import MemoryState
+from clients.state.protocols import TokenStore
 from fakepardot import DEMO, FakePardot
 from strategies.core.errors import (
     DeadlineExceeded,
@@ -73,15 +80,40 @@ async def test_the_business_unit_header_chooses_the_account(
     assert (await v3.read_by_id(in_v4["id"])) is None
 
 
+@pytest.mark.parametrize("status", [400, 403])
 async def test_an_unknown_business_unit_is_a_settings_error_and_not_retried(
-    fake: FakePardot, make_client: ClientFactory
+    fake: FakePardot, make_client: ClientFactory, status: int
 ) -> None:
+    """err 201's HTTP status is UNCONFIRMED (400 or 403): either reads the same."""
+    fake.state.bu_invalid_http_status = status
     pardot = gateway(make_client(oauth_config(fake, business_unit_id="0Uv000000000009CAA")))
     with pytest.raises(PardotError) as caught:
         await pardot.read_by_email("a@example.com")
     assert caught.value.err_code == 201
+    assert caught.value.http_status == status
     assert caught.value.code is StatusCode.FAILED_PRECONDITION
+    assert "connections.default.business_unit_id" in caught.value.message
     assert len(api_calls(fake)) == 1
+
+
+async def test_a_missing_business_unit_is_read_from_its_http_400(
+    fake: FakePardot, make_client: ClientFactory
+) -> None:
+    client = make_client(oauth_config(fake))
+    fake.state.inject("err", times=1, err_code=181, path_contains="/api/prospect/")
+    with pytest.raises(PardotError) as caught:
+        await gateway(client).read_by_email("a@example.com")
+    assert (caught.value.err_code, caught.value.http_status) == (181, 400)
+    assert caught.value.reason == "BUSINESS_UNIT_MISSING"
+
+
+async def test_a_v4_read_by_email_that_finds_nobody_is_an_empty_answer(
+    fake: FakePardot, make_client: ClientFactory
+) -> None:
+    """Pardot answers HTTP 400 err 4 (RECORDED): the gateway reads it as "nobody"."""
+    pardot = gateway(make_client(oauth_config(fake)))
+    assert await pardot.read_by_email("nobody@example.com") == []
+    assert [(c.http_status, c.err_code) for c in pardot.calls] == [(400, 4)]
 
 
 async def test_expired_tokens_are_refreshed_once_for_ten_concurrent_calls(
@@ -130,6 +162,211 @@ async def test_bad_oauth_credentials_fail_fast_without_a_retry_storm(
     assert len(token_requests(fake)) == 1  # one grant attempt for eleven calls
     assert api_calls(fake) == []
     assert later.calls == []  # within the cooldown nothing is sent at all
+
+
+@pytest.mark.parametrize(
+    ("overrides", "oauth_error", "keys"),
+    [
+        ({"refresh_token": "revoked-refresh-token"}, "invalid_grant", ["refresh_token"]),
+        ({"client_id": "unknown-app"}, "invalid_client_id", ["client_id", "token_url"]),
+        ({"client_secret": "wrong-secret"}, "invalid_client", ["client_secret"]),
+        (
+            {"grant_type": "password", "username": DEMO.username, "password": "wrong-pw"},
+            "invalid_grant",
+            ["username", "password"],
+        ),
+        ({"grant_type": "client_credentials"}, "unsupported_grant_type", ["grant_type"]),
+    ],
+    ids=["refresh-token", "client-id", "client-secret", "password", "grant-type"],
+)
+async def test_each_oauth_refusal_names_the_keys_to_fix(
+    fake: FakePardot,
+    make_client: ClientFactory,
+    overrides: dict[str, str],
+    oauth_error: str,
+    keys: list[str],
+) -> None:
+    fake.state.oauth_grant_types = ["refresh_token", "password"]
+    client = make_client(oauth_config(fake, **overrides))
+
+    with pytest.raises(PardotAuthFailed) as caught:
+        await gateway(client).read_by_email("a@example.com")
+    with pytest.raises(PardotAuthFailed) as cooling:  # within the cooldown: no request
+        await gateway(client).read_by_email("a@example.com")
+
+    for error in (caught.value, cooling.value):
+        assert error.reason == "PARDOT_AUTH_FAILED"
+        assert error.code is StatusCode.FAILED_PRECONDITION
+        assert error.metadata == {"oauth_error": oauth_error}
+        for key in keys:
+            assert f"connections.default.{key}" in error.message
+        for value in (*overrides.values(), *ALL_SECRETS):
+            if value not in ("password", "client_credentials", DEMO.username):
+                assert value not in error.message
+    assert len(token_requests(fake)) == 1
+
+
+async def test_an_unknown_refusal_names_every_key_of_the_grant() -> None:
+    def salesforce(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"error": "inactive_user", "error_description": "x"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(salesforce)) as http:
+        auth = _authenticator(http, MemoryState().tokens("default"))
+        with pytest.raises(PardotAuthFailed) as caught:
+            await auth.token(request_timeout_s=1)
+    message = caught.value.message
+    assert "(inactive_user: x)" in message
+    for key in ("client_id", "client_secret", "refresh_token"):
+        assert f"connections.default.{key}" in message
+
+
+def _authenticator(
+    http: httpx.AsyncClient, tokens: TokenStore, **overrides: Any
+) -> pardot_auth.Authenticator:
+    config = ConnectionConfig(
+        name="default",
+        pardot_url="http://127.0.0.1:9",
+        token_url="http://127.0.0.1:9/services/oauth2/token",
+        auth="oauth",
+        business_unit_id=DEMO.business_unit_v4,
+        client_id=DEMO.client_id,
+        client_secret=DEMO.client_secret,
+        refresh_token=DEMO.refresh_token,
+        **({"backoff_base_s": 0.01, "backoff_max_s": 0.04, "timeout_s": 2.0} | overrides),
+    )
+    return pardot_auth.make_authenticator(config, http, MemoryState().slots("bu", 1), tokens)
+
+
+BUSY = {"error": "invalid_grant", "error_description": "token request is already being processed"}
+# Tokens a test hands out reach the process-wide log redactor (``on_secret_learned``),
+# which then masks them in every later message: never a common word.
+MOCK_TOKEN = "00Dmock!access-token-from-a-mock-endpoint-7c1f"
+OTHER_TOKEN = "00Dmock!access-token-of-another-holder-93ab"
+
+
+async def test_two_connections_refreshing_one_refresh_token_at_once_both_get_a_token(
+    fake: FakePardot, make_client: ClientFactory
+) -> None:
+    """Two connections (as two processes: nothing shared) with the same credentials:
+    Salesforce grants one refresh and answers the other "token request is already being
+    processed". That one waits and asks again once the other is done: no cooldown, no
+    PARDOT_AUTH_FAILED."""
+    first = make_client(oauth_config(fake, name="first"))
+    second = make_client(oauth_config(fake, name="second"))
+    fake.state.latency_s = 0.2
+
+    found = await asyncio.gather(
+        gateway(first).read_by_email("a@example.com"),
+        gateway(second).read_by_email("a@example.com"),
+    )
+
+    assert found == [[], []]
+    grants = token_requests(fake)
+    assert [c.http_status for c in grants] == [200, 400, 200]
+    assert fake.state.token_grants == 2  # this backend: each connection's own store
+    assert grants[2].ts >= grants[0].ts + 0.2  # asked again once the first was done
+    fake.state.latency_s = 0.0
+    fake.state.expire_tokens()  # both refresh again: neither is cooling down
+    assert await gateway(first).read_by_email("a@example.com") == []
+    assert await gateway(second).read_by_email("a@example.com") == []
+    assert [c.http_status for c in token_requests(fake)][3:] == [200, 200]
+
+
+async def test_a_refresh_in_progress_elsewhere_is_waited_for_then_its_token_taken() -> None:
+    """With a store shared by several holders, the other refresh's token is in the
+    store once it is done: the waiting caller takes it without another grant."""
+    tokens = MemoryState().tokens("default")
+    asked: list[float] = []
+
+    def salesforce(request: httpx.Request) -> httpx.Response:
+        asked.append(time.monotonic())
+        return httpx.Response(400, json=BUSY)
+
+    async def other_holder() -> str:  # another process sharing the store
+        await asyncio.sleep(0.03)
+        return OTHER_TOKEN
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(salesforce)) as http:
+        auth = _authenticator(http, tokens)
+        fetch = auth.token(request_timeout_s=2)
+
+        async def other_refresh_lands() -> None:
+            await asyncio.sleep(0.005)
+            while tokens.current() is None:
+                try:
+                    await tokens.refresh(None, other_holder)
+                except pardot_auth.RefreshInProgress:
+                    await asyncio.sleep(0.001)
+
+        token, _ = await asyncio.gather(fetch, other_refresh_lands())
+    assert token == OTHER_TOKEN
+    assert tokens.rejection() is None
+    assert 1 <= len(asked) <= 5
+
+
+@pytest.mark.parametrize(
+    "description", ["token request is already being processed", "expired authorization code"]
+)
+async def test_a_refresh_in_progress_is_retried_never_cooled_down(description: str) -> None:
+    """Both texts Salesforce has given this race (Segment's Pardot destination retries
+    both); only for a refresh_token grant."""
+    answers = [
+        httpx.Response(400, json={"error": "invalid_grant", "error_description": description}),
+        httpx.Response(200, json={"access_token": MOCK_TOKEN, "token_type": "Bearer"}),
+    ]
+
+    def salesforce(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(salesforce)) as http:
+        tokens = MemoryState().tokens("default")
+        auth = _authenticator(http, tokens)
+        assert await auth.token(request_timeout_s=2) == MOCK_TOKEN
+    assert answers == [] and tokens.rejection() is None
+
+
+async def test_a_refresh_in_progress_that_outlasts_the_caller_is_unavailable_not_auth_failed() -> (
+    None
+):
+    asked: list[float] = []
+
+    def salesforce(request: httpx.Request) -> httpx.Response:
+        asked.append(time.monotonic())
+        return httpx.Response(400, json=BUSY)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(salesforce)) as http:
+        tokens = MemoryState().tokens("default")
+        auth = _authenticator(http, tokens)
+        started = time.monotonic()
+        with pytest.raises(PardotUnavailable) as caught:
+            await auth.token(request_timeout_s=0.3)
+        elapsed = time.monotonic() - started
+
+    assert elapsed < 0.3  # never past the caller's time
+    assert caught.value.reason == "PARDOT_UNAVAILABLE" and caught.value.retryable
+    assert caught.value.retry_after is not None
+    assert caught.value.metadata == {"oauth_error": "invalid_grant"}
+    assert tokens.rejection() is None  # no cooldown: the credentials are fine
+    waits = [b - a for a, b in itertools.pairwise(asked)]
+    assert len(asked) >= 3 and all(w >= 0.005 for w in waits)  # backed off, bounded
+    assert waits[-1] >= waits[0]
+
+
+async def test_a_busy_answer_to_another_grant_is_a_refusal() -> None:
+    """ "Already being processed" is the refresh token's single flight: to a password
+    grant the same words are Salesforce refusing it (named keys, cooldown)."""
+
+    def salesforce(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json=BUSY)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(salesforce)) as http:
+        tokens = MemoryState().tokens("default")
+        auth = _authenticator(
+            http, tokens, grant_type="password", username=DEMO.username, password=DEMO.password
+        )
+        with pytest.raises(PardotAuthFailed):
+            await auth.token(request_timeout_s=1)
+    assert tokens.rejection() is not None
 
 
 async def test_calls_queued_behind_a_failed_token_fetch_share_its_failure(

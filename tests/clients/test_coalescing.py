@@ -476,13 +476,14 @@ async def test_a_batch_answered_502_is_retried_whole_without_duplicates(
 
     await asyncio.gather(*writes)
 
-    assert [c.http_status for c in batch_calls(fake)] == [502, 200]
+    # 201: the batch created prospects (PARDOT_API.md, Batch, RECORDED).
+    assert [c.http_status for c in batch_calls(fake)] == [502, 201]
     assert entries_of(batch_calls(fake)[0]) == entries_of(batch_calls(fake)[1])
     assert len(fake.state.prospects("v3")) == 10
     for g in gateways:
         assert [(c.attempt, c.http_status, c.batch_size) for c in g.calls] == [
             (1, 502, 10),
-            (2, 200, 10),
+            (2, 201, 10),
         ]
 
 
@@ -739,6 +740,31 @@ def test_an_errors_value_that_names_no_entry_is_unreadable(errors: Any) -> None:
         entry_errors({"errors": errors}, 5)
 
 
+def test_a_partial_answer_that_names_no_entry_is_unreadable() -> None:
+    """stat="fail" without err_code says some entry failed: one that names none cannot
+    be settled entry by entry."""
+    for errors in ({}, [], None):
+        envelope = {"@attributes": {"stat": "fail", "version": 1}, "errors": errors}
+        with pytest.raises(UnreadableBatchAnswer):
+            entry_errors(envelope, 2)
+    assert entry_errors({"@attributes": {"stat": "ok", "version": 1}, "errors": {}}, 2) == {}
+
+
+def test_v3_entries_may_be_named_by_their_keys() -> None:
+    """UNCONFIRMED (PARDOT_API.md, Batch): a v3 answer may name an entry by its index or
+    by the key it was sent under (emails without regard to case); a name that is an
+    index and another entry's key is ambiguous, never guessed."""
+    keys = ["a@example.com", "100200", "b@example.com"]
+    named = {"B@Example.com": "Invalid prospect email address", "100200": "Invalid prospect ID"}
+    failed = entry_errors({"errors": named}, 3, keys=keys)
+    assert {i: e.err_code for i, e in failed.items()} == {2: 4, 1: 3}
+    assert list(entry_errors({"errors": {"0": "Invalid prospect ID"}}, 3, keys=keys)) == [0]
+    with pytest.raises(UnreadableBatchAnswer, match="both an index"):
+        entry_errors({"errors": {"1": "x"}}, 2, keys=["1", "2"])
+    with pytest.raises(UnreadableBatchAnswer):
+        entry_errors({"errors": {"c@example.com": "x"}}, 3, keys=keys)
+
+
 def test_the_entry_error_texts_are_the_ones_the_fake_sends() -> None:
     """Two readings of one spec: the client's table and the fake's must agree."""
     for code, text in facts.ENTRY_ERROR_TEXTS.items():
@@ -769,14 +795,16 @@ async def test_a_spent_daily_budget_reaches_every_caller_of_the_batch(
 
 class CannedPardot:
     """A minimal HTTP/1.1 server on 127.0.0.1 that grants any token, answers reads
-    "not found", and answers each prospect write with ``answer(path, form)``: for the
-    batch answers fakepardot has no switch for (a retryable err on one entry, an
-    ``errors`` value that names no entry)."""
+    "not found", and answers each prospect write with ``answer(path, form)`` in Pardot's
+    envelope (a batch answer naming failed entries is ``stat="fail"`` without err_code,
+    as Pardot's): for the batch answers fakepardot has no switch for (an ``errors``
+    value that names no entry, a ``stat="fail"`` that names none)."""
 
     def __init__(self, answer: Any) -> None:
         self.answer = answer
         self.paths: list[str] = []
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
@@ -790,9 +818,14 @@ class CannedPardot:
     async def __aexit__(self, *_: object) -> None:
         assert self._server is not None
         self._server.close()
+        # Since Python 3.12 wait_closed() waits for every connection to end: end the
+        # client's keep-alive ones, or this waits for the client that is still open.
+        for writer in self._writers:
+            writer.close()
         await self._server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             while request_line := await reader.readline():
                 headers: dict[str, str] = {}
@@ -810,6 +843,7 @@ class CannedPardot:
                 )
                 await writer.drain()
         finally:
+            self._writers.discard(writer)
             writer.close()
 
     def _document(self, path: str, form: dict[str, str]) -> Any:
@@ -821,7 +855,10 @@ class CannedPardot:
                 "@attributes": {"stat": "fail", "version": 1, "err_code": 4},
                 "err": "Invalid prospect email address",
             }
-        return {"@attributes": {"stat": "ok", "version": 1}, **self.answer(path, form)}
+        answer = self.answer(path, form)
+        # Real Pardot: any failed entry makes a batch answer stat="fail", no err_code.
+        stat = "fail" if "/do/batch" in path and answer.get("errors") else "ok"
+        return {"@attributes": {"stat": stat, "version": 1}, **answer}
 
 
 def single_answer(path: str) -> dict[str, Any]:

@@ -71,7 +71,7 @@ def test_a_valid_oauth_config_passes() -> None:
         ({"grant_type": "password"}, "connections.eu.username"),
         ({"pardot_url": "ftp://pi.pardot.com"}, "connections.eu.pardot_url"),
         ({"token_url": "https://x/?a=1"}, "connections.eu.token_url"),
-        ({"api_version": 5}, "connections.eu.api_version"),
+        ({"api_version": 6}, "connections.eu.api_version"),
         ({"max_concurrency": 0}, "connections.eu.max_concurrency"),
         ({"auth": "legacy"}, "connections.eu.email"),
         (

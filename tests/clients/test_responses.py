@@ -1,4 +1,6 @@
-"""responses.parse_response: only a Pardot envelope with stat="ok" is success."""
+"""responses.parse_response: only a Pardot envelope with stat="ok" is success — and
+parse_batch_response, for which Pardot's stat="fail" WITHOUT err_code is a partial
+success (PARDOT_API.md, "Batch", RECORDED) whose entries are read afterwards."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import pytest
 from grpc import StatusCode
 
 from clients.connections import PardotConnections
-from clients.wire.responses import parse_response, prospects_in
+from clients.wire.batching import entry_errors
+from clients.wire.responses import parse_batch_response, parse_response, prospects_in
 from fakepardot import FakePardot
 from strategies.core.errors import PardotError, PardotUnavailable, ProspectSyncError
 
@@ -133,3 +136,68 @@ async def test_the_fakes_xml_answers_parse_like_its_json(fake_server: FakePardot
     with pytest.raises(PardotError) as caught:
         parse_response(missing.status_code, XML, missing.content)
     assert caught.value.err_code == 3
+
+
+# --- batch answers (PARDOT_API.md, "Batch", RECORDED) ----------------------------------
+
+PARTIAL_JSON = (
+    b'{"@attributes":{"stat":"fail","version":1},"errors":{"1":"Invalid prospect email address"}}'
+)
+PARTIAL_XML = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<rsp stat="fail" version="1.0"><errors>'
+    b'<prospect identifier="0">Invalid prospect email address</prospect></errors></rsp>'
+)
+
+
+def test_a_partial_batch_answer_is_returned_for_its_entries_in_json() -> None:
+    envelope = parse_batch_response(200, JSON, PARTIAL_JSON)
+    assert envelope["errors"] == {"1": "Invalid prospect email address"}
+    failed = entry_errors(envelope, 2)
+    assert list(failed) == [1] and failed[1].err_code == 4
+    with pytest.raises(PardotError) as caught:  # a single call never reads it so
+        parse_response(200, JSON, PARTIAL_JSON)
+    assert caught.value.err_code == 0
+
+
+def test_a_partial_batch_answer_is_returned_for_its_entries_in_xml() -> None:
+    envelope = parse_batch_response(200, XML, PARTIAL_XML)
+    assert envelope["@attributes"] == {"stat": "fail", "version": "1.0"}
+    assert envelope["errors"] == {"0": "Invalid prospect email address"}
+    assert entry_errors(envelope, 3)[0].reason == "INVALID_EMAIL"
+
+
+def test_xml_batch_errors_without_identifiers_name_no_entry() -> None:
+    body = b'<rsp stat="fail" version="1.0"><errors><prospect>x</prospect></errors></rsp>'
+    assert parse_batch_response(200, XML, body)["errors"] == ["x"]
+    ok = b'<rsp stat="ok" version="1.0"><errors/></rsp>'
+    assert entry_errors(parse_batch_response(201, XML, ok), 2) == {}
+
+
+def test_a_clean_batch_answer_is_success_with_201_or_200() -> None:
+    clean = b'{"@attributes":{"stat":"ok","version":1},"errors":{}}'
+    for status in (200, 201):
+        assert parse_batch_response(status, JSON, clean)["errors"] == {}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "err_code"),
+    [
+        (200, b'{"@attributes":{"stat":"fail","version":1,"err_code":66},"err":"limit"}', 66),
+        (200, b'{"@attributes":{"stat":"fail","version":1,"err_code":122},"err":"day"}', 122),
+        (401, b'{"@attributes":{"stat":"fail","version":1,"err_code":184},"err":"tok"}', 184),
+        (400, b'<rsp stat="fail" version="1.0"><err code="71">Input</err></rsp>', 71),
+        # stat=fail without err_code, but not a 2xx: not Pardot's partial answer.
+        (500, b'{"@attributes":{"stat":"fail","version":1},"errors":{"0":"x"}}', 0),
+    ],
+)
+def test_a_batch_answer_with_an_err_code_is_still_the_whole_calls_failure(
+    status: int, body: bytes, err_code: int
+) -> None:
+    with pytest.raises(PardotError) as caught:
+        parse_batch_response(status, JSON if body.startswith(b"{") else XML, body)
+    assert caught.value.err_code == err_code
+
+
+def test_a_batch_answer_that_is_not_pardots_is_still_unavailable() -> None:
+    with pytest.raises(PardotUnavailable):
+        parse_batch_response(502, "text/html", b"<html>502</html>")

@@ -58,7 +58,7 @@ async def test_a_dropped_connection_is_retried_for_a_read(
     pardot = gateway(make_client(oauth_config(fake)))
     fake.state.inject("drop", times=1, path_contains="/do/read/")
     assert await pardot.read_by_email("a@example.com") == []
-    assert api_records(pardot.calls) == [(1, 0, 0), (2, 200, 4)]
+    assert api_records(pardot.calls) == [(1, 0, 0), (2, 400, 4)]  # nobody: HTTP 400 err 4
 
 
 async def test_a_502_on_every_attempt_is_unavailable_after_max_retries(
@@ -232,4 +232,4 @@ async def test_a_request_timeout_is_retried_for_a_read(
     await pardot.read_by_email("warm@example.com")
     fake.state.inject("delay", times=1, delay_s=0.5, path_contains="/do/read/")
     assert await pardot.read_by_email("a@example.com") == []
-    assert [c[:2] for c in api_records(pardot.calls)] == [(1, 200), (1, 0), (2, 200)]
+    assert [c[:2] for c in api_records(pardot.calls)] == [(1, 400), (1, 0), (2, 400)]

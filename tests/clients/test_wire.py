@@ -9,7 +9,7 @@ import pytest
 
 from clients.wire import v5
 from clients.wire.batching import BatchEntry, BatchKind, batch_request, single_request
-from clients.wire.responses import parse_response
+from clients.wire.responses import parse_batch_response, parse_response
 from clients.wire.v3v4 import api_request, prospect_read, prospect_write
 from strategies.core.errors import PardotError, PardotUnavailable
 
@@ -52,6 +52,8 @@ def test_a_batch_and_its_lone_write_are_requests_of_one_shape() -> None:
     assert set(batch.form or {}) == {"prospects"}
     assert alone.path == "/api/prospect/version/4/do/update/id/7" and alone.batch_size == 0
     assert alone.form == {"city": "A"}
+    # A batch's stat="fail" without err_code is its entries' news (PARDOT_API.md, Batch).
+    assert batch.parse is parse_batch_response and alone.parse is parse_response
 
 
 def test_v5_sends_json_and_reads_its_own_errors() -> None:

@@ -28,6 +28,7 @@ async def test_list_shows_the_service_health_and_reflection(service: Service) ->
     assert code == 0
     assert out.split() == [
         "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
         "prospectsync.v1.ProspectSync",
     ]

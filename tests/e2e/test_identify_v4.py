@@ -15,6 +15,8 @@ from support.examples import BILL_FID, BILL_ORG_ID
 from support.service import Service, close_service, config_for, identify, open_service
 
 ORG = {"lookup_field": "org_id"}
+#: When a prospect that was in Pardot before the test was created.
+LONG_AGO = "2020-01-21 18:21:46"
 BY_USER = {"lookup_field": "org_id", "use_user_id_as_lookup_value": True}
 
 
@@ -36,7 +38,12 @@ def operations(response) -> list[str]:
 async def test_documentation_fid_example_updates_that_prospect(
     service: Service, fake: FakePardot
 ) -> None:
-    seeded = fake.state.add_prospect("v4", email="bill@old.example", crm_contact_fid=BILL_FID)
+    # Bill has been in Pardot for a while: an upsert/fid with an email could have
+    # created him (PARDOT_API.md), and a prospect whose created_at equals its
+    # updated_at is taken for a new one (clients/gateway.py).
+    seeded = fake.state.add_prospect(
+        "v4", email="bill@old.example", crm_contact_fid=BILL_FID, created_at=LONG_AGO
+    )
     response = await service.stub.Identify(
         identify({"email": "bill@segment.com"}, pardot_fid=BILL_FID, user_id="u-1")
     )

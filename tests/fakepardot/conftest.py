@@ -152,3 +152,75 @@ def new_token(http: httpx.Client) -> Callable[[], str]:
 def client_for(http: httpx.Client) -> Callable[[dict[str, str], int], Pardot]:
     """Builds a Pardot helper with explicit headers and API version."""
     return lambda headers, version: Pardot(http, headers, version)
+
+
+# --- API v5 (tests/fakepardot/test_fake_v5.py) ------------------------------------------
+
+
+class V5Client:
+    """Calls the fake's API v5 as a client would: Bearer token and business unit
+    headers, JSON bodies (``Content-Type: application/json``), paths under
+    ``/api/v5/objects/``."""
+
+    def __init__(self, http: httpx.Client, headers: dict[str, str]) -> None:
+        self.http = http
+        self.headers = headers
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        return self.http.request(
+            method,
+            "/api/v5/objects/" + path,
+            json=json,
+            params=params,
+            content=content,
+            headers={**self.headers, **(headers or {})},
+        )
+
+    def ok(self, method: str, path: str, status: int = 200, **options: Any) -> Any:
+        """A call that must answer ``status``; returns its JSON (None for no body)."""
+        response = self.request(method, path, **options)
+        assert response.status_code == status, response.text
+        if not response.content:
+            return None
+        assert response.headers["content-type"] == "application/json", response.headers
+        return response.json()
+
+    def fails(self, code: int, http_status: int, method: str, path: str, **options: Any) -> str:
+        """A call that must fail with v5's ``{"code", "message"}``; returns the message."""
+        response = self.request(method, path, **options)
+        assert response.status_code == http_status, response.text
+        assert response.headers["content-type"] == "application/json", response.headers
+        document = response.json()
+        assert set(document) == {"code", "message"} and document["code"] == code, document
+        return str(document["message"])
+
+
+def v5_client(http: httpx.Client, account: str) -> V5Client:
+    business_unit = DEMO.business_unit_v4 if account == "v4" else DEMO.business_unit_v3
+    headers = {
+        "Authorization": f"Bearer {oauth_token(http)}",
+        "Pardot-Business-Unit-Id": business_unit,
+    }
+    return V5Client(http, headers)
+
+
+@pytest.fixture
+def v5(http: httpx.Client) -> V5Client:
+    """A v5 client on the v4 account: a business unit that allows several prospects per
+    email (AMPSEA)."""
+    return v5_client(http, "v4")
+
+
+@pytest.fixture
+def v5_unique(http: httpx.Client) -> V5Client:
+    """A v5 client on the v3 account: one prospect per email (no AMPSEA)."""
+    return v5_client(http, "v3")

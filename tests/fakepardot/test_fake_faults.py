@@ -129,6 +129,50 @@ def test_inject_validates_its_arguments(fake: FakePardot) -> None:
         fake.state.inject("err")
     with pytest.raises(ValueError, match="delay_s"):
         fake.state.inject("delay")
+    with pytest.raises(ValueError, match="err_code"):
+        fake.state.inject("refuse", match="a@example.com")
+    with pytest.raises(ValueError, match="match"):
+        fake.state.inject("refuse", err_code=85)
+
+
+def test_refuse_fails_the_single_write_it_names_and_nothing_else(
+    v4: Pardot, fake: FakePardot
+) -> None:
+    """A "refuse" fault is a prospect write's, not a request's: a read of the same
+    prospect, or a write of another, passes it by; the write naming ``match`` gets the
+    err (its usual text and status), as an "err" fault would answer it. (Its batch
+    side: tests/fakepardot/test_fake_batch.py.)"""
+    kept = fake.state.add_prospect("v4", email="kept@example.com")
+    refused = fake.state.add_prospect("v4", email="refused@example.com")
+    fake.state.inject("refuse", err_code=85, match=str(refused["id"]))
+    v4.ok("read", "id", refused["id"])
+    v4.ok("update", "id", kept["id"], city="Turku")
+    assert len(fake.state.pending_faults()) == 1
+    assert v4.fails(85, "update", "id", refused["id"], city="X") == "Unable to save the prospect"
+    assert fake.state.calls[-1].fault == "err"
+    assert fake.state.get_prospect("v4", refused["id"])["city"] is None  # type: ignore[index]
+    v4.ok("update", "id", refused["id"], city="Espoo")  # consumed
+
+
+def test_refuse_matches_an_email_without_regard_to_case(v4: Pardot, fake: FakePardot) -> None:
+    fake.state.inject("refuse", err_code=4, match="Odd@Example.com", times=2)
+    v4.fails(4, "create", "email", "odd@example.com")
+    v4.fails(4, "create", "email", "ODD@example.com")
+    v4.ok("create", "email", "odd@example.com")
+    assert [p["email"] for p in fake.state.prospects("v4")] == ["odd@example.com"]
+
+
+def test_refuse_with_path_contains_spares_single_writes(v4: Pardot, fake: FakePardot) -> None:
+    fake.state.inject("refuse", err_code=4, match="b@example.com", path_contains="/do/batch")
+    v4.ok("create", "email", "b@example.com")
+    assert fake.state.pending_faults()[0]["match"] == "b@example.com"
+
+
+def test_refuse_over_the_control_api(http: httpx.Client, fake: FakePardot) -> None:
+    fault = {"kind": "refuse", "err_code": 85, "match": "c@example.com", "text": "Nope"}
+    assert http.post("/_fake/inject", json=fault).status_code == 200
+    (pending,) = http.get("/_fake/state").json()["faults"]
+    assert {k: pending[k] for k in fault} == fault
 
 
 def test_reset_clears_faults_and_switches(v4: Pardot, fake: FakePardot) -> None:

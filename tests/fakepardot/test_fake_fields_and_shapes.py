@@ -1,5 +1,14 @@
 """Contract: prospect fields (PARDOT_API.md, "Prospect fields") and the JSON/XML shapes
-of answers ("Responses")."""
+of answers ("Responses").
+
+Evidence for a prospect record (PARDOT_API.md, "Responses": RECORDED): the v4 reads in
+grouparoo/grouparoo ``plugins/@grouparoo/pardot/__tests__/fixtures/export/export-records.js``
+(a sandbox, May 2021) — the default fields in this order, ``password: null``, no
+``is_archived`` or ``prospect_account_id``, then ``campaign: {id, name}``, the custom
+fields holding a value, ``profile``, ``visitors``, ``visitor_activities``, ``lists``
+(``{"list_subscription": …}``); its prospect query with ``output=mobile`` answers only
+id, first_name, last_name, email and company. Campaign, list and profile names are the
+fake's own (fakepardot/fields.py)."""
 
 from __future__ import annotations
 
@@ -42,9 +51,129 @@ def test_read_only_fields_are_not_writable(v4: Pardot, fake: FakePardot) -> None
     assert prospect["id"] != 5
 
 
-def test_password_is_write_only(v4: Pardot) -> None:
+def test_password_is_write_only_and_comes_back_null(v4: Pardot, fake: FakePardot) -> None:
     prospect = v4.ok("create", "email", "p@example.com", password="hunter2")["prospect"]
-    assert "password" not in prospect
+    assert prospect["password"] is None  # RECORDED: the key is there, never the value
+    assert "hunter2" not in repr(fake.state.prospects("v4"))
+
+
+#: PARDOT_API.md, "Responses": a prospect record, default output (RECORDED).
+RECORDED_ORDER = [
+    "id",
+    "campaign_id",
+    "salutation",
+    "first_name",
+    "last_name",
+    "email",
+    "password",
+    "company",
+    "website",
+    "job_title",
+    "department",
+    "country",
+    "address_one",
+    "address_two",
+    "city",
+    "state",
+    "territory",
+    "zip",
+    "phone",
+    "fax",
+    "source",
+    "annual_revenue",
+    "employees",
+    "industry",
+    "years_in_business",
+    "comments",
+    "notes",
+    "score",
+    "grade",
+    "last_activity_at",
+    "recent_interaction",
+    "crm_lead_fid",
+    "crm_contact_fid",
+    "crm_owner_fid",
+    "crm_account_fid",
+    "salesforce_fid",
+    "crm_last_sync",
+    "crm_url",
+    "is_do_not_email",
+    "is_do_not_call",
+    "opted_out",
+    "is_reviewed",
+    "is_starred",
+    "created_at",
+    "updated_at",
+]
+RELATIONS = ["profile", "visitors", "visitor_activities", "lists"]
+
+
+def test_a_prospect_record_has_pardots_fields_in_pardots_order(v4: Pardot) -> None:
+    created = v4.ok("create", "email", "o@example.com", org_id="org-9")["prospect"]
+    read = v4.ok("read", "id", created["id"])["prospect"]
+    for prospect in (created, read):
+        assert list(prospect) == [*RECORDED_ORDER, "campaign", "org_id", *RELATIONS]
+        assert prospect["campaign"] == {"id": 1001, "name": "Campaign 1001"}
+        assert prospect["campaign_id"] == 1001
+        assert prospect["recent_interaction"] == "Never active."
+        assert (prospect["visitors"], prospect["visitor_activities"], prospect["lists"]) == (
+            None,
+            None,
+            None,
+        )
+        assert set(prospect["profile"]) == {"id", "name", "profile_criteria"}
+
+
+def test_archived_and_prospect_account_id_are_writable_but_never_returned(
+    v4: Pardot, fake: FakePardot
+) -> None:
+    created = v4.ok("create", "email", "h@example.com", prospect_account_id="77")["prospect"]
+    assert "is_archived" not in created and "prospect_account_id" not in created
+    v4.ok("update", "id", created["id"], is_archived="true")
+    v4.fails(132, "read", "id", created["id"])  # stored all the same
+
+
+def test_a_prospect_without_a_campaign_has_no_campaign_object(v4: Pardot, fake: FakePardot) -> None:
+    fake.state.configure_account("v4", campaigns=[])
+    prospect = v4.ok("create", "email", "nc@example.com")["prospect"]
+    assert prospect["campaign_id"] is None
+    assert "campaign" not in prospect
+
+
+def test_lists_show_the_prospects_subscriptions(v4: Pardot) -> None:
+    one = v4.ok("create", "email", "l1@example.com", list_501="1")["prospect"]
+    assert one["lists"]["list_subscription"]["list"]["id"] == 501
+    assert one["lists"]["list_subscription"]["did_opt_out"] is False
+    two = v4.ok("update", "id", one["id"], list_502="1")["prospect"]
+    assert [s["list"]["id"] for s in two["lists"]["list_subscription"]] == [501, 502]
+
+
+def test_output_mobile_answers_only_five_fields(v4: Pardot) -> None:
+    created = v4.ok("create", "email", "mo@example.com", first_name="Mo", org_id="x")["prospect"]
+    mobile = v4.ok("read", "id", created["id"], output="mobile")["prospect"]
+    assert mobile == {
+        "id": created["id"],
+        "first_name": "Mo",
+        "last_name": None,
+        "email": "mo@example.com",
+        "company": None,
+    }
+
+
+@pytest.mark.parametrize("output", ["simple", "bulk"])
+def test_output_simple_has_no_relations(v4: Pardot, output: str) -> None:
+    created = v4.ok("create", "email", "s@example.com")["prospect"]
+    simple = v4.ok("read", "id", created["id"], output=output)["prospect"]
+    assert list(simple) == [*RECORDED_ORDER, "campaign"]
+
+
+def test_xml_prospect_nests_campaign_and_profile(v4: Pardot) -> None:
+    response = v4.call("create", "email", "nx@example.com", fmt="xml")
+    rsp = ET.fromstring(response.content)
+    assert rsp.findtext("prospect/campaign/id") == "1001"
+    assert rsp.findtext("prospect/profile/name") == "Default"
+    assert len(rsp.findall("prospect/profile/profile_criteria")) == 5
+    assert rsp.find("prospect/password") is not None
 
 
 def test_booleans_come_back_as_1_or_null(v4: Pardot) -> None:

@@ -48,7 +48,7 @@ def test_v3_first_match_is_the_oldest_stored_not_the_lowest_id(
 def test_deleted_prospects_are_not_found_by_email_or_fid(v4: Pardot, fake: FakePardot) -> None:
     seeded = fake.state.add_prospect("v4", email="gone@example.com", crm_lead_fid=LEAD_18)
     assert v4.call("delete", "id", seeded["id"]).status_code == 204
-    v4.fails(4, "read", "email", "gone@example.com")
+    v4.fails(4, "read", "email", "gone@example.com", http_status=400)  # RECORDED status
     v4.fails(77, "read", "fid", LEAD_18)
 
 
@@ -58,7 +58,7 @@ def test_v4_email_change_by_batch_moves_the_lookup(v4: Pardot, fake: FakePardot)
     entries = [{"id": first["id"], "email": "two@example.com"}]
     document = v4.ok("batchUpdate", prospects=json.dumps({"prospects": entries}))
     assert document["errors"] == {}
-    v4.fails(4, "read", "email", "one@example.com")
+    v4.fails(4, "read", "email", "one@example.com", http_status=400)
     found = v4.ok("read", "email", "two@example.com")["prospect"]
     assert [p["id"] for p in found] == sorted([first["id"], second["id"]])
 

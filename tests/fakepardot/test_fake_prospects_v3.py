@@ -152,7 +152,8 @@ def test_archived_prospect_cannot_be_read_but_upsert_unarchives_it(
     v3.fails(9, "create", "email", "arch@example.com")
     prospect = v3.ok("upsert", "email", "arch@example.com")["prospect"]
     assert prospect["id"] == seeded["id"]
-    assert prospect["is_archived"] is None
+    assert "is_archived" not in prospect  # never on the wire (PARDOT_API.md, "Responses")
+    assert v3.ok("read", "id", seeded["id"])["prospect"]["id"] == seeded["id"]  # unarchived
 
 
 def test_fid_is_not_a_v3_key(v3: Pardot) -> None:

@@ -1,8 +1,16 @@
 """Contract: prospect operations of API version 4, where several prospects may share
-an email (PARDOT_API.md, "Prospect operations, version 4")."""
+an email (PARDOT_API.md, "Prospect operations, version 4").
+
+Evidence: a v4 read/email that finds nobody is HTTP 400 err 4 (PARDOT_API.md,
+"Responses": RECORDED; grouparoo/grouparoo
+``plugins/@grouparoo/pardot/__tests__/fixtures/export/export-records.js``, every
+read/email of an absent prospect, 2021). upsert/fid with an unknown fid and an email
+creates (Pardot's v4 prospect docs, "Upserting Prospects"; UNCONFIRMED in traffic, no
+recording holds one): the ``upsert_fid_creates`` switch, both sides below."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
@@ -54,9 +62,33 @@ def test_read_by_email_in_xml_repeats_the_prospect_element(v4: Pardot, fake: Fak
     assert [p.findtext("email") for p in rsp.findall("prospect")] == ["x@example.com"] * 2
 
 
+def test_read_by_email_that_finds_nobody_is_err_4_with_http_400(v4: Pardot) -> None:
+    """PARDOT_API.md, "Responses": RECORDED (HTTP 400, JSON, err 4, this text)."""
+    response = v4.call("read", "email", "nobody@example.com", method="GET")
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "@attributes": {"stat": "fail", "version": 1, "err_code": 4},
+        "err": "Invalid prospect email address",
+    }
+    xml = v4.call("read", "email", "nobody@example.com", fmt="xml")
+    assert xml.status_code == 400
+    err = ET.fromstring(xml.content).find("err")
+    assert err is not None and (err.attrib, err.text) == (
+        {"code": "4"},
+        "Invalid prospect email address",
+    )
+
+
 def test_read_by_email_with_only_archived_matches_is_err_4(v4: Pardot, fake: FakePardot) -> None:
     fake.state.add_prospect("v4", email="gone@example.com", is_archived=True)
-    v4.fails(4, "read", "email", "gone@example.com")
+    v4.fails(4, "read", "email", "gone@example.com", http_status=400)
+
+
+def test_only_a_read_by_email_answers_err_4_with_http_400(v4: Pardot) -> None:
+    """A write's bad email stays HTTP 200 (PARDOT_API.md: other errors 200 or an
+    unconfirmed 4xx; the recording shows only the read)."""
+    v4.fails(4, "create", "email", "nope@")
 
 
 def test_read_by_id(v4: Pardot, fake: FakePardot) -> None:
@@ -114,11 +146,8 @@ def test_upsert_by_id_updates_and_unarchives(v4: Pardot, fake: FakePardot) -> No
     seeded = fake.state.add_prospect("v4", email="a@example.com", is_archived=True)
     v4.fails(132, "update", "id", seeded["id"], city="x")
     prospect = v4.ok("upsert", "id", seeded["id"], city="Lima")["prospect"]
-    assert (prospect["id"], prospect["city"], prospect["is_archived"]) == (
-        seeded["id"],
-        "Lima",
-        None,
-    )
+    assert (prospect["id"], prospect["city"]) == (seeded["id"], "Lima")
+    assert v4.ok("read", "id", seeded["id"])["prospect"]["city"] == "Lima"  # not archived
 
 
 def test_upsert_by_fid_updates_the_match(v4: Pardot, fake: FakePardot) -> None:
@@ -127,10 +156,58 @@ def test_upsert_by_fid_updates_the_match(v4: Pardot, fake: FakePardot) -> None:
     assert len(fake.state.prospects("v4")) == 1
 
 
-def test_upsert_by_unknown_id_or_fid_does_not_create(v4: Pardot, fake: FakePardot) -> None:
+def test_upsert_by_unknown_id_does_not_create(v4: Pardot, fake: FakePardot) -> None:
     v4.fails(3, "upsert", "id", 999999, email="x@example.com")
-    v4.fails(77, "upsert", "fid", LEAD_18, email="x@example.com")
     assert fake.state.prospects("v4") == []
+
+
+@pytest.mark.parametrize(
+    ("fid", "kept_as"), [(LEAD_18, "crm_lead_fid"), (CONTACT_15, "crm_contact_fid")]
+)
+def test_upsert_by_unknown_fid_with_an_email_creates_by_default(
+    v4: Pardot, fake: FakePardot, fid: str, kept_as: str
+) -> None:
+    """Pardot's docs: "a prospect will be created with the given email address/FID
+    combination, so long as no prospect already exists ... with the same FID"
+    (UNCONFIRMED in traffic: the switch's default)."""
+    assert fake.state.upsert_fid_creates is True
+    created = v4.ok("upsert", "fid", fid, email="new@example.com", city="Oslo")["prospect"]
+    assert (created["email"], created["city"], created[kept_as]) == ("new@example.com", "Oslo", fid)
+    assert [p["id"] for p in fake.state.prospects("v4")] == [created["id"]]
+    # The fid names it from now on: the next upsert updates it.
+    again = v4.ok("upsert", "fid", fid, email="new@example.com", city="Bergen")["prospect"]
+    assert (again["id"], again["city"]) == (created["id"], "Bergen")
+    assert v4.ok("read", "fid", fid)["prospect"]["id"] == created["id"]
+
+
+def test_upsert_by_unknown_fid_is_err_77_when_switched_off(v4: Pardot, fake: FakePardot) -> None:
+    fake.state.upsert_fid_creates = False
+    assert v4.fails(77, "upsert", "fid", LEAD_18, email="x@example.com") == "Invalid prospect fid"
+    assert fake.state.prospects("v4") == []
+    fake.state.reset()
+    assert fake.state.upsert_fid_creates is True
+
+
+@pytest.mark.parametrize("creates", [True, False], ids=["docs", "switched-off"])
+def test_upsert_by_unknown_fid_never_creates_without_a_usable_email_or_fid(
+    v4: Pardot, fake: FakePardot, creates: bool
+) -> None:
+    fake.state.upsert_fid_creates = creates
+    v4.fails(77, "upsert", "fid", LEAD_18, city="x")  # no email
+    v4.fails(77, "upsert", "fid", "0015e00000AbCdE", email="x@example.com")  # an Account id
+    v4.fails(4 if creates else 77, "upsert", "fid", LEAD_18, email="not-an-email")
+    assert fake.state.prospects("v4") == []
+
+
+@pytest.mark.parametrize("creates", [True, False], ids=["docs", "switched-off"])
+def test_batch_upsert_by_unknown_fid_follows_the_switch(
+    v4: Pardot, fake: FakePardot, creates: bool
+) -> None:
+    fake.state.upsert_fid_creates = creates
+    entry = {"fid": LEAD_18, "email": "batch@example.com"}
+    document = v4.call("batchUpsert", prospects=json.dumps({"prospects": [entry]})).json()
+    assert document["@attributes"]["stat"] == ("ok" if creates else "fail")
+    assert [p["crm_lead_fid"] for p in fake.state.prospects("v4")] == ([LEAD_18] if creates else [])
 
 
 def test_upsert_by_email_always_creates(v4: Pardot, fake: FakePardot) -> None:

@@ -1,5 +1,11 @@
 """Contract: the prospect query, list membership and external activities
-(PARDOT_API.md, "Query", "List membership", "External activities")."""
+(PARDOT_API.md, "Query", "List membership", "External activities").
+
+Evidence: grouparoo/grouparoo ``plugins/@grouparoo/pardot/__tests__/fixtures/export/
+export-records.js`` (recorded v4 traffic, 2021) — a prospect query with ``output=mobile``
+answers id, first_name, last_name, email and company; a list membership carries
+``opted_out: false``, a JSON boolean (PARDOT_API.md, "List membership": RECORDED).
+A query's prospects carry no profile, visitors or lists (Pardot's v4 query docs)."""
 
 from __future__ import annotations
 
@@ -38,7 +44,9 @@ def test_query_prospect_is_an_object_for_one_and_absent_for_none(
     v4: Pardot, three: list[dict[str, Any]]
 ) -> None:
     one = v4.ok("query", id_greater_than=three[1]["id"])["result"]
-    assert one == {"total_results": 1, "prospect": three[2]}
+    relations = ("profile", "visitors", "visitor_activities", "lists")
+    simple = {k: v for k, v in three[2].items() if k not in relations}
+    assert one == {"total_results": 1, "prospect": simple}
     none = v4.ok("query", created_after="2030-01-01")["result"]
     assert none == {"total_results": 0}
 
@@ -71,6 +79,24 @@ def test_query_fields_narrows_each_prospect(v4: Pardot, three: list[dict[str, An
     assert result["result"]["prospect"] == {"id": three[0]["id"], "email": "q1@example.com"}
 
 
+def test_query_output_mobile_answers_five_fields(v4: Pardot, three: list[dict[str, Any]]) -> None:
+    """RECORDED (a query with ``output=mobile``)."""
+    result = v4.ok("query", output="mobile", id_greater_than=three[1]["id"])["result"]
+    assert result["prospect"] == {
+        "id": three[2]["id"],
+        "first_name": None,
+        "last_name": None,
+        "email": "q3@example.com",
+        "company": None,
+    }
+
+
+def test_query_prospects_carry_no_relations(v4: Pardot, three: list[dict[str, Any]]) -> None:
+    for prospect in v4.ok("query")["result"]["prospect"]:
+        assert not {"profile", "visitors", "visitor_activities", "lists"} & set(prospect)
+        assert prospect["campaign"] == {"id": 1001, "name": "Campaign 1001"}
+
+
 def test_query_bad_sort_is_refused(v4: Pardot) -> None:
     v4.fails(19, "query", sort_by="org_id")
     v4.fails(20, "query", sort_order="sideways")
@@ -84,7 +110,23 @@ def test_list_membership_create(v4: Pardot, fake: FakePardot) -> None:
     document = v4.ok("create", "list_id", 502, "prospect_id", prospect["id"], obj="listMembership")
     membership = document["list_membership"]
     assert (membership["list_id"], membership["prospect_id"]) == (502, prospect["id"])
+    assert list(membership) == [
+        "id",
+        "list_id",
+        "prospect_id",
+        "opted_out",
+        "created_at",
+        "updated_at",
+    ]
+    assert membership["opted_out"] is False  # a JSON boolean (RECORDED), not 1/null
     assert fake.state.list_members("v4", 502) == [prospect["id"]]
+
+
+def test_list_membership_read_carries_opted_out_false(v4: Pardot, fake: FakePardot) -> None:
+    prospect = fake.state.add_prospect("v4", email="r@example.com")
+    fake.state.add_list_member("v4", 501, prospect["id"])
+    document = v4.ok("read", "list_id", 501, "prospect_id", prospect["id"], obj="listMembership")
+    assert document["list_membership"]["opted_out"] is False
 
 
 def test_list_membership_twice_is_err_58(v4: Pardot, fake: FakePardot) -> None:

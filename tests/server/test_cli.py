@@ -188,11 +188,11 @@ def test_serve_does_not_warn_about_a_private_config(
 
 def test_a_bad_config_is_one_line_and_exit_code_2(spawn: Any, tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('[connections.default]\napi_version = 5\nclient_secret = "hunter2-secret"\n')
+    bad.write_text('[connections.default]\napi_version = 6\nclient_secret = "hunter2-secret"\n')
     code, stderr = spawn("serve", "--config", str(bad)).finish()
     assert code == 2
     assert stderr.count("\n") == 1 and stderr.startswith("prospect-sync: ")
-    assert "connections.default.api_version: must be 3 or 4" in stderr
+    assert "connections.default.api_version: must be 3, 4 or 5" in stderr
     assert "hunter2-secret" not in stderr and "Traceback" not in stderr
 
 

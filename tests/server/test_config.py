@@ -112,7 +112,7 @@ def replace_line(text: str, key: str, new: str | None) -> str:
 @pytest.mark.parametrize(
     ("text", "key", "says"),
     [
-        (replace_line(OAUTH, "api_version", "api_version = 5"), "default.api_version", "3 or 4"),
+        (replace_line(OAUTH, "api_version", "api_version = 6"), "default.api_version", "3, 4 or 5"),
         (replace_line(OAUTH, "api_version", 'api_version = "4"'), "default.api_version", "integer"),
         (
             replace_line(OAUTH, "api_version", "api_version = true"),

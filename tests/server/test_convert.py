@@ -156,7 +156,7 @@ def test_settings_are_copied_field_by_field() -> None:
 
 def test_an_unknown_api_version_names_the_field() -> None:
     with pytest.raises(InvalidArgument) as caught:
-        settings_from_proto(pb.PardotSettings(api_version=5), V3)
+        settings_from_proto(pb.PardotSettings(api_version=6), V3)
     assert caught.value.field == "settings.api_version"
     assert "API v3" in caught.value.message  # says what "unspecified" would mean
 

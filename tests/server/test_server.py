@@ -23,6 +23,7 @@ from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
 from server.app import SERVICE_NAME, start_server
 from server.config import ConfigError, ServiceConfig
+from support.waiting import until
 
 if TYPE_CHECKING:  # the fixtures' types (conftest.py)
     from .conftest import LogCapture, Served, StubConnections
@@ -150,7 +151,7 @@ async def test_a_caller_mistake_is_invalid_argument_naming_the_field(served: Ser
 async def test_an_unknown_api_version_is_invalid_argument(served: Served) -> None:
     stub = pb_grpc.ProspectSyncStub(served.channel)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await stub.Identify(identify(api_version=5), timeout=5)
+        await stub.Identify(identify(api_version=6), timeout=5)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details().startswith("settings.api_version")
 
@@ -215,6 +216,9 @@ async def test_one_rpc_done_event_per_call_with_its_context(
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.Identify(identify(email=""), timeout=5)
 
+    # A refused call's status reaches the caller as it is aborted, its log line just
+    # after: wait for both lines rather than race the server's last step.
+    await until(lambda: len(logs.named("rpc.done")) == 2)
     ok, refused = logs.named("rpc.done")
     assert ok["method"] == "/prospectsync.v1.ProspectSync/Identify"
     assert (ok["code"], ok["message_id"], ok["connection"]) == ("OK", "msg-1", "default")
@@ -238,7 +242,8 @@ async def test_secrets_in_a_request_never_reach_logs_or_statuses(
     assert configured_secret.encode() not in b"".join(
         value for _, value in caught.value.trailing_metadata() if isinstance(value, bytes)
     )
-    assert logs.named("rpc.done") and configured_secret not in logs.text
+    await until(lambda: bool(logs.named("rpc.done")))  # written just after the abort
+    assert configured_secret not in logs.text
 
 
 # --- start and stop ------------------------------------------------------------------

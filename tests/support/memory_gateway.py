@@ -2,7 +2,11 @@
 
 It keeps Pardot's identity rules per API version (PARDOT_API.md) so a strategy's
 decisions can be tested without a network, and records every call it is asked for
-(by verb: ``upsert_by_email``, ``read_by_id``, …). Like the real gateway it implements
+(by verb: ``upsert_by_email``, ``read_by_id``, …). API v5: ``upsertLatestByEmail``
+matches the email exactly and takes the prospect written last; a recycle bin
+(``delete``) that it searches when asked (``upsert_latest_or_undelete``); err 109 for an
+id nobody has; and, with ``stale_reads``, the read cache that trails writes (prospects
+this gateway created are not yet visible to reads). Like the real gateway it implements
 only the two primitives, so the verbs and their version rules are the ones strategies
 meet in production; tests/clients/test_gateway_contract.py holds both to one contract.
 """
@@ -37,12 +41,29 @@ class MemoryGateway(TrackGateway):
     activities: list[dict[str, str]] = field(default_factory=list)
     #: False: a legacy-login connection, which cannot reach API v5.
     oauth: bool = True
+    #: API v5's recycle bin: deleted prospects (their ids), out of every read and match
+    #: but ``upsert_latest_or_undelete``'s.
+    deleted: set[int] = field(default_factory=set)
+    #: v5 reads come from a cache that may trail writes by up to 60 s: when set, reads do
+    #: not see the prospects this gateway created.
+    stale_reads: bool = False
+    #: prospect id → when it was last written (the latest activity, for v5's upsert).
+    _touched: dict[int, int] = field(default_factory=dict)
+    _clock: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _created_here: set[int] = field(default_factory=set)
+    #: Every read's key as asked (with the custom fields it must return).
+    read_keys: list[ProspectKey] = field(default_factory=list)
 
     # --- test helpers -------------------------------------------------------------
     def seed(self, **fields: Any) -> int:
         prospect_id = next(self._ids)
         self.prospects[prospect_id] = {"id": prospect_id, **fields}
+        self._touched[prospect_id] = next(self._clock)
         return prospect_id
+
+    def delete(self, prospect_id: int) -> None:
+        """Into the recycle bin (v5 ``DELETE``, or a user in Pardot's UI)."""
+        self.deleted.add(prospect_id)
 
     @property
     def ops(self) -> list[str]:
@@ -60,6 +81,8 @@ class MemoryGateway(TrackGateway):
         self.calls.append(
             (operation if operation == "create" else f"{operation}_by_{key.by}", key.value)
         )
+        if operation in ("upsert_latest", "upsert_latest_or_undelete"):  # v5 only
+            return self._upsert_latest(str(key.value), fields, operation)
         if operation == "create":
             email = str(key.value)
             if self.api_version == 3 and self._by_email(email):
@@ -74,18 +97,25 @@ class MemoryGateway(TrackGateway):
             return self._write(self._require_fid(str(key.value)), fields)
         prospect_id = int(key.value)
         if prospect_id not in self.prospects:
+            if self.api_version == 5:
+                raise PardotError(109, "The requested record was not found.")
             raise PardotError(3, "Invalid prospect ID")
+        if prospect_id in self.deleted:  # v5: a PATCH cannot reach the recycle bin
+            raise PardotError(
+                219, "Deleted records can't be updated. Please undelete before updating."
+            )
         return self._write(prospect_id, fields)
 
     async def read(self, key: ProspectKey) -> list[Prospect]:
         self.calls.append((f"read_by_{key.by}", key.value))
+        self.read_keys.append(key)
         if key.by == "email":
-            return [_prospect(p) for p in self._by_email(str(key.value))]
+            return [_prospect(p) for p in self._by_email(str(key.value)) if self._readable(p)]
         if key.by == "fid":
             found = self._find_fid(str(key.value))
         else:
             found = self.prospects.get(int(key.value))
-        return [_prospect(found)] if found else []
+        return [_prospect(found)] if found and self._readable(found) else []
 
     # --- what track mappings add (strategies.track.TrackGateway) ----------------------
     async def add_to_list(self, prospect_id: int | None, list_id: int) -> bool:
@@ -122,7 +152,37 @@ class MemoryGateway(TrackGateway):
 
     # --- internals ------------------------------------------------------------------
     def _by_email(self, email: str) -> list[dict[str, Any]]:
-        return [p for p in self.prospects.values() if p.get("email", "").lower() == email.lower()]
+        if self.api_version == 5:  # v5 matches the email exactly (case-sensitive)
+            return [
+                p
+                for p in self.prospects.values()
+                if p.get("email") == email and p["id"] not in self.deleted
+            ]
+        return [
+            p
+            for p in self.prospects.values()
+            if p.get("email", "").lower() == email.lower() and p["id"] not in self.deleted
+        ]
+
+    def _readable(self, stored: Mapping[str, Any]) -> bool:
+        return stored["id"] not in self.deleted and not (
+            self.stale_reads and stored["id"] in self._created_here
+        )
+
+    def _upsert_latest(self, email: str, fields: Fields, operation: str) -> Prospect:
+        """v5 ``upsertLatestByEmail``: the exact email, latest written first; then the
+        recycle bin when asked; else a new prospect."""
+
+        def latest(ids: list[int]) -> int | None:
+            return max(ids, key=lambda i: self._touched.get(i, 0)) if ids else None
+
+        same = [i for i, p in self.prospects.items() if p.get("email") == email]
+        found = latest([i for i in same if i not in self.deleted])
+        if found is None and operation == "upsert_latest_or_undelete":
+            found = latest([i for i in same if i in self.deleted])
+            if found is not None and not self.dry_run:
+                self.deleted.discard(found)
+        return self._write(found, {**fields, "email": email})
 
     def _find_fid(self, fid: str) -> dict[str, Any] | None:
         for p in self.prospects.values():
@@ -143,6 +203,8 @@ class MemoryGateway(TrackGateway):
         if created:
             prospect_id = next(self._ids)
             self.prospects[prospect_id] = {"id": prospect_id}
+            self._created_here.add(prospect_id)
+        self._touched[prospect_id] = next(self._clock)
         stored = self.prospects[prospect_id]
         stored.update({k: v for k, v in fields.items() if v != ""})
         for k in [k for k, v in fields.items() if v == ""]:

@@ -45,6 +45,14 @@ def config_for(fake: FakePardot, state_dir: Path, **overrides: Any) -> ServiceCo
             "username": DEMO.username,
             "password": DEMO.password,
         },
+        # API v5 works with every kind of business unit: the v4 one here (its prospects
+        # are the default connection's), through a grant of its own.
+        "v5": {
+            **oauth,
+            "api_version": 5,
+            "business_unit_id": DEMO.business_unit_v4,
+            "grant_type": "client_credentials",
+        },
         "legacy": {
             "pardot_url": fake.url,
             "api_version": 3,
