@@ -97,6 +97,12 @@ class PardotGateway(TrackGateway):
         self.calls: list[CallRecord] = []
         #: What earlier calls on this connection learned (``clients.state.identity``).
         self.identity = identity
+        self._refuse_connection(config)
+
+    @classmethod
+    def _refuse_connection(cls, config: ConnectionConfig) -> None:
+        """Raise FailedPrecondition when this dialect cannot serve ``config`` at all
+        (v3/v4 serve every connection; v5 needs OAuth)."""
 
     # --- writes -------------------------------------------------------------------
     #

@@ -26,13 +26,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from clients.coalescer import WriteCoalescer
 from clients.config import ConnectionConfig
 from clients.gateway import PardotGateway, _int_or_none, _prospect
-from clients.known_ids import KnownProspectIds
-from clients.state.identity import IdentityView
-from clients.state.protocols import CreateHolds
-from clients.transport import PardotTransport
 from clients.wire import v5
 from clients.wire.request import PardotRequest
 from strategies.base import ProspectKey
@@ -48,30 +43,8 @@ class PardotV5Gateway(PardotGateway):
 
     versions: ClassVar[frozenset[int]] = frozenset({facts.V5})
 
-    def __init__(
-        self,
-        transport: PardotTransport,
-        writes: WriteCoalescer,
-        *,
-        config: ConnectionConfig,
-        known_ids: KnownProspectIds,
-        unconfirmed_creates: CreateHolds,
-        identity: IdentityView,
-        api_version: int,
-        dry_run: bool,
-        deadline: float | None,
-    ) -> None:
-        super().__init__(
-            transport,
-            writes,
-            config=config,
-            known_ids=known_ids,
-            unconfirmed_creates=unconfirmed_creates,
-            identity=identity,
-            api_version=api_version,
-            dry_run=dry_run,
-            deadline=deadline,
-        )
+    @classmethod
+    def _refuse_connection(cls, config: ConnectionConfig) -> None:
         if config.auth != "oauth":
             raise FailedPrecondition(
                 "Pardot API v5 accepts only Salesforce OAuth; connection "
