@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 
 import grpc
 import structlog
+from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from clients import auth as pardot_auth
 from clients.config.connection import ConnectionMisconfigured
@@ -48,6 +49,9 @@ log = structlog.get_logger("server.app")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ProspectSync"].full_name
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
+#: grpc.reflection.v1, which newer grpcurl, grpcui and Postman ask first; grpcio-reflection
+#: 1.85.1 serves only v1alpha (same messages, same field numbers: v1 is its promotion).
+REFLECTION_V1_SERVICE_NAME = "grpc.reflection.v1.ServerReflection"
 
 _SERVER_OPTIONS = (
     # grpc sets SO_REUSEPORT by default, which lets a second server bind a port in use
@@ -137,9 +141,7 @@ async def start_server(
         checks = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(checks, server)
         if config.server.reflection:
-            reflection.enable_server_reflection(
-                (SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server
-            )
+            enable_reflection(server, (SERVICE_NAME, HEALTH_SERVICE_NAME))
         await server.start()
     except BaseException:
         await server.stop(None)
@@ -160,6 +162,57 @@ async def start_server(
     return RunningServer(
         server=server, port=port, health=checks, connections=connections, idempotency=idempotency
     )
+
+
+def enable_reflection(server: grpc.aio.Server, service_names: tuple[str, ...]) -> None:
+    """Server reflection under both names, grpc.reflection.v1 and v1alpha, listing
+    ``service_names`` and the two reflection services. grpcio-reflection's servicer
+    answers both: the v1 request and response are v1alpha's on the wire, and the v1
+    service's descriptor (a renamed copy of v1alpha's) is added to the default pool so
+    that describing it works too."""
+    _add_reflection_v1_descriptor()
+    names = (*service_names, REFLECTION_V1_SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    servicer = reflection.aio.ReflectionServicer(names)
+    method = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    handlers = {"ServerReflectionInfo": method}
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1_SERVICE_NAME, handlers),)
+    )
+
+
+def _add_reflection_v1_descriptor() -> None:
+    pool = descriptor_pool.Default()
+    name = "grpc/reflection/v1/reflection.proto"
+    try:
+        pool.FindFileByName(name)
+        return
+    except KeyError:
+        pass
+    file = descriptor_pb2.FileDescriptorProto()
+    reflection_pb2.DESCRIPTOR.CopyToProto(file)
+    alpha, v1 = f".{file.package}.", ".grpc.reflection.v1."
+    file.name, file.package = name, "grpc.reflection.v1"
+    file.ClearField("options")
+
+    def renamed(type_name: str) -> str:
+        return v1 + type_name.removeprefix(alpha)
+
+    messages = list(file.message_type)
+    while messages:
+        message = messages.pop()
+        messages.extend(message.nested_type)
+        for each in message.field:
+            if each.HasField("type_name"):  # a message or enum field, never a scalar
+                each.type_name = renamed(each.type_name)
+    for service in file.service:
+        for rpc in service.method:
+            rpc.input_type, rpc.output_type = renamed(rpc.input_type), renamed(rpc.output_type)
+    pool.AddSerializedFile(file.SerializeToString())
 
 
 def _bind(server: grpc.aio.Server, address: str, tls: TlsConfig | None) -> int:
