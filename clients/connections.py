@@ -71,12 +71,6 @@ class PardotConnection:
     def name(self) -> str:
         return self.config.name
 
-    @property
-    def client(self) -> PardotTransport:
-        """The transport under its former name: tests/server/test_secrets.py reads the
-        learned token through ``client.auth``. New code says ``transport``."""
-        return self.transport
-
     def budget(self) -> BudgetSnapshot:
         """The account's daily API budget as this process sees it: calls used today,
         the configured limit, what remains, when the account's day ends, and whether

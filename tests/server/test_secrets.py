@@ -31,7 +31,7 @@ CONNECTIONS = ("default", "v3", "legacy")
 async def learned_secrets(running: RunningServer) -> set[str]:
     """The access tokens and api key the connections hold right now."""
     return {
-        await running.connections.get(name).client.auth.token(request_timeout_s=5)
+        await running.connections.get(name).transport.auth.token(request_timeout_s=5)
         for name in CONNECTIONS
     }
 
