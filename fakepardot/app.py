@@ -182,11 +182,7 @@ class _PardotApi:
             path=call.path,
             raw_path=call.raw_path,
             query=call.redacted_query(),
-            form=(
-                v5_wire.redacted_body(call.json_body)
-                if isinstance(call.json_body, dict)
-                else call.redacted_form()
-            ),
+            form=call.redacted_form(),
             http_status=reply.status,
             err_code=reply.err_code,
             account=who.name if who else None,

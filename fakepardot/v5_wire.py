@@ -147,15 +147,3 @@ def failure_reply(failure: PardotFail | V5Fail, state: FakeState) -> Reply:
         return wire.fail(PardotFail(code, failure.text, status), "xml")
     message = c.V5_PROSPECT_TEXTS.get(code, failure.text) if code in AUTH_CODES else failure.text
     return wire.v5_fail(V5Fail(code, message, status))
-
-
-def redacted_body(body: Any) -> Any:
-    """A JSON body for the call log: every secret-named key, at any depth, redacted."""
-    if isinstance(body, dict):
-        return {
-            k: wire.REDACTED if str(k).lower() in wire.SECRET_PARAMS else redacted_body(v)
-            for k, v in body.items()
-        }
-    if isinstance(body, list):
-        return [redacted_body(item) for item in body]
-    return body

@@ -70,13 +70,26 @@ class Incoming:
         return _redact(self.query)
 
     def redacted_form(self) -> dict[str, Any]:
+        """The form, or a JSON object body (v5), for the call log: every secret-named
+        key redacted, at any depth of a JSON body (``prospect.password``)."""
         if self.json_body is not None:
-            return _redact(self.json_body) if isinstance(self.json_body, dict) else {}
+            return _redact_json(self.json_body) if isinstance(self.json_body, dict) else {}
         return _redact(self.form)
 
 
 def _redact(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (REDACTED if k.lower() in SECRET_PARAMS else v) for k, v in values.items()}
+
+
+def _redact_json(body: Any) -> Any:
+    if isinstance(body, dict):
+        return {
+            k: REDACTED if str(k).lower() in SECRET_PARAMS else _redact_json(v)
+            for k, v in body.items()
+        }
+    if isinstance(body, list):
+        return [_redact_json(item) for item in body]
+    return body
 
 
 async def read(request: Request) -> Incoming:
