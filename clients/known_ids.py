@@ -6,7 +6,7 @@ resolution, so "created_at == updated_at" alone calls an update made in the same
 second as the creation a create (a repeat identify right after the first one). An id
 that this process has already seen cannot be new. Bounded (least recently seen go
 first) and in memory only: it is a hint that sharpens a heuristic, never an identity
-source (``clients.identity`` is that). It never talks to the network.
+source (``clients.state.identity`` is that). It never talks to the network.
 """
 
 from __future__ import annotations
