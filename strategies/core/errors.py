@@ -270,6 +270,14 @@ class Reason(enum.Enum):
         "without telling whether Pardot applied it, so it was not resent; a retry re-reads "
         "first instead of creating twice.",
     )
+    STATE_UNAVAILABLE = _About(
+        StatusCode.UNAVAILABLE,
+        "the service's own state (identity map, message_id records, create holds under "
+        "`server.state_dir`) cannot be written just now (a full disk, a read-only or "
+        "missing folder); refused before any Pardot write, and health reports NOT_SERVING "
+        "until state can be written again. Retry after RetryInfo, same `message_id`; an "
+        "operator frees the disk or fixes the folder.",
+    )
     DEADLINE_EXCEEDED = _About(
         StatusCode.DEADLINE_EXCEEDED,
         "the caller's deadline left no time to call Pardot (again).",
@@ -559,6 +567,14 @@ class PardotUnavailable(ProspectSyncError):
     is not Pardot's (a proxy's HTML page, an empty 200). Always safe to retry reads."""
 
     default_reason = Reason.PARDOT_UNAVAILABLE
+
+
+class StateUnwritable(ProspectSyncError):
+    """The service's own state could not be written (or read) when a call needed it.
+    Raised before any Pardot write, so nothing is applied that the service would not
+    remember; UNAVAILABLE with a RetryInfo, as the condition is an operator's to mend."""
+
+    default_reason = Reason.STATE_UNAVAILABLE
 
 
 class PardotAuthFailed(ProspectSyncError):
