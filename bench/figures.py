@@ -3,18 +3,21 @@ runs to their medians. Plain data in, plain data out: no I/O, no formatting."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from bench.stats import median
+from strategies.core.pardot_facts import ERR_CONCURRENCY_LIMIT
 
 OK = "OK"
 #: The one status a burst may add to OK: the service's documented backpressure.
 BACKPRESSURE = "RESOURCE_EXHAUSTED"
 
 #: Counts of bad things: the table shows their median, and the worst run beside it.
-_WORST_TOO = frozenset({"errors", "err66", "warmup_errors", "other"})
+_WORST_TOO = frozenset({"errors", "err66", "warmup_errors", "other", "wasted_share"})
 
 
 def closed_figures(result: dict[str, Any], ceiling_per_s: float | None) -> dict[str, Any]:
@@ -62,6 +65,47 @@ def burst_figures(
         "peak_rss_mb": memory_kib.get("VmHWM", 0) * 1024 / 1e6,
         "sampled_peak_rss_mb": sampled_peak_kib * 1024 / 1e6,
         "rss_before_mb": before_kib * 1024 / 1e6,
+        "duration_s": result["duration_s"],
+        "p50_ms": result["p50_ms"],
+        "p99_ms": result["p99_ms"],
+    }
+
+
+def cold_figures(
+    result: dict[str, Any], calls: Sequence[dict[str, Any]], tag: str
+) -> dict[str, Any]:
+    """The cold lookup burst (issue 12): how many calls answered OK, the Pardot API calls
+    the fake recorded (token grants and logins left out: they are nobody's), and the
+    share of them spent on calls that then failed.
+
+    A call is attributed to the people it names — in its path (a read or write by
+    email) or its form (a batch's entries, an update's lookup value) — by the numbers
+    the load generator gave them (``bench-<tag>-<n>@…``, ``<tag>-org-<n>``); a batch
+    call counts for each of its people in equal parts. A call that names nobody of
+    the burst is reported as unattributed (none is expected)."""
+    codes = Counter(result["codes"])
+    outcomes: list[str] = result["outcomes"]
+    person = re.compile(rf"(?:bench-{re.escape(tag)}-|{re.escape(tag)}-org-)(\d+)\b")
+    api = [c for c in calls if c["path"].startswith("/api/") and "/login/" not in c["path"]]
+    wasted = 0.0
+    unattributed = 0
+    for call in api:
+        text = call["path"] + " " + json.dumps(call.get("form") or {})
+        named = {int(n) for n in person.findall(text) if int(n) < len(outcomes)}
+        if not named:
+            unattributed += 1
+            continue
+        wasted += sum(outcomes[n] != OK for n in named) / len(named)
+    ok = codes.pop(OK, 0)
+    return {
+        "count": result["count"],
+        "ok": ok,
+        "failed_codes": dict(codes),
+        "pardot_calls": len(api),
+        "wasted_calls": wasted,
+        "wasted_share": wasted / len(api) if api else 0.0,
+        "unattributed_calls": unattributed,
+        "err66": sum(c.get("err_code") == ERR_CONCURRENCY_LIMIT for c in api),
         "duration_s": result["duration_s"],
         "p50_ms": result["p50_ms"],
         "p99_ms": result["p99_ms"],

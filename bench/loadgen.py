@@ -12,7 +12,8 @@ orchestrator. Modes:
   log is cleared at the window's start and counted at its end.
 - ``seed``: people 0 … COUNT-1 once each, N at a time (to warm an identity map).
 - ``burst``: COUNT calls at once, each with ``--timeout`` as its deadline; every
-  status counted.
+  status counted (and, with ``--outcomes``, each call's status by its number, so the
+  orchestrator can tell which Pardot calls were spent on calls that failed).
 
 It never starts or stops a server and never changes the fake's switches: the
 orchestrator (``bench.throughput``) does.
@@ -261,18 +262,23 @@ async def seed(call: Call, in_flight: int, count: int) -> dict[str, Any]:
     return {"mode": "seed", "duration_s": time.perf_counter() - began, **tally.summary()}
 
 
-async def burst(call: Call, count: int) -> dict[str, Any]:
+async def burst(call: Call, count: int, *, outcomes: bool = False) -> dict[str, Any]:
     tally = Tally()
+    statuses = [""] * count
 
     async def one(n: int) -> None:
         started = time.perf_counter()
         codes = await call(n, n)
         tally.add(time.perf_counter() - started, codes)
+        statuses[n] = next(iter(codes)) if len(codes) == 1 else "MIXED"
 
     began = time.perf_counter()
     await asyncio.gather(*(one(n) for n in range(count)))
     duration = time.perf_counter() - began
-    return {"mode": "burst", "count": count, "duration_s": duration, **tally.summary()}
+    result = {"mode": "burst", "count": count, "duration_s": duration, **tally.summary()}
+    if outcomes:
+        result["outcomes"] = statuses
+    return result
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -294,7 +300,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.mode == "seed":
             return await seed(call, in_flight, args.count)
         if args.mode == "burst":
-            return await burst(call, args.count)
+            return await burst(call, args.count, outcomes=args.outcomes)
         return await closed_loop(
             call,
             in_flight,
@@ -328,6 +334,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup-max", type=float, default=30.0)
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--fake-url", help="count Pardot calls at this fakepardot")
+    parser.add_argument(
+        "--outcomes", action="store_true", help="burst: report each call's status by number"
+    )
     parser.add_argument(
         "--watch",
         type=_name_and_pid,

@@ -189,6 +189,37 @@ def burst_table(burst: dict[str, Any], deadline_s: float) -> str:
     return table(columns, [row])
 
 
+def cold_table(cold: dict[str, Any], config: dict[str, Any]) -> str:
+    failed = named(cold["failed_codes"]) or "0"
+    wasted = f"{cold['wasted_calls']:.1f} ({cold['wasted_share'] * 100:.1f} %"
+    if cold.get("wasted_share_max") is not None and cold["wasted_share_max"] > cold["wasted_share"]:
+        wasted += f"; worst run {cold['wasted_share_max'] * 100:.1f} %"
+    wasted += ")"
+    row = [
+        f"{cold['count']:g} LookupFieldV4 at once, new people (deadline "
+        f"{config['cold_deadline_s']:g} s, Pardot {config['cold_latency_s'] * 1000:g} ms)",
+        count(cold["ok"]),
+        failed,
+        f"{cold['pardot_calls']:g}",
+        wasted,
+        count(cold["err66"], cold.get("err66_max")),
+        f"{cold['duration_s']:.1f} s",
+    ]
+    columns = (
+        "cold lookup burst",
+        "OK",
+        "failed",
+        "Pardot calls",
+        "spent on calls that failed",
+        "err 66",
+        "last answer after",
+    )
+    text = table(columns, [row])
+    if cold["unattributed_calls"]:
+        text += f"\n\n{cold['unattributed_calls']:g} Pardot call(s) named nobody of the burst."
+    return text
+
+
 def targets(summary: dict[str, Any], config: dict[str, Any]) -> list[str]:
     """The issue's targets, each with ✓ or ✗ and the figure it was judged on."""
     lines: list[str] = []
@@ -237,6 +268,14 @@ def targets(summary: dict[str, Any], config: dict[str, Any]) -> list[str]:
             f"{burst['count']:g} in flight: peak RSS < 200 MB and only OK / RESOURCE_EXHAUSTED "
             f"— measured {burst['peak_rss_mb']:.0f} MB, {count(burst['other'])} other statuses",
         )
+    cold = summary.get("cold")
+    if cold:
+        check(
+            cold["ok"] >= 120 and cold["wasted_share"] < 0.10,
+            f"cold lookup burst (issue 12): ≥ 120 OK of {cold['count']:g} and < 10 % of the "
+            f"Pardot calls spent on calls that failed — measured {count(cold['ok'])} OK, "
+            f"{cold['wasted_share'] * 100:.1f} %",
+        )
     return lines
 
 
@@ -276,5 +315,7 @@ def render(
         parts.append(f"\nIdentify RPC/s ÷ echo RPC/s: {zero['ratio'] * 100:.0f} %")
     if summary["burst"]:
         parts += ["", burst_table(summary["burst"], config["burst_deadline_s"])]
-    parts += ["", "Targets (issue 6):", *targets(summary, config)]
+    if summary.get("cold"):
+        parts += ["", cold_table(summary["cold"], config)]
+    parts += ["", "Targets (issues 6 and 12):", *targets(summary, config)]
     return "\n".join(parts)

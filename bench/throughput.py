@@ -11,7 +11,10 @@ drives the live server over gRPC from a separate load-generator process, and pri
    measured the same way (our overhead);
 3. a burst of 5,000 concurrent Identify: the server's peak resident memory and every
    status seen (only OK and RESOURCE_EXHAUSTED are allowed);
-4. the issue's targets, ✓ or ✗.
+4. the cold lookup burst (issue 12): 200 cold LookupFieldV4 calls at once (read by
+   email, then create) with 10 s deadlines, Pardot at 300 ms: calls OK, Pardot calls
+   spent, and the share spent on calls that then failed;
+5. the issues' targets, ✓ or ✗.
 
 Everything stops by itself: warm-ups, windows and deadlines are bounded, and every child
 is stopped by its pid. How to read the figures: docs/benchmarks.md.
@@ -38,7 +41,7 @@ from typing import Any
 import grpc
 
 from bench.fake_control import FakeControl
-from bench.figures import burst_figures, closed_figures, median_figures
+from bench.figures import burst_figures, closed_figures, cold_figures, median_figures
 from bench.processes import (
     HERE,
     ROOT,
@@ -166,23 +169,34 @@ class BenchRun:
             with FakeControl(fake_url) as control:
                 control.wait_ready(timeout_s=20.0)
                 pardot = Pardot(fake, fake_url, control)
-                v5 = any(s.strategy == "EmailV5" for s in scenarios(self.args))
-                server, target = start_server(
-                    self.workdir, fake_url, source=self.source, v5=v5 and self.wanted("rows")
-                )
-                try:
-                    rows = {
-                        s.key: self.scenario(s, pardot, server, target)
-                        for s in scenarios(self.args)
-                        if self.wanted("rows")
-                    }
-                    zero = self.zero_latency(pardot, server, target) if self.wanted("zero") else {}
-                finally:
-                    server.stop()
+                rows: dict[str, Any] = {}
+                zero: dict[str, Any] = {}
+                if self.wanted("rows") or self.wanted("zero"):
+                    v5 = any(s.strategy == "EmailV5" for s in scenarios(self.args))
+                    server, target = start_server(
+                        self.workdir, fake_url, source=self.source, v5=v5 and self.wanted("rows")
+                    )
+                    try:
+                        rows = {
+                            s.key: self.scenario(s, pardot, server, target)
+                            for s in scenarios(self.args)
+                            if self.wanted("rows")
+                        }
+                        if self.wanted("zero"):
+                            zero = self.zero_latency(pardot, server, target)
+                    finally:
+                        server.stop()
                 burst = self.burst(pardot) if self.wanted("burst") else {}
+                cold = self.cold_burst(pardot) if self.wanted("cold") else {}
         finally:
             fake.stop()
-        return {"rows": rows, "zero": zero, "burst": burst, "load_average_before": load_before}
+        return {
+            "rows": rows,
+            "zero": zero,
+            "burst": burst,
+            "cold": cold,
+            "load_average_before": load_before,
+        }
 
     def wanted(self, part: str) -> bool:
         return self.args.only in ("all", part)
@@ -261,7 +275,7 @@ class BenchRun:
             echo = self.closed(echo_target, "echo", n, watch=(echo_child,), window_s=window)
         finally:
             echo_child.stop()
-        figures = {
+        figures: dict[str, Any] = {
             "identify": closed_figures(identify, None),
             "echo": closed_figures(echo, None),
         }
@@ -291,6 +305,35 @@ class BenchRun:
         finally:
             server.stop()
         return burst_figures(result, memory, sampler.peak_rss_kib, before)
+
+    def cold_burst(self, pardot: Pardot) -> dict[str, Any]:
+        """``--cold`` cold LookupFieldV4 calls at once on a fresh server (an empty
+        identity map, nothing observed of the account yet), Pardot at
+        ``--cold-latency``: each call reads by email, then creates."""
+        count, deadline = self.args.cold, self.args.cold_deadline
+        latency = self.args.cold_latency
+        self.say(
+            f"cold lookup burst: {count} LookupFieldV4 at once (deadline {deadline:g} s, "
+            f"Pardot {latency * 1000:g} ms)"
+        )
+        pardot.fresh(latency_s=latency)
+        server, target = start_server(
+            self.workdir, pardot.url, name="server-cold", source=self.source
+        )
+        tag = f"{self.tag}-cold"
+        try:
+            pardot.control.clear_calls()
+            result = run_loadgen(
+                self.workdir,
+                ["--target", target, "--tag", tag, "--mode", "burst", "--outcomes",
+                 "--strategy", "LookupFieldV4", "--count", str(count),
+                 "--timeout", str(deadline)],
+                timeout_s=deadline + LOADGEN_SLACK_S,
+            )  # fmt: skip
+            server.check_alive()
+        finally:
+            server.stop()
+        return cold_figures(result, pardot.control.calls(), tag)
 
 
 @dataclass(frozen=True)
@@ -339,6 +382,9 @@ def bench_config(args: argparse.Namespace, specs: Sequence[Scenario]) -> dict[st
         "echo_in_flight": args.echo_in_flight,
         "burst": args.burst,
         "burst_deadline_s": args.burst_deadline,
+        "cold": args.cold,
+        "cold_deadline_s": args.cold_deadline,
+        "cold_latency_s": args.cold_latency,
         "quick": args.quick,
         "timing": dataclasses.asdict(timing(args)),
         "target_row": f"identify@{target_in_flight}",
@@ -351,14 +397,20 @@ def bench_config(args: argparse.Namespace, specs: Sequence[Scenario]) -> dict[st
 def one_line(run: dict[str, Any], config: dict[str, Any]) -> str:
     """A run's headline figures, so that a long --runs shows its spread as it goes."""
     big = run["rows"].get(config["target_row"], {})
-    zero, burst = run["zero"], run["burst"]
+    zero, burst, cold = run["zero"], run["burst"], run["cold"]
     events = big.get("events_per_s")
     ratio = zero.get("ratio")
     burst_line = f"{burst['peak_rss_mb']:.0f} MB peak, {burst['other']} other" if burst else "n/a"
+    cold_line = (
+        f"{cold['ok']} OK, {cold['wasted_share'] * 100:.1f} % of {cold['pardot_calls']} "
+        "calls wasted"
+        if cold
+        else "n/a"
+    )
     return (
         f"{config['target_row']}: {'n/a' if events is None else f'{events:.1f}'} events/s; "
         f"zero latency: {'n/a' if ratio is None else f'{ratio * 100:.0f} %'} of echo; "
-        f"burst: {burst_line}"
+        f"burst: {burst_line}; cold lookup burst: {cold_line}"
     )
 
 
@@ -414,19 +466,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--echo-in-flight", type=int, default=50, help="zero-latency run (50)")
     parser.add_argument(
         "--only",
-        choices=("all", "rows", "zero", "burst"),
+        choices=("all", "rows", "zero", "burst", "cold"),
         default="all",
-        help="measure one part: the main table, the zero-latency comparison or the burst",
+        help="measure one part: the main table, the zero-latency comparison, the burst or "
+        "the cold lookup burst",
     )
     parser.add_argument("--burst", type=int, help="calls at once (5000; --quick 500)")
     parser.add_argument("--burst-deadline", type=float, help="their deadline, s (15; --quick 3)")
+    parser.add_argument("--cold", type=int, help="cold LookupFieldV4 calls (200; --quick 20)")
+    parser.add_argument("--cold-deadline", type=float, help="their deadline, s (10; --quick 2)")
+    parser.add_argument(
+        "--cold-latency", type=float, default=0.3, help="the fake's latency for them, s (0.3)"
+    )
     args = parser.parse_args(argv)
     if args.burst is None:
         args.burst = 500 if args.quick else 5000
     if args.burst_deadline is None:
         args.burst_deadline = 3.0 if args.quick else 15.0
+    if args.cold is None:
+        args.cold = 20 if args.quick else 200
+    if args.cold_deadline is None:
+        args.cold_deadline = 2.0 if args.quick else 10.0
     if args.runs < 1 or args.latency < 0 or args.burst < 1 or args.echo_in_flight < 1:
         parser.error("--runs, --burst and --echo-in-flight must be ≥ 1, --latency ≥ 0")
+    if args.cold < 1 or args.cold_deadline <= 0 or args.cold_latency < 0:
+        parser.error("--cold must be ≥ 1, --cold-deadline > 0, --cold-latency ≥ 0")
     if args.window is not None and args.window <= 0:
         parser.error("--window must be > 0")
     return args

@@ -32,6 +32,17 @@ a bounded backoff within the caller's time) and asks the token store again, whic
 gives the other refresh's token when the store is shared and otherwise asks Salesforce
 again once the other request is done; never the cooldown, never PARDOT_AUTH_FAILED.
 
+A token endpoint that fails without refusing (HTTP 5xx, a timeout, a dropped or refused
+connection) is asked again only after a backoff (:class:`_EndpointBackoff`): after the
+n-th failure in a row, no token request is sent for half the cap plus a random half,
+the cap growing as ``backoff_base_s``·2ⁿ⁻¹ up to ``backoff_max_s`` (the connection's
+retry settings, the same shape as the waits above). Callers that need a token meanwhile
+fail at once with :class:`TokenEndpointBackingOff`: UNAVAILABLE with a RetryInfo of the
+time until the next attempt, and not retried by the transport (a retry could only wait
+for the same window). So a failing endpoint sees one request at a time per connection
+and a few per backoff cap, however many calls arrive: 200 calls once made up to 800
+(one per attempt of each call's transport retries). The first success clears it.
+
 This module never puts a secret in a URL, an error message, a log event or a call
 record; messages name the configuration keys to fix instead. It never retries a failed
 fetch (the transport decides that; a failed fetch surfaces as PardotUnavailable,
@@ -147,8 +158,11 @@ class Authenticator(ABC):
         self._learned: str | None = None
         #: Successful fetches so far (tokens granted or logins made).
         self.fetches = 0
-        #: Draws the waits for another refresh in flight (``refresh``).
+        #: Draws the waits for another refresh in flight (``refresh``) and the backoff
+        #: after a failed fetch.
         self._jitter = random.Random()
+        #: When the token endpoint may be asked again after failures in a row.
+        self._backoff = _EndpointBackoff(config, self._jitter)
 
     @abstractmethod
     def headers(self, token: str) -> dict[str, str]:
@@ -208,6 +222,7 @@ class Authenticator(ABC):
         if token is not None and token != stale:
             return self._learn(token)
         self._raise_if_rejected()
+        self._backoff.raise_if_waiting(self.config.name)
         give_up_at = time.monotonic() + request_timeout_s
         waits = 0
         while True:
@@ -239,14 +254,34 @@ class Authenticator(ABC):
         """Stop a fetch nobody will use (the connection is closing)."""
         self._tokens.close()
 
+    def next_attempt_in(self) -> float:
+        """Seconds until the token endpoint may be asked again after failures in a row;
+        0.0 when it may be asked now."""
+        return self._backoff.remaining()
+
     async def _fetched(self, attempt: int) -> str:
-        """The one fetch in flight: a rejection starts the cooldown, and the token is
-        told to the redactor before anyone can use it."""
+        """The one fetch in flight: a rejection starts the cooldown, a failure without
+        an answer the backoff, and the token is told to the redactor before anyone can
+        use it."""
         try:
             token = await self._fetch(request_timeout_s=self.config.timeout_s, attempt=attempt)
         except PardotAuthFailed as exc:
             self._remember_rejection(exc)
             raise
+        except RefreshInProgress:
+            raise  # the endpoint works: ``refresh`` waits for the other refresh
+        except PardotUnavailable as exc:
+            delay = self._backoff.failed(exc)
+            log.warning(
+                "pardot.token_backoff",
+                connection=self.config.name,
+                failures=self._backoff.failures,
+                delay_ms=round(delay * 1000, 1),
+            )
+            if exc.retry_after is None:
+                exc.retry_after = delay
+            raise
+        self._backoff.succeeded()
         self._learn(token)
         self.fetches += 1
         return token
@@ -486,6 +521,62 @@ def _fresh(exc: ProspectSyncError) -> ProspectSyncError:
     copy.__dict__.update(exc.__dict__)
     copy.args = exc.args
     return copy
+
+
+class TokenEndpointBackingOff(PardotUnavailable):
+    """The token endpoint failed just now and is not asked again until its backoff
+    ends: UNAVAILABLE with a RetryInfo of the time left. Not retried by the transport,
+    which could only wait for the same window: the caller hears it at once."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+class _EndpointBackoff:
+    """When one connection's token endpoint may be asked again after failures without
+    an answer: equal jitter (half the cap plus a random half, never near zero, so a
+    crowd of callers cannot turn it into a storm), the cap doubling per failure in a
+    row from ``backoff_base_s`` up to ``backoff_max_s``. In this process: a backend
+    that shares the token (Redis) would keep this mark beside it, so that replicas back
+    off together."""
+
+    def __init__(self, config: ConnectionConfig, jitter: random.Random) -> None:
+        self._base_s = config.backoff_base_s
+        self._max_s = config.backoff_max_s
+        self._jitter = jitter
+        #: Failed fetches in a row; 0 after a success.
+        self.failures = 0
+        self._until = 0.0  # time.monotonic()
+        self._last: PardotUnavailable | None = None
+
+    def failed(self, error: PardotUnavailable) -> float:
+        """One more failure in a row: the delay before the next fetch may start."""
+        self.failures += 1
+        cap = min(self._max_s, self._base_s * 2.0 ** (self.failures - 1))
+        delay = cap / 2 + self._jitter.uniform(0, cap / 2)
+        self._until = time.monotonic() + delay
+        self._last = error
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self._until = 0.0
+        self._last = None
+
+    def remaining(self) -> float:
+        return max(0.0, self._until - time.monotonic())
+
+    def raise_if_waiting(self, connection: str) -> None:
+        left = self.remaining()
+        if left <= 0 or self._last is None:
+            return
+        raise TokenEndpointBackingOff(
+            f"{self._last.message}; the token endpoint of connection {connection!r} failed "
+            f"{self.failures} time(s) in a row, and is asked again in {left:.2f} s (no "
+            "request is sent for this call meanwhile)",
+            retry_after=max(left, 0.001),
+        )
 
 
 class RefreshInProgress(PardotUnavailable):

@@ -22,13 +22,26 @@ the limiter and the daily budget by every connection to it):
   call) that rate keeps every slot busy long before, so this only changes anything
   when Pardot is fast.
 - **Busy, batches fill.** Otherwise the write joins the newest pending batch of its
-  kind (connection, API version, batch operation) if that has room and no entry with
-  the same key (``BatchEntry.key``), else opens a new one; opening a batch starts one
-  sender. A sender waits for a slot of the account's limiter like any request, in
-  arrival order; holding one, it takes the fullest pending batch of its connection
+  kind (connection, API version, batch operation) and lane if that has room and no
+  entry with the same key (``BatchEntry.key``), else opens a new one; opening a batch
+  starts one sender. There are two lanes: writes of calls already under way (the
+  caller's ``calls`` hold a request: a LookupFieldV4 create after its read) and first
+  writes (an EmailV3 upsert). A sender waits for a slot of the account's limiter like
+  any request of its lane — a follow-up's ahead of every first request
+  (``clients.state.slots``, issue 12), else in arrival order; holding one, it takes
+  the fullest pending batch of its connection, of calls under way if there is one
   (the oldest of each kind first, so one kind's writes leave in arrival order) and
   sends it — or, if that batch holds a single write, sends that write alone through
   the single-call endpoint.
+- **One batch of calls under way on its way at a time** (per connection). Their
+  sender gets the next slot that frees, so without this every write of a call under
+  way would leave nearly alone, each taking a slot from the reads of other calls (a
+  cold burst of LookupFieldV4: half the slots for creates of one or two). So while
+  one such batch call is on its way, the next batch of calls under way fills and its
+  sender waits for that call's answer — unless the batch is full, or its earliest
+  deadline leaves no time to wait (about two requests' time at the account's pace,
+  ``clients.pace``): then it goes at once. Writes of calls under way then take about
+  one slot of the account's, and ride in batches of all that came meanwhile.
 - **Each caller its own result.** Pardot names failed entries by index and applies the
   others (``clients.wire.batching``): a caller gets its entry's error or success, never a
   neighbour's. Its answer is then ``stat="fail"`` without an err_code — a partial
@@ -69,7 +82,7 @@ from typing import Any
 
 import structlog
 
-from clients.retry import deadline_scope
+from clients.retry import DEADLINE_MARGIN_S, deadline_scope
 from clients.state.protocols import ConcurrencySlots
 from clients.transport import PardotTransport
 from clients.wire import batching
@@ -161,12 +174,18 @@ class _Write:
         self.batch = batch
 
 
-class _Batch:
-    __slots__ = ("claimed", "kind", "transport", "writes")
+#: Where pending batches wait: their kind, and whether they hold writes of calls under
+#: way (the lane a sender waits for a slot in).
+_Lane = tuple[BatchKind, bool]
 
-    def __init__(self, transport: PardotTransport, kind: BatchKind) -> None:
+
+class _Batch:
+    __slots__ = ("claimed", "kind", "lane", "transport", "writes")
+
+    def __init__(self, transport: PardotTransport, lane: _Lane) -> None:
         self.transport = transport
-        self.kind = kind
+        self.kind = lane[0]
+        self.lane = lane
         #: By entry key, in arrival order.
         self.writes: dict[str, _Write] = {}
         self.claimed = False
@@ -224,11 +243,15 @@ class WriteCoalescer:
         self._alone = 0
         #: Batch calls claimed and not yet answered.
         self._batches_on_their_way = 0
+        #: Of those, batches of calls under way, per connection; and the senders of
+        #: such batches that wait for that call's answer (``_await_turn``).
+        self._follow_ups_on_their_way: dict[PardotTransport, int] = {}
+        self._awaiting_turn: list[asyncio.Future[None]] = []
         #: Senders lingering for company while crowded (``_linger``), woken early when
         #: a batch stops taking writes.
         self._lingering: list[asyncio.Future[None]] = []
-        #: Connection → kind → its pending batches, oldest first.
-        self._pending: dict[PardotTransport, dict[BatchKind, deque[_Batch]]] = {}
+        #: Connection → lane → its pending batches, oldest first.
+        self._pending: dict[PardotTransport, dict[_Lane, deque[_Batch]]] = {}
         self._senders: set[asyncio.Task[None]] = set()
         self._call_s = _FIRST_CALL_S
         #: Running mean of the gaps between writes, and when the last one came.
@@ -301,7 +324,10 @@ class WriteCoalescer:
         calls it rode in are appended to ``calls``. Raises the entry's PardotError, the
         whole call's failure, PardotQueueFull, DeadlineExceeded or
         PardotWriteUnconfirmed (a create that may have been applied)."""
-        write = self._enqueue(transport, kind, entry, idempotent, deadline, calls)
+        follow_up = bool(calls)  # its call has made a request: it is under way
+        if follow_up:
+            transport.pace.followed_up()
+        write = self._enqueue(transport, (kind, follow_up), entry, idempotent, deadline, calls)
         try:
             async with deadline_scope(deadline):
                 return await write.future
@@ -331,7 +357,7 @@ class WriteCoalescer:
     def _enqueue(
         self,
         transport: PardotTransport,
-        kind: BatchKind,
+        lane: _Lane,
         entry: BatchEntry,
         idempotent: bool,
         deadline: float | None,
@@ -341,17 +367,18 @@ class WriteCoalescer:
             raise _closing(transport)
         if self._queued >= self.max_queued:
             raise self._full(transport)
-        batches = self._pending.setdefault(transport, {}).setdefault(kind, deque())
+        batches = self._pending.setdefault(transport, {}).setdefault(lane, deque())
         batch = batches[-1] if batches else None
         if batch is None or not batch.has_room_for(entry):
-            batch = _Batch(transport, kind)
+            batch = _Batch(transport, lane)
             batches.append(batch)
-            self._start_sender(transport)
+            self._start_sender(transport, follow_up=lane[1])
         write = _Write(entry, idempotent, deadline, calls, batch)
         batch.writes[entry.key] = write
         self._queued += 1
         if len(batch) >= facts.MAX_BATCH_PROSPECTS or len(batches) > 1:
             self._stop_lingering()
+            self._wake_turns()
         return write
 
     def _withdraw(self, write: _Write) -> bool:
@@ -362,9 +389,9 @@ class WriteCoalescer:
         del batch.writes[write.entry.key]
         self._queued -= 1
         if not batch.writes:
-            kinds = self._pending[batch.transport]
-            kinds[batch.kind].remove(batch)
-            self._prune(batch.transport, batch.kind)
+            lanes = self._pending[batch.transport]
+            lanes[batch.lane].remove(batch)
+            self._prune(batch.transport, batch.lane)
         return True
 
     def _left_at_deadline(self, write: _Write) -> ProspectSyncError:
@@ -397,14 +424,16 @@ class WriteCoalescer:
 
     # --- sending -------------------------------------------------------------------
 
-    def _start_sender(self, transport: PardotTransport) -> None:
+    def _start_sender(self, transport: PardotTransport, *, follow_up: bool) -> None:
         # A fresh context: the sender serves many callers, so it must not log under
         # the request context (message_id, …) of the one that happened to start it.
-        sender = asyncio.create_task(self._send(transport), context=contextvars.Context())
+        sender = asyncio.create_task(
+            self._send(transport, follow_up=follow_up), context=contextvars.Context()
+        )
         self._senders.add(sender)
         sender.add_done_callback(self._senders.discard)
 
-    async def _send(self, transport: PardotTransport) -> None:
+    async def _send(self, transport: PardotTransport, *, follow_up: bool) -> None:
         claimed: _Batch | None = None
 
         def claim() -> tuple[PardotRequest, float | None] | None:
@@ -413,17 +442,25 @@ class WriteCoalescer:
             if claimed is None:
                 return None
             self._batches_on_their_way += 1
+            if claimed.lane[1]:
+                on_way = self._follow_ups_on_their_way
+                on_way[transport] = on_way.get(transport, 0) + 1
             return claimed.call()
 
         calls: list[CallRecord] = []
         try:
+            if follow_up:
+                await self._await_turn(transport)
             if self.crowded and not self._limiter.locked():
                 await self._linger(transport)  # a slot is free: wait for company first
             try:
-                answer = await transport.send_claimed(claim, calls=calls)
+                answer = await transport.send_claimed(claim, calls=calls, follow_up=follow_up)
             finally:
                 if claimed is not None:
                     self._batches_on_their_way -= 1
+                    if claimed.lane[1]:
+                        self._follow_ups_on_their_way[transport] -= 1
+                        self._wake_turns()
         except asyncio.CancelledError:
             if claimed is not None:  # it may be on its way: creates are in doubt
                 for write in claimed.writes.values():
@@ -465,41 +502,87 @@ class WriteCoalescer:
                         with contextlib.suppress(ValueError):
                             self._lingering.remove(waiter)
 
+    async def _await_turn(self, transport: PardotTransport) -> None:
+        """Until no batch call of ``transport``'s calls under way is on its way, or a
+        batch of theirs is full, or the earliest deadline among them cannot wait
+        (module docstring: one such batch on its way at a time)."""
+        while self._follow_ups_on_their_way.get(transport, 0) > 0:
+            if self._has_closed_batch(transport, under_way=True):
+                return
+            slack = self._slack(transport)
+            if slack is not None and slack <= 0:
+                return
+            waiter = asyncio.get_running_loop().create_future()
+            self._awaiting_turn.append(waiter)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(slack):
+                        await waiter
+            finally:
+                with contextlib.suppress(ValueError):
+                    self._awaiting_turn.remove(waiter)
+
+    def _slack(self, transport: PardotTransport) -> float | None:
+        """How long the pending writes of ``transport``'s calls under way can still wait
+        for a batch call's answer and then go in one of their own (two requests' time
+        at the account's pace); None: no deadline or no pace known bounds it."""
+        latency = transport.pace.latency_s
+        deadlines = [
+            write.deadline
+            for (_, under_way), batches in self._pending.get(transport, {}).items()
+            if under_way
+            for batch in batches
+            for write in batch.writes.values()
+            if write.deadline is not None
+        ]
+        if latency is None or not deadlines:
+            return None
+        return min(deadlines) - time.monotonic() - DEADLINE_MARGIN_S - 2 * latency
+
+    def _wake_turns(self) -> None:
+        waiters, self._awaiting_turn = self._awaiting_turn, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
     def _stop_lingering(self) -> None:
         waiters, self._lingering = self._lingering, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _has_closed_batch(self, transport: PardotTransport) -> bool:
-        """A batch of ``transport``'s takes no more writes: full, or another opened after
-        it (full, or holding a write with a key it already had)."""
-        kinds = self._pending.get(transport, {})
+    def _has_closed_batch(self, transport: PardotTransport, *, under_way: bool = False) -> bool:
+        """A batch of ``transport``'s (of calls under way only: ``under_way``) takes no
+        more writes: full, or another opened after it (full, or holding a write with a
+        key it already had)."""
+        lanes = self._pending.get(transport, {})
         return any(
             len(batches) > 1 or len(batches[0]) >= facts.MAX_BATCH_PROSPECTS
-            for batches in kinds.values()
+            for lane, batches in lanes.items()
+            if lane[1] or not under_way
         )
 
     def _take_fullest(self, transport: PardotTransport) -> _Batch | None:
-        kinds = self._pending.get(transport)
-        if not kinds:
+        lanes = self._pending.get(transport)
+        if not lanes:
             return None
-        kind = max(kinds, key=lambda k: len(kinds[k][0]))
-        batch = kinds[kind][0]
+        under_way = [lane for lane in lanes if lane[1]]
+        lane = max(under_way or lanes, key=lambda k: len(lanes[k][0]))
+        batch = lanes[lane][0]
         self._take(batch)
         return batch
 
     def _take(self, batch: _Batch) -> None:
-        self._pending[batch.transport][batch.kind].remove(batch)
-        self._prune(batch.transport, batch.kind)
+        self._pending[batch.transport][batch.lane].remove(batch)
+        self._prune(batch.transport, batch.lane)
         batch.claimed = True
         self._queued -= len(batch)
 
-    def _prune(self, transport: PardotTransport, kind: BatchKind) -> None:
-        kinds = self._pending[transport]
-        if not kinds[kind]:
-            del kinds[kind]
-        if not kinds:
+    def _prune(self, transport: PardotTransport, lane: _Lane) -> None:
+        lanes = self._pending[transport]
+        if not lanes[lane]:
+            del lanes[lane]
+        if not lanes:
             del self._pending[transport]
 
     def _observe(self, calls: list[CallRecord]) -> None:

@@ -36,6 +36,7 @@ from clients.retry import RetryPolicy
 from clients.state.identity import IdentityView
 from clients.state.local import MemoryState
 from clients.state.protocols import ClientState, CreateHolds, IdentityStore
+from clients.track_targets import TrackTargets
 from clients.transport import PardotTransport, new_http_client
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import FailedPrecondition, Reason
@@ -62,9 +63,12 @@ class PardotConnection:
         #: Prospect ids this connection has seen: its gateways tell an upsert's create
         #: from its update by them (``clients.known_ids``).
         self.known_ids = KnownProspectIds()
-        #: Emails whose create got no answer and may still land (the state's create
-        #: holds, for ``unconfirmed_create_hold_s``).
+        #: Emails whose create is on its way or got no answer and may still land (the
+        #: state's create holds, for ``unconfirmed_create_hold_s``; durable where the
+        #: backend is).
         self.unconfirmed_creates = unconfirmed_creates
+        #: The lists and refused activity types its track calls met (``clients.track_targets``).
+        self.track_targets = TrackTargets()
         self._identity = identity
 
     @property
@@ -91,6 +95,7 @@ class PardotConnection:
             api_version=api_version,
             dry_run=dry_run,
             deadline=deadline,
+            track_targets=self.track_targets,
         )
 
 
@@ -121,6 +126,8 @@ class PardotConnections:
         backend: ClientState = state if state is not None else MemoryState()
         self._accounts = _accounts(configs, backend)
         self.identity: IdentityStore = backend.identity()
+        #: Every connection's creates in doubt, closed with the connections.
+        self._holds: list[CreateHolds] = []
         try:
             self._owns_http = http is None
             capacity = sum(c.max_concurrency + 1 for c in configs.values()) or 1
@@ -136,17 +143,20 @@ class PardotConnections:
                     slots=account.slots,
                     budget=account.budget,
                     retry=RetryPolicy(config, rng=rng),
+                    pace=account.pace,
                 )
+                holds = backend.create_holds(name, hold_s=config.unconfirmed_create_hold_s)
+                self._holds.append(holds)
                 self._connections[name] = PardotConnection(
                     config,
                     transport=transport,
                     account=account,
                     identity=self.identity,
-                    unconfirmed_creates=backend.create_holds(
-                        name, hold_s=config.unconfirmed_create_hold_s
-                    ),
+                    unconfirmed_creates=holds,
                 )
         except BaseException:
+            for opened in self._holds:
+                opened.close()
             self.identity.close()
             raise
 
@@ -168,7 +178,8 @@ class PardotConnections:
             ) from None
 
     async def aclose(self) -> None:
-        """Close the HTTP connections and the identity map; later calls do nothing."""
+        """Close the HTTP connections, the create holds and the identity map; later calls
+        do nothing."""
         if self._closed:
             return
         self._closed = True
@@ -178,6 +189,8 @@ class PardotConnections:
             connection.transport.close()
         if self._owns_http:
             await self._http.aclose()
+        for holds in self._holds:
+            holds.close()
         self.identity.close()
 
 

@@ -18,23 +18,30 @@ write in a dry run, and never invents an id a batch answer did not give.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ClassVar, Final
+from zoneinfo import ZoneInfo
 
 from clients.coalescer import Route, WriteCoalescer
 from clients.config import ConnectionConfig
 from clients.known_ids import KnownProspectIds
+from clients.state.attempts import earlier_attempt
 from clients.state.identity import IdentityView
 from clients.state.protocols import CreateHolds
+from clients.track_targets import TrackTargets
 from clients.transport import PardotTransport
 from clients.wire import v5
 from clients.wire.batching import BatchEntry, batch_kind
 from clients.wire.paths import api_path
 from clients.wire.responses import prospects_in
 from clients.wire.v3v4 import api_request, prospect_read, prospect_write
-from strategies.base import KeyField, ProspectKey, WriteOperation
+from strategies.base import EarlierAttempt, KeyField, ProspectKey, WriteOperation
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import (
+    UNKNOWN_PARDOT_ERROR,
     FailedPrecondition,
     PardotError,
     PardotWriteUnconfirmed,
@@ -77,6 +84,7 @@ class PardotGateway(TrackGateway):
         api_version: int,
         dry_run: bool,
         deadline: float | None,
+        track_targets: TrackTargets | None = None,
     ) -> None:
         if api_version not in self.versions:
             raise FailedPrecondition(
@@ -88,8 +96,8 @@ class PardotGateway(TrackGateway):
         self._config = config
         #: Prospect ids this connection has seen (``clients.known_ids``).
         self._known_ids = known_ids
-        #: Emails whose create got no answer and may still land (``clients.state``'s
-        #: create holds).
+        #: Emails whose create is on its way or got no answer and may still land
+        #: (``clients.state``'s create holds).
         self._unconfirmed_creates = unconfirmed_creates
         self.api_version = api_version
         self.dry_run = dry_run
@@ -97,6 +105,17 @@ class PardotGateway(TrackGateway):
         self.calls: list[CallRecord] = []
         #: What earlier calls on this connection learned (``clients.state.identity``).
         self.identity = identity
+        #: The lists and refused activity types this connection knows of
+        #: (``clients.track_targets``); a gateway built alone learns them afresh.
+        self._track_targets = track_targets if track_targets is not None else TrackTargets()
+        #: Whether an earlier attempt of this call's message may have written
+        #: (``server.idempotency`` knows; ``clients.state.attempts`` carries it here).
+        began = earlier_attempt()
+        self.earlier_attempt = (
+            None
+            if began is None
+            else EarlierAttempt(datetime.fromtimestamp(began, UTC), ZoneInfo(config.timezone))
+        )
         self._refuse_connection(config)
 
     @classmethod
@@ -142,22 +161,44 @@ class PardotGateway(TrackGateway):
     async def _create(self, email: str, fields: Fields, need_answer: bool) -> Prospect:
         """Not idempotent: v4 creates a second prospect, v3 answers err 9 to a resend.
 
-        A v4 or v5 create that got no answer may still land. The caller's retry reads by
-        email before it creates (the lookup strategies do), and updates the prospect
-        if it landed; but a read made before Pardot finished finds nothing. So while
-        such a create is unconfirmed (the connection's create holds, for its
-        ``unconfirmed_create_hold_s``), no other create for that email is sent: the
-        call fails again with PARDOT_WRITE_UNCONFIRMED, and a later retry reads again.
+        A v4 or v5 create on its way, or one that got no answer, may still land. The
+        caller's retry reads by email before it creates (the strategies do), and
+        updates the prospect if it landed; but a read made before Pardot finished finds
+        nothing. So every such create is held (the connection's create holds): the
+        hold is written before the create is sent — a process killed meanwhile leaves
+        it for the next one, and one that cannot be written sends nothing
+        (StateUnwritable) — ended by Pardot's answer, and kept
+        ``unconfirmed_create_hold_s`` after no answer came. While another create for
+        the email is held, none is sent: the call fails with PARDOT_WRITE_UNCONFIRMED,
+        and a later retry reads again.
         """
-        held = self.api_version != 3 and not self.dry_run  # v4 and v5 create twins
-        if held:
-            self._refuse_while_unconfirmed(email)
-        try:
+        if self.api_version == 3 or self.dry_run:  # v3 refuses a twin itself (err 9)
             return await self._write("create", "email", email, fields, False, need_answer)
+        self._refuse_while_unconfirmed(email)
+        holds = self._unconfirmed_creates
+        ticket = holds.sending(email, in_flight_s=self._longest_in_flight())
+        try:
+            prospect = await self._write("create", "email", email, fields, False, need_answer)
         except PardotWriteUnconfirmed as unconfirmed:
-            if held and not unconfirmed.settled:
-                self._unconfirmed_creates.hold(email)
+            (holds.answered if unconfirmed.settled else holds.unanswered)(ticket)
             raise
+        except ProspectSyncError:  # Pardot answered, or provably never got it
+            holds.answered(ticket)
+            raise
+        except BaseException:  # no answer came (cancelled, cut off): it may still land
+            holds.unanswered(ticket)
+            raise
+        holds.answered(ticket)
+        return prospect
+
+    def _longest_in_flight(self) -> float:
+        """How long the create about to be sent may stay on its way: the call's
+        remaining deadline, or without one every attempt the retry policy allows (a
+        create is resent only when Pardot provably did not get it)."""
+        if self.deadline is not None:
+            return max(0.0, self.deadline - time.monotonic())
+        config = self._config
+        return (config.max_retries + 1) * (config.timeout_s + config.backoff_max_s)
 
     def _refuse_while_unconfirmed(self, email: str) -> None:
         left = self._unconfirmed_creates.remaining(email)
@@ -202,8 +243,40 @@ class PardotGateway(TrackGateway):
         except PardotError as exc:
             if exc.err_code == facts.ERR_ALREADY_LIST_MEMBER:
                 return False
+            if exc.err_code == facts.ERR_INVALID_LIST:  # deleted since it was read
+                self._track_targets.remember_list(list_id, False)
             raise
         return True
+
+    async def unknown_lists(self, list_ids: Sequence[int]) -> tuple[int, ...]:
+        """The ids among ``list_ids`` that name no list of the account, in their order:
+        each known from an earlier call on this connection or read once (one read per
+        list for every call that asks meanwhile: ``clients.track_targets``). Reads are
+        made in a dry run too."""
+        unknown: list[int] = []
+        for list_id in list_ids:
+            read = partial(self._read_list, list_id)
+            if not await self._track_targets.list_exists(list_id, read):
+                unknown.append(list_id)
+        return tuple(unknown)
+
+    async def _read_list(self, list_id: int) -> bool:
+        """One list read: True when the account has the list, False for err 55."""
+        request = api_request(
+            "GET", facts.LIST, self.api_version, "read", {"id": list_id}, {}, idempotent=True
+        )
+        try:
+            await self._transport.send(request, deadline=self.deadline, calls=self.calls)
+        except PardotError as exc:
+            if exc.err_code == facts.ERR_INVALID_LIST:
+                return False
+            raise
+        return True
+
+    def refused_external_activity(self, extension: str, activity_type: str) -> PardotError | None:
+        """Pardot's refusal of this activity type when this connection met one lately:
+        Pardot's API cannot be asked which types exist (``clients.track_targets``)."""
+        return self._track_targets.refused_activity(extension, activity_type)
 
     def check_external_activities(self) -> None:
         """Refuse, before anything is sent, a connection that cannot record external
@@ -229,7 +302,12 @@ class PardotGateway(TrackGateway):
         if self.dry_run:
             self.calls.append(CallRecord(method=request.method, path=request.path, planned=True))
             return False
-        await self._transport.send(request, deadline=self.deadline, calls=self.calls)
+        try:
+            await self._transport.send(request, deadline=self.deadline, calls=self.calls)
+        except PardotError as exc:
+            if exc.rule is UNKNOWN_PARDOT_ERROR:  # not a limit or an outage: this type
+                self._track_targets.refuse_activity(extension, activity_type, exc)
+            raise
         return True
 
     # --- reads (always made, also in a dry run) -------------------------------------

@@ -162,5 +162,20 @@ class PardotV5Gateway(PardotGateway):
             raise
         return True
 
+    async def _read_list(self, list_id: int) -> bool:
+        """v5's list read: True when the account has the list, False for 404 code 109
+        (or err 55)."""
+        path = facts.V5_LIST_PATH.format(id=list_id)
+        request = v5.v5_request(
+            "GET", path, None, idempotent=True, query={facts.V5_FIELDS_PARAM: "id"}
+        )
+        try:
+            await self._send(request)
+        except PardotError as exc:
+            if exc.err_code in (facts.ERR_V5_NOT_FOUND, facts.ERR_INVALID_LIST):
+                return False
+            raise
+        return True
+
     async def _send(self, request: PardotRequest) -> dict[str, object]:
         return await self._transport.send(request, deadline=self.deadline, calls=self.calls)

@@ -9,6 +9,15 @@ a CallRecord and a ``pardot.call`` log event (``clients.call_log``); after a fai
 ``clients.retry`` says whether and when to send again. A token Pardot refuses is
 refreshed once and the request resent (it was not processed).
 
+**Calls under way first.** A request whose call has already made one (its ``calls``
+list is not empty: the gateway keeps one list per call, so no flag has to be passed)
+enters the slots through ``slots.follow_up``, ahead of every first request waiting. A
+call's first request that has to wait is first asked whether its call can still finish
+before its deadline (``clients.pace``: the account's observed latency and requests per
+call, and the queue ahead), and asked again once it holds the slot; if not, it is
+refused with DEADLINE_UNREACHABLE before anything is sent. Every answer feeds the
+account's pace.
+
 A request may also be chosen only once it holds a slot (:meth:`PardotTransport.send_claimed`):
 that is how a write queue (``clients.coalescer``) sends the fullest batch pending when a
 slot frees. The transport knows no queue, batch or dialect: only the request value.
@@ -23,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -32,7 +42,8 @@ from clients.auth import Authenticator
 from clients.budget import DailyBudget
 from clients.call_log import record_call
 from clients.config import ConnectionConfig
-from clients.retry import RetryPolicy, deadline_scope, loop_time
+from clients.pace import AccountPace, DeadlineUnreachable
+from clients.retry import DEADLINE_MARGIN_S, RetryPolicy, deadline_scope, loop_time
 from clients.state.protocols import ConcurrencySlots
 from clients.wire.request import PardotRequest
 from strategies.core import pardot_facts as facts
@@ -71,8 +82,9 @@ def new_http_client(max_connections: int = 100) -> httpx.AsyncClient:
 class PardotTransport:
     """Sends the requests of one Pardot connection: its credentials and its retry
     policy are the connection's; ``slots`` (at most max_concurrency requests in flight,
-    waiters served in order) and ``budget`` are its account's, shared with every other
-    connection to that account (``clients.account``). Built by ``clients.connections``."""
+    calls under way first, then in order), ``budget`` and ``pace`` are its account's,
+    shared with every other connection to that account (``clients.account``; without
+    a ``pace``, the transport keeps its own). Built by ``clients.connections``."""
 
     def __init__(
         self,
@@ -83,6 +95,7 @@ class PardotTransport:
         slots: ConcurrencySlots,
         budget: DailyBudget,
         retry: RetryPolicy,
+        pace: AccountPace | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -91,6 +104,8 @@ class PardotTransport:
         self._http = http
         self._slots = slots
         self._budget = budget
+        #: The account's observed latency and requests per call (``clients.pace``).
+        self.pace = pace if pace is not None else AccountPace()
         self._base_url = config.pardot_url.rstrip("/")
 
     async def send(
@@ -100,21 +115,30 @@ class PardotTransport:
 
         ``deadline`` is an absolute ``time.monotonic()`` value or None; every attempt is
         appended to ``calls``. Raises PardotError (err_code and its meaning),
-        PardotUnavailable, PardotAuthFailed, PardotWriteUnconfirmed or DeadlineExceeded.
+        PardotUnavailable, PardotAuthFailed, PardotWriteUnconfirmed, DeadlineExceeded or
+        DeadlineUnreachable (a first request whose call cannot finish in time).
         """
-        return await self._bounded(_Exchange(request, deadline, None), calls)
+        if calls:
+            self.pace.followed_up()
+        return await self._bounded(_Exchange(request, deadline, None, first=not calls), calls)
 
-    async def send_claimed(self, claim: Claim, *, calls: list[CallRecord]) -> dict[str, Any] | None:
+    async def send_claimed(
+        self, claim: Claim, *, calls: list[CallRecord], follow_up: bool = False
+    ) -> dict[str, Any] | None:
         """Send what ``claim`` chooses once a slot is held, and return Pardot's answer;
         None when the claim found nothing left to send (the slot is given back unused).
 
         Everything else is :meth:`send`'s: the budget and the token come first (before
         the slot, as for any request), then retries, backoff and records. Until the
         claim no deadline applies; from then on the claimed one. The claim runs only
-        once: a retry resends what it chose.
+        once: a retry resends what it chose. ``follow_up``: wait for the slot as a call
+        under way does (the sender serves writes of calls under way); a claimed send
+        is never refused for its deadline (each of its writes leaves the queue at its
+        own).
         """
+        exchange = _Exchange(_UNCLAIMED, None, claim, first=False, follow_up=follow_up)
         try:
-            return await self._bounded(_Exchange(_UNCLAIMED, None, claim), calls)
+            return await self._bounded(exchange, calls)
         except _NothingToSend:
             return None
 
@@ -208,7 +232,19 @@ class PardotTransport:
         except PardotUnavailable as exc:
             raise _Failed(exc, sent=False) from None
 
-        # 2. The request, inside a slot of the account's limiter.
+        # 2. The request, inside a slot of the account's limiter: a call under way
+        #    (it has made a request) ahead of first requests; a first request that
+        #    has to wait only if its call can still finish in time (``clients.pace``).
+        slots = self._slots
+        entrance: AbstractAsyncContextManager[None] | ConcurrencySlots
+        queued = False
+        if exchange.follow_up or calls:
+            entrance = slots.follow_up
+        else:
+            entrance = slots
+            if exchange.claim is None and slots.locked():
+                queued = True
+                self._refuse_if_late(exchange, ahead=slots.waiting())
         request = exchange.request
         sent = False
         never_left = False  # sent, but provably not received (connection refused)
@@ -218,7 +254,9 @@ class PardotTransport:
         err_code = 0
         started = 0.0
         try:
-            async with self._slots:
+            async with entrance:
+                if queued:  # the wait is over: is there still time for the call?
+                    self._refuse_if_late(exchange, ahead=0)
                 if exchange.claim is not None:
                     request = self._take_claim(exchange)
                 timeout_s = self.retry.request_timeout(exchange.deadline, self.name)
@@ -254,13 +292,13 @@ class PardotTransport:
                 raise self._budget.exhaust(self.name, exc) from None
             refused_outright = exc.err_code in facts.REFUSED_BEFORE_PROCESSING
             raise _Failed(exc, sent=not refused_outright) from None
-        except DeadlineExceeded:
+        except (DeadlineExceeded, DeadlineUnreachable):
             raise
         except ProspectSyncError as exc:  # a 5xx, a body that is not Pardot's, …
             raise _Failed(exc, sent=True) from None
         finally:
             if sent:  # also when the deadline cancelled it midway (status 0)
-                record_call(
+                record = record_call(
                     calls,
                     connection=self.name,
                     method=request.method,
@@ -271,12 +309,29 @@ class PardotTransport:
                     err_code=err_code,
                     batch_size=request.batch_size,
                 )
+                if answered:
+                    self.pace.answered(record.duration_s, first=exchange.first)
+                    exchange.first = False
                 if not never_left:
                     if not answered:  # a timeout, a drop, or the deadline cut it off
                         exchange.in_doubt = True
                     if charged:
                         self._budget.count()
         return answer
+
+    def _refuse_if_late(self, exchange: _Exchange, *, ahead: int) -> None:
+        """Raise DeadlineUnreachable when the account's pace says the call of this
+        first request cannot finish before its deadline (nothing has been sent)."""
+        if exchange.deadline is None:
+            return
+        refusal = self.pace.refusal(
+            remaining_s=exchange.deadline - time.monotonic() - DEADLINE_MARGIN_S,
+            ahead=ahead,
+            limit=self._slots.limit,
+            connection=self.name,
+        )
+        if refusal is not None:
+            raise refusal
 
     def _take_claim(self, exchange: _Exchange) -> PardotRequest:
         """What the exchange's claim chooses, now that it holds a slot; its deadline
@@ -301,13 +356,25 @@ class PardotTransport:
 
 class _Exchange:
     """One request's way through the transport: what is sent (a claim fills it in once
-    it holds a slot), the deadline that bounds it, and whether an attempt went
-    unanswered (then Pardot may have applied it)."""
+    it holds a slot), the deadline that bounds it, whether an attempt went unanswered
+    (then Pardot may have applied it), and how it enters the slots."""
 
-    __slots__ = ("claim", "deadline", "in_doubt", "request", "scope")
+    __slots__ = ("claim", "deadline", "first", "follow_up", "in_doubt", "request", "scope")
 
-    def __init__(self, request: PardotRequest, deadline: float | None, claim: Claim | None) -> None:
+    def __init__(
+        self,
+        request: PardotRequest,
+        deadline: float | None,
+        claim: Claim | None,
+        *,
+        first: bool,
+        follow_up: bool = False,
+    ) -> None:
         self.request = request
+        #: Its call's first request, not yet answered (the pace counts the call then).
+        self.first = first
+        #: Enters as a call under way even with no calls of its own (a batch sender).
+        self.follow_up = follow_up
         #: Absolute ``time.monotonic()`` or None.
         self.deadline = deadline
         #: Set until the exchange holds its first slot (PardotTransport.send_claimed).

@@ -10,8 +10,9 @@ pipeline, in the order a real request meets real infrastructure:
 6. the call log (secrets redacted).
 
 Routes: POST /services/oauth2/token, /api/login/version/<v>, /api/<object>/version/<v>/
-do/<op>[/…], POST /api/v5/external-activities, every method on /api/v5/objects/… (v5.py:
-prospects and list memberships), and the control API under /_fake/. Every failure on a
+do/<op>[/…] (prospects, list memberships, list reads), POST /api/v5/external-activities,
+every method on /api/v5/objects/… (v5.py: prospects, list memberships and list reads),
+and the control API under /_fake/. Every failure on a
 v5 path is rendered by v5_wire.failure_reply (the v5 envelope and its switches).
 The lock is never held across an await.
 """
@@ -216,6 +217,8 @@ class _PardotApi:
             payload = prospects.run(book, version, op, key, call.params)
         elif obj == "listMembership":
             payload = engagement.list_membership(book, op, rest)
+        elif obj == "list":
+            payload = engagement.read_list(book, op, rest)
         else:
             raise PardotFail(c.ERR_INVALID_ACTION)
         return wire.ok(payload, call.fmt)

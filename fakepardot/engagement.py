@@ -1,7 +1,15 @@
 """What a track call can do besides writing fields: list membership
-(``listMembership/version/<v>/do/<op>/list_id/<l>/prospect_id/<p>``) and external
-activities (``POST /api/v5/external-activities``). PARDOT_API.md, "List membership"
-and "External activities".
+(``listMembership/version/<v>/do/<op>/list_id/<l>/prospect_id/<p>``), the list read that
+checks a list exists (``list/version/<v>/do/read/id/<l>``) and external activities
+(``POST /api/v5/external-activities``). PARDOT_API.md, "List membership" and "External
+activities".
+
+A list read answers ``{"list": {id, name, is_public, is_dynamic, title, description,
+is_crm_visible, created_at, updated_at}}`` (the record RECORDED in the answer to
+``list/version/4/do/create``, grouparoo's fixtures; a read answers the same element,
+Pardot's docs), err 55 for a list the account does not have (the error table's
+"Invalid list ID"), err 13 without an id. The fake's lists have no names of their own:
+each is "List <id>", private, static, made at the demo's start (chosen).
 
 Fake's choices: read/delete of a membership that does not exist answer err 3; an
 external activity for an email with no prospect is still accepted (204) and recorded
@@ -19,6 +27,36 @@ from fakepardot.model import Account, PardotFail, V5Fail
 from fakepardot.prospects import ProspectBook
 
 MEMBERSHIP_OPS = ("create", "read", "delete")
+#: When every list of the fake was made (chosen: lists come with the account).
+LIST_CREATED_AT = "2021-05-04 15:45:40"
+
+
+def list_record(list_id: int) -> dict[str, Any]:
+    """A list as Pardot's v3/v4 read answers it (module docstring)."""
+    return {
+        "id": list_id,
+        "name": f"List {list_id}",
+        "is_public": False,
+        "is_dynamic": False,
+        "title": None,
+        "description": None,
+        "is_crm_visible": False,
+        "created_at": LIST_CREATED_AT,
+        "updated_at": LIST_CREATED_AT,
+    }
+
+
+def read_list(book: ProspectBook, op: str, rest: list[str]) -> dict[str, Any]:
+    """``list/version/<v>/do/read/id/<l>``; other list operations are not emulated."""
+    if op != "read":
+        raise PardotFail(c.ERR_INVALID_ACTION)
+    keys = dict(zip(rest[::2], rest[1::2], strict=False))
+    raw = keys.get("id", "")
+    if not raw:
+        raise PardotFail(c.ERR_PARAM_MISSING)
+    if not raw.isdigit() or int(raw) not in book.account.lists:
+        raise PardotFail(c.ERR_INVALID_LIST)
+    return {"list": list_record(int(raw))}
 
 
 def list_membership(book: ProspectBook, op: str, rest: list[str]) -> dict[str, Any] | None:

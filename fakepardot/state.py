@@ -44,6 +44,7 @@ class FakeState:
     v5_upsert_match = v5.Choice(*v5.V5_UPSERT_MATCHES)
     v5_upsert_fields_required = v5.Choice(False, True)
     v5_page_size = v5.PageSize()
+    v5_null_clears = v5.Choice(True, False)
 
     def __init__(self) -> None:
         self.lock = threading.RLock()

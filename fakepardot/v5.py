@@ -11,6 +11,7 @@ names (v5_fields.py); "deleted" means "in the recycle bin" (v3/v4's archived sta
     DELETE /api/v5/objects/prospects/<id>                        204 (into the recycle bin)
     GET    /api/v5/objects/prospects?fields=…&email=…            200, a page (v5_query.py)
     POST   /api/v5/objects/list-memberships?fields=…             201 (v5_lists.py)
+    GET    /api/v5/objects/lists/<id>?fields=…                   200 (v5_lists.py)
 
 A known path with another method is 405 code 60; any other path under /objects/ is
 404 code 2 ``Invalid action`` (chosen). Email matching is exact (case-sensitive, as
@@ -63,6 +64,8 @@ def run(state: FakeState, call: Incoming, account: Account | None, base_url: str
 def _routes(obj: str, rest: list[str]) -> Mapping[str, Handler] | None:
     if obj == "list-memberships" and not rest:
         return {"POST": v5_lists.create}
+    if obj == "lists" and len(rest) == 1:
+        return {"GET": v5_lists.read}
     if obj != COLLECTION:
         return None
     if not rest:
@@ -111,7 +114,7 @@ def _update(request: V5Call) -> Reply:
     record = _by_id(request, deleted_ok=True)
     if record.get("is_archived"):
         raise w.fail(c.V5_ERR_DELETED_RECORD)
-    plan = v5_fields.plan(request.account, body)
+    plan = v5_fields.plan(request.account, body, null_clears=request.state.v5_null_clears)
     if plan.email is not None and plan.email != record.get("email"):
         _check_email_free(request, plan.email, record)
     fields.apply_write(request.account, record, plan, request.state._now())
@@ -139,7 +142,7 @@ def _create(request: V5Call) -> Reply:
     names = request.selection(w.query_fields(request.call)) or list(v5_fields.DEFAULT_ANSWER)
     if "email" not in body:
         raise V5Fail(c.V5_ERR_MISSING_PROPERTY, "Missing required property: email")
-    plan = v5_fields.plan(request.account, body)
+    plan = v5_fields.plan(request.account, body, null_clears=request.state.v5_null_clears)
     assert plan.email is not None  # checked by the plan: email is a valid string
     record: ProspectRecord | None = None
     if not request.ampsea:
@@ -173,7 +176,7 @@ def _upsert_latest_by_email(request: V5Call) -> Reply:
     if not isinstance(deleted_search, bool):
         raise w.fail(c.V5_ERR_INVALID_PROPERTY, "secondaryDeletedSearch must be a boolean")
     names = _answer_fields(request, body)
-    plan = v5_fields.plan(request.account, prospect)
+    plan = v5_fields.plan(request.account, prospect, null_clears=request.state.v5_null_clears)
     matches = _with_email(request, email)
     live = [r for r in matches if not r.get("is_archived")]
     deleted = [r for r in matches if r.get("is_archived")]

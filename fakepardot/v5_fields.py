@@ -15,7 +15,10 @@ Writes (fake's choices, v5 being "stricter typing" in Salesforce's words): a nam
 not a writable v5 field (a read-only one, an unknown one, a custom field the account
 lacks) is 400 code 180; a value of the wrong JSON type is 400 with the code v3/v4 use
 for that field (4 email, 50 boolean, 56 score, 38 campaignId, 61 prospectAccountId) or
-154 for a string field. ``null`` (or ``""``) clears a field; ``email`` cannot be cleared.
+154 for a string field. ``""`` clears a field; ``null`` clears it too unless the
+``v5_null_clears`` switch is off (UNCONFIRMED: v3/v4 clear by an empty value, RECORDED
+that null in v4's batch JSON leaves the value as it was; v5_switches.py); ``email``
+cannot be cleared.
 
 Never touches the network or the lock; raises V5Fail, renders plain dicts.
 """
@@ -193,11 +196,16 @@ def iso_timestamp(stored: str) -> str:
     return moment.replace(tzinfo=UTC).isoformat()
 
 
-def plan(account: Account, prospect: Mapping[str, Any]) -> WritePlan:
+def plan(account: Account, prospect: Mapping[str, Any], *, null_clears: bool = True) -> WritePlan:
     """Validate a v5 prospect body into the plan fields.apply_write applies; nothing is
-    applied unless every value passed."""
+    applied unless every value passed. With ``null_clears`` off (the ``v5_null_clears``
+    switch) a null leaves its field as it was, as null does in v4's batch JSON."""
     out = WritePlan()
     for name, value in prospect.items():
+        if value is None and not null_clears:
+            if name not in WRITABLE and custom_field_id(account, name) is None:
+                raise invalid_field(name)
+            continue
         field_id = custom_field_id(account, name)
         if field_id is not None:
             out.custom[field_id] = _custom_value(name, value)

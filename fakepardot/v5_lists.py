@@ -10,6 +10,12 @@ the account lacks: 400 code 55; no such prospect, or one in the recycle bin: 400
 (not emulated: another method on the collection is 405 code 60, a path below it 404
 code 2, where Pardot has read, query, update and delete).
 
+``GET /api/v5/objects/lists/<id>?fields=…`` — read a list (track checks that a mapping's
+lists exist before any write): 200 with the ``fields`` asked among ``id, name, title,
+description, isPublic, isDynamic, createdAt, updatedAt``; ``fields`` required (400 code
+13, as for every v5 read); a list the account lacks: 404 code 109 "The requested record
+was not found." (v5's answer for any record it does not have, PARDOT_API.md).
+
 Runs with the state lock held; never awaits.
 """
 
@@ -20,6 +26,7 @@ from typing import Any
 from fakepardot import constants as c
 from fakepardot import fields
 from fakepardot import v5_wire as w
+from fakepardot.engagement import list_record
 from fakepardot.model import V5Fail
 from fakepardot.v5_fields import iso_timestamp
 from fakepardot.wire import Reply
@@ -75,3 +82,36 @@ def _value(membership: dict[str, Any], name: str) -> Any:
     if name in ("createdAt", "updatedAt") and value is not None:
         return iso_timestamp(str(value))
     return value
+
+
+#: v5 name → the v3/v4 list record's key (engagement.list_record).
+LIST_FIELDS = {
+    "id": "id",
+    "name": "name",
+    "title": "title",
+    "description": "description",
+    "isPublic": "is_public",
+    "isDynamic": "is_dynamic",
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
+}
+
+
+def read(request: w.V5Call) -> Reply:
+    names = w.query_fields(request.call)
+    if names is None:
+        raise w.fail(c.ERR_PARAM_MISSING, "fields")
+    for name in names:
+        if name not in LIST_FIELDS:
+            raise w.fail(c.V5_ERR_INVALID_FIELD, name)
+    raw = request.call.segments[4]
+    if not raw.isdigit() or int(raw) not in request.account.lists:
+        raise w.fail(c.V5_ERR_RECORD_NOT_FOUND)
+    record = list_record(int(raw))
+    answer: dict[str, Any] = {}
+    for name in names:
+        value = record[LIST_FIELDS[name]]
+        if name in ("createdAt", "updatedAt"):
+            value = iso_timestamp(str(value))
+        answer[name] = value
+    return w.document(200, answer)

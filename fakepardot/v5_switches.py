@@ -36,6 +36,16 @@ means, which values it takes, and why its default is the default.
                                      request gives no ``limit`` (Pardot's default: 200;
                                      ``limit`` may ask for up to 1000). A small value makes
                                      paging testable with a handful of prospects.
+    v5_null_clears = True            whether ``null`` in a v5 write's prospect clears the
+                                     field: True (JSON's way to say "no value", and what
+                                     the service sends to clear one) | False (null leaves
+                                     the field as it was; ``""`` clears). UNCONFIRMED:
+                                     Salesforce's v5 pages say nothing; v3/v4 clear by an
+                                     empty value (pardot/api-docs, api-version-4/
+                                     prospects.md, "Updating Field Values": ``phone=``),
+                                     and null in v4's batch JSON "just leaves the old value
+                                     and does nothing" (grouparoo/grouparoo PR 1391, run
+                                     against a Pardot sandbox).
 
 Plain data and validation only: the handlers (v5.py, v5_query.py, v5_wire.py) read the
 values from the state, with its lock held.
@@ -60,6 +70,7 @@ DEFAULTS: Final[tuple[tuple[str, Any], ...]] = (
     ("v5_upsert_match", "last_activity"),
     ("v5_upsert_fields_required", False),
     ("v5_page_size", c.V5_DEFAULT_PAGE_SIZE),
+    ("v5_null_clears", True),
 )
 
 

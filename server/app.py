@@ -7,7 +7,8 @@ balancers stop sending), then ``server.stop(grace)`` lets in-flight calls finish
 the Pardot HTTP clients and the idempotency records close. Nothing here knows about
 Pardot beyond handing the configured connections to the servicer, and nothing here
 builds a store: :func:`open_state` chooses the state backend (``clients.state``) and
-the stores come from it.
+the stores come from it. Health also follows the state's own (``clients.state.health``):
+NOT_SERVING for both names while the state cannot be written, SERVING again once it can.
 
 The port is TLS (mutual TLS with a client CA) when ``[server.tls]`` is set, plaintext
 otherwise; ``[server.auth]`` adds caller authentication (``server.interceptors``).
@@ -28,6 +29,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from clients import auth as pardot_auth
 from clients.config.connection import ConnectionMisconfigured
 from clients.connections import PardotConnections
+from clients.state.health import StateHealth
 from clients.state.local import LocalState
 from clients.state.protocols import StateUnavailable
 from prospectsync.v1 import prospect_sync_pb2 as pb
@@ -49,6 +51,7 @@ log = structlog.get_logger("server.app")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["ProspectSync"].full_name
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 #: grpc.reflection.v1, which newer grpcurl, grpcui and Postman ask first; grpcio-reflection
 #: 1.85.1 serves only v1alpha (same messages, same field numbers: v1 is its promotion).
 REFLECTION_V1_SERVICE_NAME = "grpc.reflection.v1.ServerReflection"
@@ -76,6 +79,9 @@ class RunningServer:
     health: health.aio.HealthServicer
     connections: PardotConnections
     idempotency: Idempotency
+    state_health: StateHealth
+    #: :func:`follow_state_health`, until the server stops.
+    _following: asyncio.Task[None] | None = field(default=None, repr=False)
     _stopping: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def stop(self, grace: float | None = 5.0) -> None:
@@ -84,10 +90,13 @@ class RunningServer:
         await asyncio.shield(self._stopping)
 
     async def _shutdown(self, grace: float | None) -> None:
-        await self.health.enter_graceful_shutdown()
+        await self.health.enter_graceful_shutdown()  # from now on it stays NOT_SERVING
         try:
             await self.server.stop(grace)
         finally:
+            if self._following is not None:
+                self._following.cancel()
+            self.state_health.close()
             try:
                 await self.connections.aclose()
             finally:
@@ -136,7 +145,9 @@ async def start_server(
             setting = "--listen" if listen else "server.listen"
             problem = f"cannot listen on {address} (port in use, or not an address of this host)"
             raise ConfigError([f"{setting}: {problem}"]) from None
-        servicer = ProspectSyncServicer(connections, person_locks=state.person_locks())
+        servicer = ProspectSyncServicer(
+            connections, person_locks=state.person_locks(), state_health=state.health
+        )
         pb_grpc.add_ProspectSyncServicer_to_server(servicer, server)
         checks = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(checks, server)
@@ -150,6 +161,7 @@ async def start_server(
         raise
     for service in ("", SERVICE_NAME):
         await checks.set(service, SERVING)
+    following = asyncio.ensure_future(follow_state_health(state.health, checks))
     log.info(
         "server.started",
         listen=address,
@@ -160,8 +172,26 @@ async def start_server(
         caller_auth=config.server.auth is not None,
     )
     return RunningServer(
-        server=server, port=port, health=checks, connections=connections, idempotency=idempotency
+        server=server,
+        port=port,
+        health=checks,
+        connections=connections,
+        idempotency=idempotency,
+        state_health=state.health,
+        _following=following,
     )
+
+
+async def follow_state_health(state_health: StateHealth, checks: health.aio.HealthServicer) -> None:
+    """Both health names NOT_SERVING while the state cannot be written, SERVING again
+    once it can: a load balancer then sends the calls to a replica that can remember
+    what it writes. After ``enter_graceful_shutdown`` the checks ignore this."""
+    async for writable in state_health.changes():
+        status = SERVING if writable else NOT_SERVING
+        for service in ("", SERVICE_NAME):
+            await checks.set(service, status)
+        if not writable:
+            log.warning("server.not_serving", because="state_unwritable")
 
 
 def enable_reflection(server: grpc.aio.Server, service_names: tuple[str, ...]) -> None:
@@ -235,7 +265,9 @@ def _tls_mode(tls: TlsConfig | None) -> str:
 def open_state(config: ServiceConfig) -> LocalState:
     """The state backend (``clients.state``): the one place it is chosen. Today always
     the embedded one, SQLite files under ``server.state_dir`` and locks in this
-    process; it opens each store when asked for it."""
+    process; it opens each store when asked for it, and its ``health`` (probing the
+    folder while a write has failed) is what the servicer and the health service
+    follow."""
     return LocalState(config.server.state_dir)
 
 

@@ -42,6 +42,7 @@ from clients.config.schema import (
     Setting,
     at_least,
     between,
+    http_url,
     more_than,
     not_negative,
     one_of,
@@ -91,6 +92,28 @@ def listen_problem(listen: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``[server.metrics]``: Prometheus metrics on a side HTTP port (``server.metrics``);
+    absent, no port is opened."""
+
+    listen: str = "127.0.0.1:9464"
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    """``[server.tracing]``: OpenTelemetry spans sent to an OTLP/gRPC collector
+    (``server.tracing``); absent, no span is recorded."""
+
+    otlp_endpoint: str
+    service_name: str = "prospectsync"
+    sample_ratio: float = 1.0
+
+
+_METRICS_KEYS = ("listen",)
+_TRACING_KEYS = ("otlp_endpoint", "service_name", "sample_ratio")
+
+
 #: 1 KiB is smaller than any useful request; gRPC's own limit is a signed 32-bit int.
 _MESSAGE_BYTES_RANGE = (1024, 2**31 - 1)
 
@@ -133,12 +156,14 @@ class ServerConfig:
         rule=between(*_MESSAGE_BYTES_RANGE, "bytes"),
         doc="the largest request gRPC accepts; a larger one is refused before it is decoded",
     )
-    # Each call in progress costs ~30 KB in gRPC: refusing more at once beats holding memory.
+    # Each event in progress costs ~30 KB: refusing more at once beats holding memory. A
+    # BatchSync item holds what a unary call holds, so it counts as one (issue 12).
     max_in_flight: int = setting(
         2000,
         rule=at_least(1),
-        doc="ProspectSync calls in progress at once; more get RESOURCE_EXHAUSTED "
-        "`SERVER_BUSY` at once",
+        doc="events in progress at once (a unary call counts 1, a BatchSync 1 per item); "
+        "more get RESOURCE_EXHAUSTED `SERVER_BUSY` at once, and a BatchSync of more items "
+        "than this FAILED_PRECONDITION",
     )
     tls: TlsConfig | None = setting(
         None,
@@ -149,6 +174,17 @@ class ServerConfig:
         None,
         doc="optional table `[server.auth]`: one of `tokens`, `tokens_env`, `tokens_file`; "
         "callers then send `authorization: Bearer <token>` (health stays open)",
+    )
+    metrics: MetricsConfig | None = setting(
+        None,
+        doc="optional table `[server.metrics]`: `listen` (`HOST:PORT`, e.g. "
+        '`"127.0.0.1:9464"`) serves Prometheus metrics over HTTP (docs/operations.md)',
+    )
+    tracing: TracingConfig | None = setting(
+        None,
+        doc="optional table `[server.tracing]`: `otlp_endpoint` (OTLP/gRPC, "
+        '`"http://127.0.0.1:4317"`), `service_name`, `sample_ratio` (0 to 1, default 1); '
+        "a span per RPC and per Pardot request (docs/operations.md)",
     )
 
 
@@ -267,7 +303,12 @@ class _Parser:
     def _server(self, table: Mapping[str, Any]) -> ServerConfig:
         self._unknown_keys("server", table, _SERVER_KEYS)
         # The settings whose value is a table of its own, each with its reader.
-        subtables = {"tls": self._tls, "auth": self._caller_auth}
+        subtables = {
+            "tls": self._tls,
+            "auth": self._caller_auth,
+            "metrics": self._metrics,
+            "tracing": self._tracing,
+        }
         values: dict[str, Any] = {}
         unread: set[str] = set()
         for name, declared in SERVER_SETTINGS.items():
@@ -408,6 +449,45 @@ class _Parser:
                     "(e.g. the output of `openssl rand -hex 32`)",
                 )
         return CallerAuthConfig(tokens=tuple(dict.fromkeys(tokens)))
+
+    def _metrics(self, table: Mapping[str, Any]) -> MetricsConfig | None:
+        self._unknown_keys("server.metrics", table, _METRICS_KEYS)
+        if "listen" not in table:
+            self.problem("server.metrics.listen", 'is required, e.g. "127.0.0.1:9464"')
+            return None
+        listen = self._typed(table, "listen", str, "server.metrics.listen")
+        if listen is None:
+            return None
+        if problem := listen_problem(listen):
+            self.problem("server.metrics.listen", problem)
+            return None
+        return MetricsConfig(listen=listen)
+
+    def _tracing(self, table: Mapping[str, Any]) -> TracingConfig | None:
+        self._unknown_keys("server.tracing", table, _TRACING_KEYS)
+        if "otlp_endpoint" not in table:
+            self.problem(
+                "server.tracing.otlp_endpoint", 'is required, e.g. "http://127.0.0.1:4317"'
+            )
+            return None
+        endpoint = self._typed(table, "otlp_endpoint", str, "server.tracing.otlp_endpoint")
+        if endpoint is not None and (problem := http_url(endpoint)):
+            self.problem("server.tracing.otlp_endpoint", problem)
+            endpoint = None
+        values: dict[str, Any] = {}
+        if "service_name" in table:
+            name = self._typed(table, "service_name", str, "server.tracing.service_name")
+            if name == "":
+                self.problem("server.tracing.service_name", "must not be empty")
+            elif name is not None:
+                values["service_name"] = name
+        if "sample_ratio" in table:
+            ratio = self._number(table, "sample_ratio", "server.tracing.sample_ratio")
+            if ratio is not None and not 0 <= ratio <= 1:
+                self.problem("server.tracing.sample_ratio", "must be from 0 to 1")
+            elif ratio is not None:
+                values["sample_ratio"] = ratio
+        return None if endpoint is None else TracingConfig(otlp_endpoint=endpoint, **values)
 
     # --- [connections.<name>] -------------------------------------------------------
 

@@ -1,9 +1,13 @@
 """Protobuf ↔ plain model values, at the edge of the server.
 
-Strategies and the Pardot client work on ``strategies.core.model`` / ``strategies.core.model``
-values and never see generated code; this module is the only translation. It never
-decides anything about Pardot (no defaults beyond the connection's, no validation
-beyond what the proto's types cannot say).
+Strategies and the Pardot client work on ``strategies.core.model`` values and never see
+generated code; this module is the only translation. It never decides anything about
+Pardot (no defaults beyond the connection's), and it checks what the proto's types cannot
+say, before anything else sees the request: every string's length (the limits of
+``strategies.validation``, listed in the proto's comments; issue 12, item 6) — so an
+oversized ``user_id`` or event name is refused before it is logged, locked on, stored or
+sent — NaN and Infinity in a Struct, and a Timestamp outside protobuf's range (year 1 to
+9999, nanos 0 to 999,999,999: INVALID_ARGUMENT naming the field, not a crash; item 14).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from google.protobuf import struct_pb2
 from clients.config import ConnectionConfig
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from server.snippet import Snippet
-from strategies.core.errors import InvalidArgument
+from strategies.core.errors import InvalidArgument, quoted
 from strategies.core.model import (
     CallRecord,
     Event,
@@ -29,11 +33,27 @@ from strategies.core.model import (
     TrackMapping,
     TrackResult,
 )
+from strategies.validation import (
+    MAX_EVENT_NAME_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_KEY_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_VALUE_BYTES,
+    check_length,
+    check_message_id,
+)
 
 DEFAULT_CONNECTION = "default"
 
 #: Doubles above this are not exact integers, so they stay floats.
 _MAX_EXACT_INT = 2**53
+#: A string of more characters than this may be over MAX_VALUE_BYTES in UTF-8 (4 bytes a
+#: character at most): only those are encoded to be measured.
+_MAX_SAFE_CHARS = MAX_VALUE_BYTES // 4
+#: protobuf's Timestamp range (timestamp.proto): 0001-01-01T00:00:00Z to
+#: 9999-12-31T23:59:59.999999999Z.
+_TIMESTAMP_SECONDS = range(-62_135_596_800, 253_402_300_800)
+_TIMESTAMP_NANOS = range(1_000_000_000)
 
 _API_VERSIONS = {pb.API_VERSION_3: 3, pb.API_VERSION_4: 4, pb.API_VERSION_5: 5}
 
@@ -43,6 +63,7 @@ _OUTCOMES = {outcome: pb.Outcome.Value(f"OUTCOME_{outcome.name}") for outcome in
 
 
 def event_from_identify(request: pb.IdentifyRequest) -> Event:
+    _check_identifiers(request)
     return Event(
         kind="identify",
         message_id=request.message_id,
@@ -58,6 +79,8 @@ def event_from_identify(request: pb.IdentifyRequest) -> Event:
 
 def event_from_track(request: pb.TrackRequest) -> Event:
     """A track call identifies its person by ``context.traits`` (Segment's convention)."""
+    _check_identifiers(request)
+    check_length(request.event, "event", MAX_EVENT_NAME_LENGTH)
     context = _struct(request, "context")
     traits = context.get("traits")
     return Event(
@@ -77,7 +100,18 @@ def event_from_track(request: pb.TrackRequest) -> Event:
 
 def connection_name(settings: pb.PardotSettings) -> str:
     """The configured connection a request asks for; "" means "default"."""
-    return settings.connection or DEFAULT_CONNECTION
+    return check_length(settings.connection, "settings.connection", MAX_NAME_LENGTH) or (
+        DEFAULT_CONNECTION
+    )
+
+
+def _check_identifiers(request: pb.IdentifyRequest | pb.TrackRequest) -> None:
+    """The identifiers' lengths, before any of them is logged, locked on or stored."""
+    check_message_id(request.message_id)
+    check_length(request.user_id, "user_id", MAX_ID_LENGTH)
+    check_length(request.anonymous_id, "anonymous_id", MAX_ID_LENGTH)
+    check_length(request.pardot.id, "pardot.id", MAX_ID_LENGTH)
+    check_length(request.pardot.fid, "pardot.fid", MAX_ID_LENGTH)
 
 
 def settings_from_proto(settings: pb.PardotSettings, connection: ConnectionConfig) -> Settings:
@@ -93,6 +127,7 @@ def settings_from_proto(settings: pb.PardotSettings, connection: ConnectionConfi
             f"API_VERSION_5, or leave it unspecified for connection {connection.name!r}'s "
             f"API v{connection.api_version}",
         )
+    _check_settings(settings)
     return Settings(
         connection=connection.name,
         api_version=api_version,
@@ -113,6 +148,32 @@ def settings_from_proto(settings: pb.PardotSettings, connection: ConnectionConfi
             else True
         ),
     )
+
+
+def _check_settings(settings: pb.PardotSettings) -> None:
+    """The lengths of the settings' strings (``connection``: :func:`connection_name`)."""
+    for name in ("lookup_field", "campaign_id", "strategy", "account_id"):
+        check_length(getattr(settings, name), f"settings.{name}", MAX_NAME_LENGTH)
+    for event, mapping in settings.track_mappings.items():
+        if len(event) > MAX_EVENT_NAME_LENGTH:
+            raise InvalidArgument(
+                "settings.track_mappings",
+                f"has an event named {quoted(event)}: event names are at most "
+                f"{MAX_EVENT_NAME_LENGTH} characters",
+            )
+        where = f"settings.track_mappings[{quoted(event)}]"
+        for prop, pardot_field in mapping.fields.items():
+            if len(prop) > MAX_KEY_LENGTH:
+                raise InvalidArgument(
+                    f"{where}.fields",
+                    f"maps a property named {quoted(prop)}: property paths are at most "
+                    f"{MAX_KEY_LENGTH} characters",
+                )
+            check_length(pardot_field, f"{where}.fields[{quoted(prop)}]", MAX_NAME_LENGTH)
+        if mapping.HasField("external_activity"):
+            for part in ("extension", "type"):
+                value = getattr(mapping.external_activity, part)
+                check_length(value, f"{where}.external_activity.{part}", MAX_NAME_LENGTH)
 
 
 def identify_response(
@@ -195,24 +256,50 @@ def pardot_call(call: CallRecord) -> pb.PardotCall:
     return message
 
 
+class OversizedEntry(ValueError):
+    """A Struct entry over its limit: ``path`` leads to it from the Struct (filled in on
+    the way out, so the walk of a good Struct pays nothing for it), ``description``
+    completes "<field> …"."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+        self.path: list[str] = []
+
+
 def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
     """A Struct as plain JSON values. A Struct only has doubles, so whole numbers are
     turned back into ints: ``{"employees": 50}`` must reach Pardot as "50", not "50.0".
     NaN and Infinity are a ValueError, as json_format.MessageToDict makes them (no JSON
-    holds them).
+    holds them); a name over ``MAX_KEY_LENGTH`` characters or a string over
+    ``MAX_VALUE_BYTES`` (UTF-8) is an :class:`OversizedEntry`, at any depth.
 
     Walked here rather than through ``json_format.MessageToDict`` and a second pass for
     the ints: that generic printer was most of an Identify's conversion cost, and these
     five value kinds are all a Struct can hold.
     """
     fields = struct.fields
-    return {key: _plain(fields[key]) for key in fields}  # .items() is the slow Mapping mixin
+    plain: dict[str, Any] = {}
+    for key in fields:  # .items() is the slow Mapping mixin
+        if len(key) > MAX_KEY_LENGTH:
+            raise OversizedEntry(
+                f"has an entry named {quoted(key)}: names are at most {MAX_KEY_LENGTH} characters"
+            )
+        try:
+            plain[key] = _plain(fields[key])
+        except OversizedEntry as oversized:
+            oversized.path.insert(0, key)
+            raise
+    return plain
 
 
 def _plain(value: struct_pb2.Value) -> Any:
     kind = value.WhichOneof("kind")
     if kind == "string_value":
-        return value.string_value
+        text = value.string_value
+        if len(text) > _MAX_SAFE_CHARS and len(text.encode()) > MAX_VALUE_BYTES:
+            raise OversizedEntry(f"is longer than {MAX_VALUE_BYTES} bytes (UTF-8)")
+        return text
     if kind == "number_value":
         number = value.number_value
         if not math.isfinite(number):
@@ -223,7 +310,14 @@ def _plain(value: struct_pb2.Value) -> Any:
     if kind == "struct_value":
         return struct_to_dict(value.struct_value)
     if kind == "list_value":
-        return [_plain(item) for item in value.list_value.values]
+        items = []
+        for index, item in enumerate(value.list_value.values):
+            try:
+                items.append(_plain(item))
+            except OversizedEntry as oversized:
+                oversized.path.insert(0, f"[{index}]")
+                raise
+        return items
     return None  # null_value, or a Value with no kind set (JSON null, as json_format says)
 
 
@@ -232,6 +326,8 @@ def _struct(message: Any, name: str) -> dict[str, Any]:
         return {}
     try:
         return struct_to_dict(getattr(message, name))
+    except OversizedEntry as oversized:
+        raise InvalidArgument(_entry_path(name, oversized.path), oversized.description) from None
     except ValueError:
         # NaN and Infinity: no JSON (nor Pardot field) holds them.
         raise InvalidArgument(
@@ -239,8 +335,25 @@ def _struct(message: Any, name: str) -> dict[str, Any]:
         ) from None
 
 
+def _entry_path(name: str, path: list[str]) -> str:
+    """``context`` + ["page", "url"] → ``context.page.url``; list indexes as ``tags[2]``."""
+    return name + "".join(part if part.startswith("[") else f".{part}" for part in path)
+
+
 def _timestamp(request: pb.IdentifyRequest | pb.TrackRequest) -> datetime | None:
-    return request.timestamp.ToDatetime(tzinfo=UTC) if request.HasField("timestamp") else None
+    """The event's time; out of protobuf's range (which Python's datetime cannot hold
+    either: a client in another language can send one) is INVALID_ARGUMENT."""
+    if not request.HasField("timestamp"):
+        return None
+    when = request.timestamp
+    if when.seconds not in _TIMESTAMP_SECONDS or when.nanos not in _TIMESTAMP_NANOS:
+        raise InvalidArgument(
+            "timestamp",
+            f"is out of range (seconds {when.seconds}, nanos {when.nanos}): a Timestamp runs "
+            "from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z, nanos from 0 to "
+            "999,999,999",
+        )
+    return when.ToDatetime(tzinfo=UTC)
 
 
 def _track_mapping(mapping: pb.TrackMapping) -> TrackMapping:

@@ -8,6 +8,15 @@ message_id): the same message_id sent to two connections is two deliveries.
 
 - Only successes are remembered. A failure is not a result: the caller (or its stub's
   retry) must be able to send the message again and have it applied.
+- The intent is durable before the first Pardot write (issue 12, item 2): before the
+  call runs, the message is marked in progress and the mark committed
+  (``ResponseRecords.begin``); if that cannot be written the call fails with
+  ``StateUnwritable`` (UNAVAILABLE) and nothing reaches Pardot. A success replaces the
+  mark with the response; a failure, a cancellation or a crash leaves it, so the next
+  attempt of the message — in this process or the next one after a restart — is told
+  when the earlier one began (``clients.state.attempts.earlier_attempt``, read by the
+  gateway for the strategies): it may have written, so the strategy resolves by
+  reading, never by a blind second create (CreateV4's rule is in its docstring).
 - Concurrent duplicates wait for the first one (single flight, in this process). When
   the first one fails or is cancelled, one waiter runs the call itself, and so on.
 - A dry run is outside idempotency: it is neither stored nor answered from the store.
@@ -22,8 +31,9 @@ message_id): the same message_id sent to two connections is two deliveries.
 
 The records live behind ``clients.state.protocols.ResponseRecords`` (today SQLite under
 ``server.state_dir``, ``clients.state.responses``: they survive a restart, expire after
-``server.idempotency_window_s`` and share commits). A call answers only once its record
-is committed, so a crash loses no record of an answered call. The single flight is per
+``server.idempotency_window_s`` of time that passed — a step of the wall clock changes
+nothing, ``clients.state.clock`` — and share commits). A call answers only once its
+record is committed, so a crash loses no record of an answered call. The single flight is per
 process; processes share the records as far as the backend does (SQLite: those on one
 ``state_dir``).
 
@@ -43,6 +53,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
+from clients.state.attempts import attempt_of
 from clients.state.protocols import IdempotencyKey, ResponseRecords
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from server.convert import connection_name
@@ -112,7 +123,9 @@ class Idempotency:
             await running.wait()  # then look again: stored, or the first one failed
         done = self._in_flight[key] = asyncio.Event()
         try:
-            response = await respond()
+            began = await self.store.begin(key)  # durable before anything is sent
+            with attempt_of(began):
+                response = await respond()
         except BaseException:
             self._finished(key, done)
             raise

@@ -6,9 +6,10 @@ Four interceptors, outermost first (``server.app`` installs them in this order):
   the guarantee that no exception reaches a caller as a trace — a ProspectSyncError is
   reported through ``server.status``, a request that cannot be decoded is
   INVALID_ARGUMENT, anything else INTERNAL with an id to find it in the log.
-- :class:`AdmissionInterceptor`: at most ``server.max_in_flight`` ProspectSync calls in
-  progress; beyond, RESOURCE_EXHAUSTED with RetryInfo at once (documented backpressure)
-  instead of memory that grows with the burst. Health is never refused.
+- :class:`AdmissionInterceptor`: at most ``server.max_in_flight`` units of work in
+  progress, a unary call one unit and a BatchSync one per item; beyond, RESOURCE_EXHAUSTED
+  with RetryInfo at once (documented backpressure) instead of memory that grows with the
+  burst. Health is never refused.
 - :class:`CallerAuthInterceptor` (when ``[server.auth]`` is configured): a bearer token
   in the ``authorization`` metadata, or UNAUTHENTICATED. Health stays open (probes and
   load balancers carry no token); reflection needs a token like the service, since it
@@ -34,10 +35,11 @@ import grpc
 import structlog
 from google.protobuf.message import DecodeError
 
+from prospectsync.v1 import prospect_sync_pb2 as pb
 from server.idempotency import Idempotency, serving_items
 from server.logging import enabled_for
 from server.status import abort_with
-from strategies.core.errors import ProspectSyncError, Reason
+from strategies.core.errors import FailedPrecondition, ProspectSyncError, Reason
 
 log = structlog.get_logger("server.rpc")
 
@@ -61,7 +63,7 @@ class Unauthenticated(ProspectSyncError):
 
 
 class ServerBusy(ProspectSyncError):
-    """More calls are in progress than ``server.max_in_flight`` allows."""
+    """The work in progress leaves no room under ``server.max_in_flight`` for this call."""
 
     default_reason = Reason.SERVER_BUSY
 
@@ -223,15 +225,25 @@ def _guarded(method: str, behavior: UnaryBehavior) -> UnaryBehavior:
 
 
 class AdmissionInterceptor(grpc.aio.ServerInterceptor):
-    """Counts the calls in progress and refuses the ones past the cap before they cost
-    anything: a burst of thousands gets a prompt "retry in a second" for its excess,
-    and the calls admitted keep their latency and the process its memory."""
+    """Counts the work in progress and refuses what does not fit under the cap before it
+    costs anything: a burst of thousands gets a prompt "retry in a second" for its
+    excess, and the work admitted keeps its latency and the process its memory.
+
+    The unit is an event, not a call (:func:`units_of`): a unary call takes one unit, a
+    BatchSync one per item, since each item holds about what a unary call holds (its
+    task, its gateway, its Pardot answer). Counting calls let 120 BatchSync of 1,000
+    items in at once, 120,000 events and 516 MB, under a cap meant for 2,000. A call is
+    admitted whole or not at all: admitting part of a batch would answer the rest with
+    an error per item, which a caller cannot tell from Pardot's. A BatchSync larger
+    than the whole cap could never be admitted, so it is FAILED_PRECONDITION (retrying
+    cannot help) naming the setting, not SERVER_BUSY."""
 
     #: What a refused caller is told to wait: about one batch round trip at Pardot.
     RETRY_AFTER_S = 1.0
 
     def __init__(self, max_in_flight: int) -> None:
         self._max = max_in_flight
+        #: Units in progress now (a unary call 1, a BatchSync its item count).
         self.in_flight = 0
         self._wrapped = _WrappedOncePerMethod(self._admitting)
 
@@ -251,19 +263,40 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
         behavior = _unary_behavior(handler)
 
         async def admitted(request: Any, context: Context) -> Any:
-            if self.in_flight >= self._max:
-                raise ServerBusy(
-                    f"{self._max} calls are in progress, the most this server takes at once "
-                    "(server.max_in_flight): retry after the delay",
-                    retry_after=self.RETRY_AFTER_S,
-                )
-            self.in_flight += 1
+            units = units_of(request)
+            self._refuse_unless_fits(units)
+            self.in_flight += units
             try:
                 return await behavior(request, context)
             finally:
-                self.in_flight -= 1
+                self.in_flight -= units
 
         return _unary(handler, admitted)
+
+    def _refuse_unless_fits(self, units: int) -> None:
+        if units > self._max:
+            raise FailedPrecondition(
+                f"items: this BatchSync holds {units:,} items, more than this server takes "
+                f"in progress at once (server.max_in_flight = {self._max:,}, counted in "
+                f"items): send at most {self._max:,} items per call, or raise "
+                "server.max_in_flight where memory allows"
+            )
+        if self.in_flight + units > self._max:
+            what = "1 call" if units == 1 else f"{units:,} items"
+            raise ServerBusy(
+                f"{self.in_flight:,} of the {self._max:,} units this server takes at once "
+                f"(server.max_in_flight; a call is 1, a BatchSync item 1) are in progress, "
+                f"no room for {what}: retry after the delay",
+                retry_after=self.RETRY_AFTER_S,
+            )
+
+
+def units_of(request: Any) -> int:
+    """The admission units ``request`` takes: a BatchSync's item count (at least 1, an
+    empty batch is refused by the servicer), any other request 1."""
+    if isinstance(request, pb.BatchSyncRequest):
+        return max(1, len(request.items))
+    return 1
 
 
 class CallerAuthInterceptor(grpc.aio.ServerInterceptor):

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 import structlog
 
+from clients.state.health import StateHealth
 from clients.state.protocols import PersonLocks
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
@@ -102,12 +103,15 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
         connections: PardotConnections,
         *,
         person_locks: PersonLocks,
+        state_health: StateHealth,
         registry: Registry = REGISTRY,
     ) -> None:
         self._connections = connections
         self._registry = registry
         #: One call at a time per person (``_resolve``), from the state backend.
         self._person_locks = person_locks
+        #: Whether the state backend can be written now (``_refuse_while_unwritable``).
+        self._state_health = state_health
 
     async def Identify(
         self,
@@ -220,6 +224,7 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
 
     async def _identify(self, event: Event, rpc: _Rpc) -> pb.IdentifyResponse:
         strategy = self._pick(event, rpc.settings)
+        self._refuse_while_unwritable(rpc.settings)
         gateway = rpc.open_gateway()
         result = await self._resolve(strategy, event, rpc.settings, gateway)
         bind(outcome=result.outcome.name, pardot_calls=len(gateway.calls))
@@ -235,6 +240,7 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
             )
         who = identity_event(event, rpc.settings)
         strategy = self._pick(who, rpc.settings)
+        self._refuse_while_unwritable(rpc.settings)
         gateway = rpc.open_gateway()
 
         def resolve(through: Gateway) -> Awaitable[SyncResult]:
@@ -284,6 +290,19 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
             if "err_code" in error.metadata:
                 bind(err_code=error.metadata["err_code"])
             raise
+
+    def _refuse_while_unwritable(self, settings: Settings) -> None:
+        """StateUnwritable, before the strategy runs, while the state cannot be written.
+
+        Here rather than in an interceptor: this is the last point before a call's first
+        Pardot request, and the first where it is known to need state at all. A replay
+        of a stored message_id (answered by the interceptor from the records, no write)
+        and a GetTrackingSnippet (no state) are still served; a dry run writes no state
+        and is served too; a BatchSync item is refused as its unary call would be, in
+        its own result; and a mistake in the request (INVALID_ARGUMENT, an unknown
+        connection) is still reported as such, which a retry would not mend."""
+        if not settings.dry_run:
+            self._state_health.check()
 
     def _pick(self, event: Event, settings: Settings) -> Strategy:
         strategy = self._registry.pick(event, settings)

@@ -30,7 +30,13 @@ from clients.config import ConnectionConfig
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import InvalidArgument
 from strategies.core.model import Settings
-from strategies.validation import CAMPAIGN_ID, check_campaign_id, check_email
+from strategies.validation import (
+    CAMPAIGN_ID,
+    MAX_URL_LENGTH,
+    check_campaign_id,
+    check_email,
+    check_length,
+)
 
 log = structlog.get_logger("server.snippet")
 
@@ -76,6 +82,7 @@ def render_snippet(
     # The configuration schema (clients.config) refused any other scheme or a negative
     # offset at start.
     scheme, offset = connection.tracker_scheme, connection.snippet_campaign_offset
+    check_length(page_url, "page_url", MAX_URL_LENGTH)
     account_id = _account_id(settings.account_id)
     warnings: list[str] = []
     campaign_id, source = _campaign(page_url, settings, warnings)

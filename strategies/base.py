@@ -12,10 +12,12 @@ holds both to it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from datetime import datetime, timedelta, tzinfo
 from typing import ClassVar, Literal, NamedTuple, Protocol
 
 from strategies.core.errors import FailedPrecondition, Reason
 from strategies.core.model import Event, Fields, Prospect, Settings, SyncResult
+from strategies.core.pardot_facts import TIMESTAMP_FORMAT
 
 
 class IdentityView(Protocol):
@@ -58,6 +60,37 @@ class ProspectKey(NamedTuple):
     custom_fields: tuple[str, ...] = ()
 
 
+class EarlierAttempt(NamedTuple):
+    """An earlier attempt of the running call's message began at ``began_at`` and got
+    no answer (its process died, or the call failed), so it may have written: a
+    strategy that would create resolves by reading first (issue 12, item 2).
+    ``pardot_zone``: the zone Pardot writes ``created_at`` in (the account's)."""
+
+    began_at: datetime
+    pardot_zone: tzinfo
+
+    def created_since(self, prospect: Prospect, *, allowance_s: float) -> bool:
+        """Whether Pardot says ``prospect`` was created no earlier than ``allowance_s``
+        before the earlier attempt began. v3/v4 write ``YYYY-MM-DD HH:MM:SS`` in the
+        account's zone (to the second), v5 ISO-8601 with an offset; a prospect without
+        a readable ``created_at`` was not (it cannot be told to be new)."""
+        written = prospect.get("created_at")
+        if not isinstance(written, str) or not written:
+            return False
+        try:
+            created = datetime.strptime(written, TIMESTAMP_FORMAT).replace(tzinfo=self.pardot_zone)
+        except ValueError:
+            try:
+                created = datetime.fromisoformat(written)
+            except ValueError:
+                return False
+            if created.tzinfo is None:
+                created = created.replace(tzinfo=self.pardot_zone)
+        # Pardot stamps to the second: the second the attempt began counts as after it.
+        since = self.began_at.replace(microsecond=0) - timedelta(seconds=allowance_s)
+        return created >= since
+
+
 class Gateway(ABC):
     """What a strategy may ask of one Pardot connection, for one request.
 
@@ -83,6 +116,8 @@ class Gateway(ABC):
     api_version: int
     #: What earlier calls learned: (namespace, key) → prospect id, for this connection.
     identity: IdentityView
+    #: Set when an earlier attempt of this call's message may have written already.
+    earlier_attempt: EarlierAttempt | None = None
 
     # --- the two primitives ---------------------------------------------------------
 

@@ -2,8 +2,19 @@
 
 The mapping is a table, not an if-cascade (STYLE.md): each Pardot field lists the trait
 paths that feed it, first non-empty wins, so adding a field is one line and the table is
-the documentation. Every other trait whose name is a valid Pardot field id passes
-through as a custom field. Nothing here calls Pardot or decides identity.
+the documentation. Every other trait whose name is a valid Pardot field id, and not a
+parameter Pardot reads from the request (``format``, ``api_key``, ``prospects``, …),
+passes through as a custom field. Nothing here calls Pardot or decides identity.
+
+A trait set to null clears its Pardot field, as Segment's users expect (``phone: null``
+empties the phone): the field is sent empty, which is how Pardot clears a value
+(pardot/api-docs, docs/kb/api-version-4/prospects.md, "Updating Field Values": "To clear
+a value, submit ... a parameter with no specified value, such as ``phone=``"; v5 gets
+``null``, ``clients.wire.v5``). For a standard field the null must be at a path of the
+table (``address: {city: null}`` clears the city; ``address: null`` leaves the address
+as it is) and no other source of the field may hold a value (``first_name: null,
+firstName: "Tom"`` sets Tom). The email is never cleared: it identifies the prospect and
+Pardot declines a write that clears a required field.
 """
 
 from __future__ import annotations
@@ -58,6 +69,10 @@ CONSUMED_TRAITS: frozenset[str] = frozenset(
 )
 
 
+#: Fields a null trait leaves alone: the email identifies the prospect (and is required).
+_NEVER_CLEARED = frozenset({"email"})
+
+
 @dataclass
 class MappedFields:
     fields: dict[str, str] = field(default_factory=dict)
@@ -69,14 +84,21 @@ def prospect_fields(traits: Mapping[str, Any], *, path: str = "traits") -> Mappe
     check_trait_count(traits, path)
     mapped = MappedFields()
     for pardot_field, sources in _SOURCE_PATHS.items():
+        cleared = False
         for source in sources:
             if source[0] not in traits:
                 continue  # most sources are absent: the one cheap test says so
             value = _at(traits, source)
-            if value is None or isinstance(value, dict):
+            if value is None:
+                cleared = cleared or _null_at(traits, source)
+                continue
+            if isinstance(value, dict):
                 continue  # an object at a scalar path (company: {...}) → the next source
             mapped.fields[pardot_field] = format_value(value, f"{path}.{'.'.join(source)}")
             break
+        else:
+            if cleared and pardot_field not in _NEVER_CLEARED:
+                mapped.fields[pardot_field] = ""  # empty clears the field in Pardot
     email = mapped.fields.get("email")
     if email and email.strip():  # every write that carries an email: Pardot's rule first
         mapped.fields["email"] = check_email(email, f"{path}.email")
@@ -122,6 +144,17 @@ def _split_name(traits: Mapping[str, Any], fields: dict[str, str]) -> None:
         fields["first_name"] = first
     if "last_name" not in fields and last.strip():
         fields["last_name"] = last.strip()
+
+
+def _null_at(traits: Mapping[str, Any], path: tuple[str, ...]) -> bool:
+    """Whether the traits hold an explicit null at ``path`` itself (not a null object
+    above it, nor a missing key)."""
+    value: Any = traits
+    for part in path:
+        if not isinstance(value, Mapping) or part not in value:
+            return False
+        value = value[part]
+    return value is None
 
 
 def _at(traits: Mapping[str, Any], path: tuple[str, ...]) -> Any:

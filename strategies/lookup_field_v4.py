@@ -9,7 +9,7 @@ from strategies.core.model import EMAIL, Event, Prospect, Settings, SyncResult, 
 from strategies.core.pardot_facts import ERR_PROSPECT_GONE
 from strategies.fields import format_value, prospect_fields
 from strategies.registry import REGISTRY
-from strategies.validation import check_campaign_id, check_field_id, require_email
+from strategies.validation import check_campaign_id, check_field_id, lookup_text, require_email
 
 
 @REGISTRY.register(name="LookupFieldV4", priority=70)
@@ -26,6 +26,12 @@ class LookupFieldV4(Strategy):
     On API v5 the same decisions run through v5's operations (PATCH by id, a query by
     email that returns the lookup field, create). v5 reads may trail writes by up to
     60 s, so a prospect created moments ago is found by the identity map, not a read.
+
+    The lookup value is trimmed of surrounding whitespace before anything (issue 12,
+    item 13: " X" and "X" made two prospects): it is matched, remembered and written to
+    Pardot trimmed, and a value Pardot holds is compared trimmed too, so a prospect
+    written with " X" before is still found by "X". Whitespace inside the value counts;
+    a value of only whitespace is missing; at most 255 characters (a text field).
     """
 
     def matches(self, event: Event, settings: Settings) -> bool:
@@ -39,11 +45,11 @@ class LookupFieldV4(Strategy):
         """The value to match; raises InvalidArgument naming where it should be."""
         field = f"{event.traits_path}.{settings.lookup_field}"
         raw = event.traits.get(settings.lookup_field)
-        if raw is None or raw == "":
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
             raise InvalidArgument(
                 field, f"is required: settings.lookup_field names it ({self.name})"
             )
-        return format_value(raw, field)
+        return lookup_text(format_value(raw, field), field)
 
     def identity_key(self, event: Event, settings: Settings) -> str | None:
         try:
@@ -108,10 +114,14 @@ class LookupFieldV4(Strategy):
 
 
 def holding(prospects: list[Prospect], lookup_field: str, value: str) -> Prospect | None:
-    """The prospect whose lookup field holds ``value``; the oldest if several do. The
-    backfill tool decides "holds this value" with this same function."""
+    """The prospect whose lookup field holds ``value`` (compared trimmed, as lookup
+    values are); the oldest if several do. The backfill tool decides "holds this value"
+    with this same function."""
+    wanted = value.strip()
     holders = [
-        p for p in prospects if p.id is not None and field_text(p.get(lookup_field)) == value
+        p
+        for p in prospects
+        if p.id is not None and field_text(p.get(lookup_field)).strip() == wanted
     ]
     return min(holders, key=lambda p: p.id or 0) if holders else None
 

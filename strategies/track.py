@@ -9,7 +9,12 @@ says what the event does: mapped properties written to prospect fields, list
 memberships added, an external activity recorded.
 
 Everything a mapping asks for is checked by :func:`plan_track` before any Pardot call,
-so a bad mapping is INVALID_ARGUMENT with nothing half-done. Like a strategy, this
+so a bad mapping is INVALID_ARGUMENT with nothing half-done; then, before the prospect
+is written, :func:`run_track` asks the gateway whether the account has the mapping's
+lists (a list read, remembered per connection) and whether Pardot refused its external
+activity type lately, so that an unknown list or a refused type fails with nothing
+written. (Pardot cannot be asked which activity types exist: the first refusal of a
+type still comes after the prospect write.) Like a strategy, this
 module never builds a URL, sleeps, retries or locks: it asks a :class:`TrackGateway`,
 and the caller of :func:`run_track` decides how the strategy runs (the server holds
 its per-person lock around it).
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -61,6 +66,16 @@ class TrackGateway(Gateway):
     async def add_to_list(self, prospect_id: int | None, list_id: int) -> bool:
         """True when added; False when already a member (err 58) or only planned.
         ``prospect_id`` is None only in a dry run, for a prospect not created yet."""
+
+    @abstractmethod
+    async def unknown_lists(self, list_ids: Sequence[int]) -> tuple[int, ...]:
+        """The ids among ``list_ids`` that name no list of the account, in their order
+        (a read: made in a dry run too)."""
+
+    @abstractmethod
+    def refused_external_activity(self, extension: str, activity_type: str) -> PardotError | None:
+        """Pardot's refusal of this activity type, if this connection met one lately;
+        makes no call (Pardot has no read of activity types)."""
 
     @abstractmethod
     def check_external_activities(self) -> None:
@@ -138,8 +153,7 @@ async def run_track(
     Adding to a list needs the prospect's id, which a batch call's answer lacks: with
     lists to add, the strategy's writes are never batched (``need_answer``).
     """
-    if plan.external_activity is not None:
-        pardot.check_external_activities()  # before any call: never half-applied
+    await _check_targets(plan, pardot)  # before the prospect write: never half-applied
     carrier = _CarryingFields(
         pardot, plan.fields, need_answer=bool(plan.list_ids) and not settings.dry_run
     )
@@ -193,6 +207,24 @@ async def run_track(
 
 
 # --- checking a mapping (before any call) ------------------------------------------
+
+
+async def _check_targets(plan: TrackPlan, pardot: TrackGateway) -> None:
+    """Refuse, before the prospect is written, a mapping whose activity cannot be
+    recorded on this connection or was refused lately, or whose lists the account does
+    not have."""
+    where = mapping_path(plan.event)
+    if plan.external_activity is not None:
+        pardot.check_external_activities()
+        refused = pardot.refused_external_activity(*plan.external_activity)
+        if refused is not None:
+            raise _activity_refused(refused, f"{where}.external_activity", plan)
+    if plan.list_ids:
+        unknown = await pardot.unknown_lists(plan.list_ids)
+        if unknown:
+            index = plan.list_ids.index(unknown[0])
+            error = PardotError(ERR_INVALID_LIST, "Invalid list ID")
+            raise _list_refused(error, f"{where}.add_to_list_ids[{index}]", unknown[0])
 
 
 def _mapped_fields(

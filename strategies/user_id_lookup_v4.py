@@ -7,12 +7,14 @@ from strategies.core.errors import InvalidArgument
 from strategies.core.model import Event, Settings
 from strategies.lookup_field_v4 import LookupFieldV4
 from strategies.registry import REGISTRY
+from strategies.validation import lookup_text
 
 
 @REGISTRY.register(name="UserIdLookupV4", priority=80)
 class UserIdLookupV4(LookupFieldV4):
     """The user id is written into the lookup field, so later calls find the prospect
-    by it even when no trait carries it."""
+    by it even when no trait carries it. Trimmed like every lookup value (" u-1" is
+    u-1: LookupFieldV4 says why), at most 255 characters."""
 
     def matches(self, event: Event, settings: Settings) -> bool:
         return (
@@ -28,4 +30,4 @@ class UserIdLookupV4(LookupFieldV4):
                 f"is required: settings.use_user_id_as_lookup_value matches "
                 f"{settings.lookup_field} on it ({self.name})",
             )
-        return event.user_id.strip()
+        return lookup_text(event.user_id, "user_id")

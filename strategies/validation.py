@@ -3,9 +3,13 @@
 Each check raises ``InvalidArgument`` naming the request field and what is wrong, so a
 caller can fix the request without reading our logs. Nothing here talks to Pardot.
 
-The size limits below are the service's own (not Pardot's): they bound what one request
-can make us store, log or send to Pardot. They live here, in one place; the server's
-message size limit (``server.max_message_bytes``) bounds the request as a whole.
+The size limits below bound what one request can make us store, log or send to Pardot
+(issue 12, item 6: a 1 MB user_id was written into Pardot and kept in the identity map;
+a 1 MB event name was logged whole). Pardot's own limit wherever it has one (email: 255;
+a field id: 100; a text-area value: 64 KiB), else the service's own. They live here, in
+one place, and the proto's comments and docs/errors.md list them; the server's message
+size limit (``server.max_message_bytes``) bounds the request as a whole. A value is
+never quoted back whole: messages quote through ``errors.quoted``.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from collections.abc import Mapping
 from email_validator import EmailNotValidError, validate_email
 
 from strategies.core import pardot_facts as facts
-from strategies.core.errors import InvalidArgument
+from strategies.core.errors import InvalidArgument, quoted
 from strategies.core.model import Event
-from strategies.core.pardot_facts import CUSTOM_FIELD_ID_PATTERN, FID_PATTERN
+from strategies.core.pardot_facts import CUSTOM_FIELD_ID_PATTERN, FID_PATTERN, is_pardot_parameter
 
 #: Pardot caps email at 255 characters (PARDOT_API.md, "Error codes", err 4).
 MAX_EMAIL_LENGTH = facts.MAX_EMAIL_LENGTH
@@ -33,6 +37,22 @@ MAX_TRAITS = 200
 MAX_VALUE_BYTES = 64 * 1024
 #: ``message_id`` is an idempotency key, stored for a day: a UUID needs 36 characters.
 MAX_MESSAGE_ID_LENGTH = 255
+#: ``user_id``, ``anonymous_id`` and a lookup value: identifiers, kept in the identity map
+#: and (a lookup value, or the user id under ``use_user_id_as_lookup_value``) written into
+#: a Pardot text custom field, which holds 255 characters (Salesforce's text field).
+MAX_ID_LENGTH = 255
+#: A track event's name: it selects ``settings.track_mappings[event]``, is logged and (with
+#: ``message_id``) stored for a day. Segment's own names are short ("Order Completed").
+MAX_EVENT_NAME_LENGTH = 255
+#: The name of one entry of ``traits``, ``context`` or ``properties`` (at any depth), and
+#: a track mapping's property path. A trait that becomes a custom field is also a Pardot
+#: field id (``CUSTOM_FIELD_ID_PATTERN``: at most 100 characters).
+MAX_KEY_LENGTH = 255
+#: A name the settings give (``connection``, ``strategy``, ``account_id``, an external
+#: activity's extension or type): configured or registered names, all short.
+MAX_NAME_LENGTH = 100
+#: ``page_url`` of GetTrackingSnippet: the longest request line common servers accept.
+MAX_URL_LENGTH = 8192
 
 
 def require_email(event: Event, purpose: str) -> str:
@@ -113,10 +133,22 @@ def _pardot_rule_broken(email: str) -> str:
 
 
 def check_field_id(name: str, field: str) -> str:
+    """``name`` once it can only be a prospect field: a Pardot field id, and none of the
+    parameters Pardot reads from a request (``format``, credentials, ``prospects``, …:
+    ``pardot_facts.is_pardot_parameter``), which a write would send next to them. Every
+    name that becomes a field passes here: custom traits on every path and version,
+    ``settings.lookup_field`` and track mappings' fields."""
     if not CUSTOM_FIELD_ID_PATTERN.fullmatch(name):
         raise InvalidArgument(
             field,
-            f"is not a Pardot field id ({name!r}): use a letter, then letters, digits or _",
+            f"is not a Pardot field id ({quoted(name)}): use a letter, then letters, digits "
+            "or _, at most 100 characters",
+        )
+    if is_pardot_parameter(name):
+        raise InvalidArgument(
+            field,
+            f"is a parameter Pardot reads from the request ({quoted(name)}), not a prospect "
+            "field: rename it",
         )
     return name
 
@@ -124,7 +156,7 @@ def check_field_id(name: str, field: str) -> str:
 def check_prospect_id(value: str, field: str) -> int:
     if not PROSPECT_ID.fullmatch(value.strip()):
         raise InvalidArgument(
-            field, f"must be a Pardot prospect id (a positive integer), not {value!r}"
+            field, f"must be a Pardot prospect id (a positive integer), not {quoted(value)}"
         )
     return int(value)
 
@@ -135,7 +167,7 @@ def check_fid(value: str, field: str) -> str:
         raise InvalidArgument(
             field,
             f"must be a Salesforce Lead (00Q…) or Contact (003…) id of 15 or 18 characters, "
-            f"not {value!r}",
+            f"not {quoted(value)}",
         )
     return fid
 
@@ -144,9 +176,28 @@ def check_campaign_id(value: str) -> str:
     """A Pardot campaign id is an integer; "" means the account's default campaign."""
     if value and not CAMPAIGN_ID.fullmatch(value):
         raise InvalidArgument(
-            "settings.campaign_id", f"must be a Pardot campaign id, not {value!r}"
+            "settings.campaign_id", f"must be a Pardot campaign id, not {quoted(value)}"
         )
     return value
+
+
+def check_length(value: str, field: str, limit: int) -> str:
+    """``value`` once it holds at most ``limit`` characters (never quoted back)."""
+    if len(value) > limit:
+        raise InvalidArgument(
+            field, f"is {len(value):,} characters long; at most {limit:,} are accepted"
+        )
+    return value
+
+
+def lookup_text(value: str, field: str) -> str:
+    """A lookup value as it is matched and stored: trimmed of surrounding whitespace
+    (issue 12, item 13: " X" and "X" made two prospects, though a person means one),
+    never empty, at most :data:`MAX_ID_LENGTH` characters. Whitespace inside is kept."""
+    text = value.strip()
+    if not text:
+        raise InvalidArgument(field, "is required: it is the lookup value (not only spaces)")
+    return check_length(text, field, MAX_ID_LENGTH)
 
 
 def check_trait_count(traits: Mapping[str, object], path: str) -> None:

@@ -15,8 +15,11 @@ several processes").
 - ``identity``, ``locks``, ``responses``, ``holds``, ``budget``, ``slots``, ``tokens`` —
   today's implementations (SQLite and memory identity maps and the per-connection
   ``IdentityView``; in-process ``KeyedLocks``; the SQLite ``ResponseStore`` with grouped
-  commits; in-process create holds, budget marks, slots — an ``asyncio.Semaphore`` as
-  it is — and token stores); ``local_db`` opens their files.
+  commits and messages in progress; SQLite and in-process create holds; in-process
+  budget marks, slots — an ``asyncio.Semaphore`` as it is — and token stores);
+  ``local_db`` opens their files, ``clock`` is the time durable state is kept in (no
+  step of the wall clock moves it), ``attempts`` carries "an earlier attempt of this
+  message may have written" from the records to the gateway.
 
 Nothing here talks to Pardot or decides what to store: what a hold, a spent budget or a
 refused token means, and how a token is fetched, are their owners' (``clients.gateway``,

@@ -13,16 +13,33 @@ Two implementations of ``clients.state.protocols.IdentityStore``: SQLite in WAL 
 under ``server.state_dir`` (the embedded default: it survives a restart and needs no
 server) and a dict (unit tests, and connections built without a store). The strategies
 see one connection's part of it through :class:`IdentityView`.
+
+A store that cannot read or write its file (a full disk) reports it to the backend's
+``clients.state.health.StateHealth`` and raises StateUnwritable: the call fails before
+its Pardot write, and the next ones are refused until the state can be written again.
+The one write that comes after a Pardot write, :meth:`IdentityView.remember`, does
+not fail its call: Pardot has applied the write, so the caller gets its result, and
+the failure has already been reported (the next calls are refused before writing).
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
-from clients.state.local_db import open_local_db
+import structlog
+
+from clients.state.health import StateHealth
+from clients.state.local_db import open_local_db, probe_folder
 from clients.state.protocols import IdentityStore
+from strategies.core.errors import StateUnwritable
 from strategies.core.model import EMAIL, Prospect
+
+log = structlog.get_logger("clients")
+
+#: How the identity map names itself to the state's health (and so in the status).
+WHAT = "the identity map"
 
 
 def _normal(namespace: str, key: str) -> str:
@@ -32,9 +49,14 @@ def _normal(namespace: str, key: str) -> str:
 
 class SqliteIdentityStore:
     """SQLite store. Calls run on the event loop thread: each is one indexed statement
-    on a local file (tens of microseconds), cheaper than a hop to a worker thread."""
+    on a local file (tens of microseconds), cheaper than a hop to a worker thread.
 
-    def __init__(self, path: Path) -> None:
+    Its failures go to ``health`` (by default one of its own, probing the file's folder:
+    nobody watches it, but the failure still raises StateUnwritable)."""
+
+    def __init__(self, path: Path, *, health: StateHealth | None = None) -> None:
+        folder = path.parent
+        self._health = health or StateHealth(lambda: probe_folder(folder))
         self._db = open_local_db(
             path,
             "CREATE TABLE IF NOT EXISTS identity ("
@@ -46,27 +68,37 @@ class SqliteIdentityStore:
         )
 
     def lookup(self, connection: str, namespace: str, key: str) -> int | None:
-        row = self._db.execute(
-            "SELECT prospect_id FROM identity WHERE connection=? AND namespace=? AND key=?",
-            (connection, namespace, _normal(namespace, key)),
-        ).fetchone()
+        try:
+            row = self._db.execute(
+                "SELECT prospect_id FROM identity WHERE connection=? AND namespace=? AND key=?",
+                (connection, namespace, _normal(namespace, key)),
+            ).fetchone()
+        except sqlite3.Error as error:
+            raise self._health.failed(WHAT, error) from error
         return int(row[0]) if row else None
 
     def remember(self, connection: str, namespace: str, key: str, prospect_id: int) -> None:
-        self._db.execute(
-            # learned_at is set here, not by a column default: unixepoch('subsec')
-            # needs SQLite 3.42+, and older ones (Debian 12 ships 3.40) store NULL.
-            "INSERT INTO identity (connection, namespace, key, prospect_id, learned_at)"
-            " VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT (connection, namespace, key) DO UPDATE SET"
-            " prospect_id=excluded.prospect_id, learned_at=excluded.learned_at",
-            (connection, namespace, _normal(namespace, key), prospect_id, time.time()),
-        )
+        try:
+            self._db.execute(
+                # learned_at is set here, not by a column default: unixepoch('subsec')
+                # needs SQLite 3.42+, and older ones (Debian 12 ships 3.40) store NULL.
+                "INSERT INTO identity (connection, namespace, key, prospect_id, learned_at)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (connection, namespace, key) DO UPDATE SET"
+                " prospect_id=excluded.prospect_id, learned_at=excluded.learned_at",
+                (connection, namespace, _normal(namespace, key), prospect_id, time.time()),
+            )
+        except sqlite3.Error as error:
+            raise self._health.failed(WHAT, error) from error
 
     def forget(self, connection: str, prospect_id: int) -> None:
-        self._db.execute(
-            "DELETE FROM identity WHERE connection=? AND prospect_id=?", (connection, prospect_id)
-        )
+        try:
+            self._db.execute(
+                "DELETE FROM identity WHERE connection=? AND prospect_id=?",
+                (connection, prospect_id),
+            )
+        except sqlite3.Error as error:
+            raise self._health.failed(WHAT, error) from error
 
     def close(self) -> None:
         self._db.close()
@@ -105,9 +137,19 @@ class IdentityView:
 
     def remember(self, namespace: str, key: str, prospect: Prospect) -> None:
         """Learn that ``key`` names ``prospect`` — only if Pardot said so: a planned
-        write (dry run) or an answer without an id teaches nothing."""
+        write (dry run) or an answer without an id teaches nothing. Called after the
+        Pardot write, so a store that cannot write does not fail the call (see the
+        module docstring)."""
         if key and prospect.id is not None and not prospect.planned:
-            self._store.remember(self._connection, namespace, key, prospect.id)
+            try:
+                self._store.remember(self._connection, namespace, key, prospect.id)
+            except StateUnwritable:
+                # Pardot applied the write: the caller gets its result. The store has
+                # told the state's health, so the next calls are refused before writing;
+                # what is not remembered is learned again by a later read.
+                log.warning(
+                    "identity.remember_failed", namespace=namespace, prospect_id=prospect.id
+                )
 
     def forget(self, prospect_id: int) -> None:
         self._store.forget(self._connection, prospect_id)

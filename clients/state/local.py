@@ -1,9 +1,10 @@
 """The embedded state backends: what one process needs, and what the service runs with
-today. :class:`LocalState` keeps the identity map and the message_id records in SQLite
-files under ``server.state_dir``; :class:`MemoryState` keeps everything in memory
-(connections built without a backend: tests, tools). Both keep the rest in this
-process: the per-person locks, the creates in doubt, the daily budget marks, the
-concurrency slots and the tokens.
+today. :class:`LocalState` keeps the identity map, the message_id records and the
+creates in doubt in SQLite files under ``server.state_dir``; :class:`MemoryState` keeps
+everything in memory (connections built without a backend: tests, tools). Both keep
+the rest in this process: the per-person locks, the daily budget marks, the
+concurrency slots and the tokens. Durable times are on ``clients.state.clock`` (the
+host's clocks, which tests drive through ``clocks``).
 
 Each opens a kind of state on demand, so a caller opens only what it uses (a backfill
 run needs the identity map, never the message_id records). Whoever asks for a store
@@ -17,8 +18,11 @@ import sqlite3
 from pathlib import Path
 
 from clients.state.budget import MemoryBudgetMark
-from clients.state.holds import MemoryCreateHolds
+from clients.state.clock import SYSTEM_CLOCKS, HostClocks
+from clients.state.health import StateHealth
+from clients.state.holds import MemoryCreateHolds, SqliteCreateHolds
 from clients.state.identity import MemoryIdentityStore, SqliteIdentityStore
+from clients.state.local_db import probe_folder
 from clients.state.locks import KeyedLocks
 from clients.state.protocols import (
     BudgetMark,
@@ -38,11 +42,16 @@ from clients.state.tokens import MemoryTokenStore
 IDENTITY_FILE = "identity.sqlite3"
 #: The message_id records' file inside ``server.state_dir``.
 IDEMPOTENCY_FILE = "idempotency.sqlite3"
+#: The creates in doubt's file inside ``server.state_dir``.
+HOLDS_FILE = "create-holds.sqlite3"
 
 
 class InProcessState:
     """The kinds both embedded backends keep in this process: enough while one process
     serves (their premise). Each call gives a new, independent store."""
+
+    def __init__(self, *, clocks: HostClocks = SYSTEM_CLOCKS) -> None:
+        self.clocks = clocks
 
     def person_locks(self) -> PersonLocks:
         return KeyedLocks()
@@ -50,7 +59,7 @@ class InProcessState:
     def create_holds(self, connection: str, *, hold_s: float) -> CreateHolds:
         """The creates in doubt of ``connection``, each held ``hold_s`` seconds."""
         del connection  # one store per connection: the name is not needed in it
-        return MemoryCreateHolds(hold_s)
+        return MemoryCreateHolds(hold_s, clocks=self.clocks)
 
     def budget_mark(self, account: str) -> BudgetMark:
         del account
@@ -71,14 +80,23 @@ class LocalState(InProcessState):
     the folder and its file as needed; one that cannot be opened raises
     StateUnavailable naming the file."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        health: StateHealth | None = None,
+        clocks: HostClocks = SYSTEM_CLOCKS,
+    ) -> None:
+        super().__init__(clocks=clocks)
         self.state_dir = state_dir
+        #: Whether its files can be written now: every store it opens reports here.
+        self.health = health or StateHealth(lambda: probe_folder(state_dir))
 
     def identity(self) -> IdentityStore:
         """The identity map (it survives a restart)."""
         path = self.state_dir / IDENTITY_FILE
         try:
-            return SqliteIdentityStore(path)
+            return SqliteIdentityStore(path, health=self.health)
         except (OSError, sqlite3.Error) as error:
             raise StateUnavailable(f"cannot open the identity map {path} ({error})") from None
 
@@ -86,11 +104,22 @@ class LocalState(InProcessState):
         """The message_id records, each kept ``window_s`` (they survive a restart)."""
         path = self.state_dir / IDEMPOTENCY_FILE
         try:
-            return ResponseStore(path, window_s=window_s)
+            return ResponseStore(path, window_s=window_s, clocks=self.clocks, health=self.health)
         except (OSError, sqlite3.Error) as error:
             raise StateUnavailable(
                 f"cannot open the idempotency records {path} ({error})"
             ) from None
+
+    def create_holds(self, connection: str, *, hold_s: float) -> CreateHolds:
+        """The creates in doubt of ``connection``, each held ``hold_s`` seconds, in
+        one file for every connection (they survive a restart)."""
+        path = self.state_dir / HOLDS_FILE
+        try:
+            return SqliteCreateHolds(
+                path, connection, hold_s, clocks=self.clocks, health=self.health
+            )
+        except (OSError, sqlite3.Error) as error:
+            raise StateUnavailable(f"cannot open the create holds {path} ({error})") from None
 
 
 class MemoryState(InProcessState):

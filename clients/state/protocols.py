@@ -43,7 +43,12 @@ class StateUnavailable(Exception):
 
 class IdentityStore(Protocol):
     """Where the identity map lives. Namespaces: ``email``, ``fid`` and ``field:<lookup
-    field id>``; emails match case-insensitively, lookup values and fids exactly."""
+    field id>``; emails match case-insensitively, lookup values and fids exactly.
+
+    A call that cannot read or write reports to the backend's
+    ``clients.state.health.StateHealth`` and raises StateUnwritable (whatever the
+    backend's own error was): the servicer then refuses the next calls before they
+    write, and health says NOT_SERVING until the backend's probe passes."""
 
     def lookup(self, connection: str, namespace: str, key: str) -> int | None: ...
 
@@ -77,11 +82,22 @@ class IdempotencyKey(NamedTuple):
 
 
 class ResponseRecords(Protocol):
-    """The message_id records: the first successful response per key, serialized, for
-    the idempotency window the implementation was opened with."""
+    """The message_id records: the first successful response per key, serialized, and
+    the messages in progress (an attempt began and got no answer: it may have written),
+    for the idempotency window the implementation was opened with. The window is time
+    that passed: no step of the wall clock shortens it, and records survive a restart
+    wherever the backend keeps them."""
 
     def get(self, key: IdempotencyKey) -> bytes | None:
         """The stored response, if stored within the window."""
+        ...
+
+    def begin(self, key: IdempotencyKey) -> asyncio.Future[float | None]:
+        """Marks the message in progress from now on. The future resolves once the mark
+        is committed — with the wall time (seconds since the epoch) at which its
+        earliest unanswered attempt within the window began, or None when this is the
+        first — or fails with ``StateUnwritable`` when it cannot be. A saved response
+        ends the message's progress."""
         ...
 
     def save(
@@ -102,18 +118,34 @@ class ResponseRecords(Protocol):
 
 
 class CreateHolds(Protocol):
-    """One connection's v4 creates in doubt: after a create that got no answer (it may
-    still land in Pardot), no other create for that email is sent for the hold time
-    the holds were opened with (``clients.gateway`` decides when to hold and what a
-    hold means). Emails match case-insensitively."""
+    """One connection's v4/v5 creates in doubt: a create on its way or unanswered may
+    still land in Pardot, so no other create for that email is sent meanwhile
+    (``clients.gateway`` decides what a hold means). A hold is written before its
+    create is sent and outlives the process wherever the backend keeps it; its time
+    is time that passed (no step of the wall clock ends it early). Emails match
+    case-insensitively. ``clients.state.holds`` says which holds :meth:`remaining`
+    counts."""
 
-    def hold(self, email: str) -> None:
-        """A create for ``email`` went unanswered just now: hold it from now on."""
+    def sending(self, email: str, *, in_flight_s: float) -> int:
+        """A create for ``email`` is about to be sent, and may be in flight up to
+        ``in_flight_s``: held from now until then plus the hold time, written before
+        this returns (``StateUnwritable`` when it cannot be: send nothing then). The
+        ticket names this create to :meth:`answered` or :meth:`unanswered`."""
+        ...
+
+    def answered(self, ticket: int) -> None:
+        """Pardot answered the create (it created, or refused): its hold ends."""
+        ...
+
+    def unanswered(self, ticket: int) -> None:
+        """The create got no answer: held the hold time from now on."""
         ...
 
     def remaining(self, email: str) -> float:
         """Seconds left in ``email``'s hold; 0.0 when it has none (or it ended)."""
         ...
+
+    def close(self) -> None: ...
 
 
 class BudgetMark(Protocol):
@@ -141,13 +173,33 @@ class BudgetMark(Protocol):
 
 
 class ConcurrencySlots(Protocol):
-    """One Pardot account's requests in flight: ``async with slots:`` holds one of at
-    most ``limit`` (the number the slots were opened with). Waiters are let in in
-    arrival order; a waiter cancelled while it waits (its deadline) leaves the queue
-    and takes no slot. ``locked()``: no slot is free now, so a newcomer would wait.
+    """One Pardot account's requests in flight: at most ``limit`` at a time, through two
+    entrances. ``async with slots:`` holds one for a call's first request; ``async with
+    slots.follow_up:`` for a request of a call already under way (it has made one), which
+    is let in before every first request that waits, so calls under way finish before
+    new ones start (issue 12: a cold burst of read-then-write calls otherwise queues
+    every write behind every pending read). Within an entrance, arrival order; a waiter
+    cancelled while it waits (its deadline) leaves the queue and takes no slot.
 
-    Structural on purpose: ``asyncio.Semaphore`` is one as it is, so the in-process
-    slots cost the transport's hot path nothing (no wrapper, no extra call)."""
+    ``locked()``: no slot is free now, so a newcomer would wait. ``waiting(follow_up=)``:
+    how many waiters a newcomer of that kind would queue behind (the follow-ups, or
+    everyone) — an estimate the transport turns into a wait, so a shared backend may
+    answer from a count a moment old.
+
+    A shared backend (Redis, issue 13) can keep both queues as one ordered set of
+    waiters scored by (entrance, arrival) beside the count of leases held. The
+    in-process slots (``clients.state.slots``) cost the idle hot path what a semaphore
+    does: one comparison to enter, one to leave."""
+
+    @property
+    def limit(self) -> int:
+        """Requests in flight allowed at once."""
+        ...
+
+    @property
+    def follow_up(self) -> AbstractAsyncContextManager[None]:
+        """The entrance for a request of a call already under way."""
+        ...
 
     async def __aenter__(self) -> None: ...
 
@@ -159,6 +211,8 @@ class ConcurrencySlots(Protocol):
     ) -> None: ...
 
     def locked(self) -> bool: ...
+
+    def waiting(self, *, follow_up: bool = False) -> int: ...
 
 
 class TokenStore(Protocol):

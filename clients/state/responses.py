@@ -1,12 +1,18 @@
 """The message_id records in SQLite: ``clients.state.protocols.ResponseRecords`` for
 the embedded backend, used by ``server.idempotency``.
 
-Records live under ``server.state_dir`` (they survive a restart) and expire after the
-window the store is opened with (``server.idempotency_window_s``). A record is
-committed before its caller answers (a crash loses no record of an answered call); the
-records saved within :data:`GROUP_COMMIT_S` of the last commit share the next one.
-Several processes on one file see each other's committed records; replicas on other
-hosts do not share them.
+Two kinds of record, in one file under ``server.state_dir`` (they survive a restart):
+a message in progress (:meth:`ResponseStore.begin`: an attempt began at this time and
+has not been answered) and a message answered (:meth:`ResponseStore.save`: the
+response it got, which replaces the first). Both expire after the window the store is
+opened with (``server.idempotency_window_s``), counted on the file's
+``clients.state.clock.StateClock``: time that passed, never what a stepped wall clock
+says. Each is committed before its caller goes on — the call's first Pardot write
+after the first, its answer after the second — so a crash loses neither; the records
+saved within :data:`GROUP_COMMIT_S` of the last commit share the next one. A commit
+that fails fails its callers with ``StateUnwritable`` (UNAVAILABLE). Several processes
+on one file see each other's committed records; replicas on other hosts do not share
+them.
 
 It stores bytes under keys and never decides what is stored: ``server.idempotency``
 saves only successes a caller already received.
@@ -16,13 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from clients.state.clock import MARK_SCHEMA, SYSTEM_CLOCKS, HostClocks, StateClock
+from clients.state.health import StateHealth
 from clients.state.local_db import open_local_db
 from clients.state.protocols import IdempotencyKey
+from strategies.core.errors import StateUnwritable
 
 #: Expired records are deleted at most this often (on a write), not on every call.
 _PURGE_EVERY_S = 300.0
@@ -34,16 +44,34 @@ _PURGE_EVERY_S = 300.0
 #: a commit per call, 0.28 with 1 ms, 0.25-0.26 with 2 ms, 0.25 with 5 ms.
 GROUP_COMMIT_S = 0.002
 
-#: One record: method, connection, message_id, response, stored_at.
-_Row = tuple[str, str, str, bytes, float]
+_SAVE_RESPONSE = (
+    "INSERT OR REPLACE INTO responses"
+    " (method, connection, message_id, response, stored_at) VALUES (?, ?, ?, ?, ?)"
+)
+#: An answered message is no longer in progress.
+_END_ATTEMPT = "DELETE FROM attempts WHERE method=? AND connection=? AND message_id=?"
+_BEGIN_ATTEMPT = (
+    "INSERT OR REPLACE INTO attempts"
+    " (method, connection, message_id, began_at, began_wall) VALUES (?, ?, ?, ?, ?)"
+)
 
 
 class _Pending(NamedTuple):
-    """A record saved and not yet committed (:meth:`ResponseStore.save`)."""
+    """A record saved and not yet committed (:meth:`ResponseStore.save`, ``begin``)."""
 
-    row: _Row
-    committed: asyncio.Future[None]
+    key: IdempotencyKey
+    #: The response, or None for a message in progress.
+    response: bytes | None
+    at: float  # the state clock's time
+    wall: float  # the wall clock's time
+    committed: asyncio.Future[Any]
+    #: What ``committed`` resolves with.
+    result: Any
     then: Callable[[], None]
+
+
+def _nothing() -> None:
+    pass
 
 
 class ResponseStore:
@@ -56,11 +84,14 @@ class ResponseStore:
         path: Path,
         *,
         window_s: float,
-        clock: Callable[[], float] = time.time,
+        clocks: HostClocks = SYSTEM_CLOCKS,
         group_commit_s: float = GROUP_COMMIT_S,
+        health: StateHealth | None = None,
     ) -> None:
         self.window_s = window_s
-        self._clock = clock  # wall time: records must outlive the process
+        self.path = path
+        #: Told of a commit that failed (the state cannot be written); None: nobody.
+        self._health = health
         self._db = open_local_db(
             path,
             "CREATE TABLE IF NOT EXISTS responses ("
@@ -68,7 +99,15 @@ class ResponseStore:
             " response BLOB NOT NULL, stored_at REAL NOT NULL,"
             " PRIMARY KEY (method, connection, message_id))",
             "CREATE INDEX IF NOT EXISTS responses_by_age ON responses (stored_at)",
+            "CREATE TABLE IF NOT EXISTS attempts ("
+            " method TEXT NOT NULL, connection TEXT NOT NULL, message_id TEXT NOT NULL,"
+            " began_at REAL NOT NULL, began_wall REAL NOT NULL,"
+            " PRIMARY KEY (method, connection, message_id))",
+            "CREATE INDEX IF NOT EXISTS attempts_by_age ON attempts (began_at)",
+            MARK_SCHEMA,
         )
+        #: Records must outlive the process and ignore steps of the wall clock.
+        self._clock = StateClock(self._db, clocks)
         self._purged_at = 0.0
         self._group_commit_s = group_commit_s
         #: Records waiting for :meth:`commit`.
@@ -80,12 +119,38 @@ class ResponseStore:
 
     def get(self, key: IdempotencyKey) -> bytes | None:
         """The stored response, if stored within the window."""
-        row = self._db.execute(
-            "SELECT response FROM responses"
-            " WHERE method=? AND connection=? AND message_id=? AND stored_at>?",
-            (key.method, key.connection, key.message_id, self._clock() - self.window_s),
-        ).fetchone()
+        try:
+            row = self._db.execute(
+                "SELECT response FROM responses"
+                " WHERE method=? AND connection=? AND message_id=? AND stored_at>?",
+                (key.method, key.connection, key.message_id, self._clock.now() - self.window_s),
+            ).fetchone()
+        except sqlite3.Error as error:
+            raise self._unwritable(error) from error
         return bytes(row[0]) if row else None
+
+    def begin(self, key: IdempotencyKey) -> asyncio.Future[float | None]:
+        """Marks the message in progress, committed (grouped as :meth:`save` is) when the
+        future resolves: with the wall time its earlier attempt began, if one began
+        within the window and got no answer, else None. A message already in progress
+        keeps its first attempt's time (that attempt may have written): nothing new is
+        written, and the future is resolved at once."""
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[float | None] = loop.create_future()
+        now = self._clock.now()
+        try:
+            row = self._db.execute(
+                "SELECT began_wall FROM attempts"
+                " WHERE method=? AND connection=? AND message_id=? AND began_at>?",
+                (key.method, key.connection, key.message_id, now - self.window_s),
+            ).fetchone()
+        except sqlite3.Error as error:
+            raise self._unwritable(error) from error
+        if row is not None:
+            committed.set_result(float(row[0]))
+            return committed
+        self._queue(_Pending(key, None, now, self._clock.wall(), committed, None, _nothing))
+        return committed
 
     def save(
         self, key: IdempotencyKey, response: bytes, *, then: Callable[[], None]
@@ -103,13 +168,17 @@ class ResponseStore:
         record of an answered call; the price, only when calls
         come closer than :data:`GROUP_COMMIT_S`, is up to that much latency.
         """
-        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        now = self._clock.now()
+        self._queue(_Pending(key, response, now, self._clock.wall(), committed, None, then))
+        return committed
+
+    def _queue(self, record: _Pending) -> None:
         if self._commit_timer is None:
             wait = self._committed_at + self._group_commit_s - time.monotonic()
+            loop = asyncio.get_running_loop()
             self._commit_timer = loop.call_later(max(wait, 0.0), self.commit)
-        committed: asyncio.Future[None] = loop.create_future()
-        self._pending.append(_Pending(self._row(key, response), committed, then))
-        return committed
+        self._pending.append(record)
 
     def commit(self) -> None:
         """Commits the records saved and waiting, now (:meth:`save` plans it)."""
@@ -120,43 +189,49 @@ class ResponseStore:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        error: Exception | None = None
+        error: StateUnwritable | None = None
         try:
-            self._write([record.row for record in pending])
+            self._write(pending)
         except Exception as failed:
-            error = failed
+            error = self._unwritable(failed)
         for record in pending:
             if not record.committed.done():  # done: cancelled by a caller that went away
                 if error is None:
-                    record.committed.set_result(None)
+                    record.committed.set_result(record.result)
                 else:
                     record.committed.set_exception(error)
             record.then()
 
-    def _row(self, key: IdempotencyKey, response: bytes) -> _Row:
-        return (*key, response, self._clock())
+    def _unwritable(self, failed: Exception) -> StateUnwritable:
+        if self._health is not None:
+            error = self._health.failed("the idempotency records", failed)
+        else:
+            error = StateUnwritable(f"cannot write the idempotency records {self.path} ({failed})")
+        error.__cause__ = failed
+        return error
 
-    def _write(self, rows: list[_Row]) -> None:
-        """One transaction for ``rows``: all stored, or none."""
+    def _write(self, pending: list[_Pending]) -> None:
+        """One transaction for ``pending``: all stored, or none."""
+        begun = [(*p.key, p.at, p.wall) for p in pending if p.response is None]
+        answered = [(*p.key, p.response, p.at) for p in pending if p.response is not None]
         self._db.execute("BEGIN")
         try:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO responses"
-                " (method, connection, message_id, response, stored_at) VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+            self._db.executemany(_BEGIN_ATTEMPT, begun)
+            self._db.executemany(_SAVE_RESPONSE, answered)
+            self._db.executemany(_END_ATTEMPT, [row[:3] for row in answered])
+            self._clock.mark()
             self._db.execute("COMMIT")
         except BaseException:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
-        now = rows[-1][-1]
-        if now - self._purged_at >= _PURGE_EVERY_S:
+        if self._clock.now() - self._purged_at >= _PURGE_EVERY_S:
             self._purge()
 
     def _purge(self) -> None:
-        now = self._clock()
+        now = self._clock.now()
         self._db.execute("DELETE FROM responses WHERE stored_at<=?", (now - self.window_s,))
+        self._db.execute("DELETE FROM attempts WHERE began_at<=?", (now - self.window_s,))
         self._purged_at = now
 
     def close(self) -> None:

@@ -1,18 +1,121 @@
 """An account's concurrency slots, in this process: ``clients.state.protocols.ConcurrencySlots``
 for the embedded backend (one process).
 
-They are an ``asyncio.Semaphore`` as it is, with no wrapper: the transport enters them
-on every request, so they must cost nothing beyond the semaphore. asyncio's semaphore
-lets waiters in in arrival order, and a waiter cancelled while it waits (a deadline)
-leaves the queue without taking a slot. Several processes on one Pardot account need
-the Redis backend's shared slots instead: these count this process's requests only.
+Two queues, one limit. A request of a call already under way (``slots.follow_up``) is
+let in before any first request (``async with slots``) that waits: a call that has
+spent a Pardot call finishes before new calls start, so a burst of two-request calls
+(read, then write) does not stall with every write queued behind every pending read
+(issue 12). Within a queue, arrival order. A freed slot is handed straight to the next
+waiter (nobody arriving meanwhile can take it), and a waiter cancelled while it waits
+(its deadline) leaves without taking a slot — or, cancelled just as one was handed to
+it, passes that slot on.
+
+The idle path costs what ``asyncio.Semaphore``'s did: with a slot free, entering is one
+comparison and one decrement, leaving one check of two empty queues. A cancelled
+waiter is not searched for in its queue: it is skipped when its turn comes (so a mass
+of deadlines passing is not quadratic), and the live counts say who really waits.
+
+Several processes on one Pardot account need the Redis backend's shared slots
+instead: these count this process's requests only.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from types import TracebackType
 
 
-def process_slots(limit: int) -> asyncio.Semaphore:
+class PrioritySlots:
+    """At most ``limit`` requests in flight; follow-ups first, then first requests."""
+
+    __slots__ = ("_firsts", "_follow_ups", "_free", "_live", "follow_up", "limit")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"slots need a limit of at least 1, not {limit}")
+        self.limit = limit
+        self._free = limit
+        self._follow_ups: deque[asyncio.Future[None]] = deque()
+        self._firsts: deque[asyncio.Future[None]] = deque()
+        #: Waiters neither granted nor cancelled: [follow-ups, first requests].
+        self._live = [0, 0]
+        #: ``async with slots.follow_up:`` — the entrance for a call already under way.
+        self.follow_up = _FollowUpEntrance(self)
+
+    def locked(self) -> bool:
+        """No slot is free now: a newcomer of either kind would wait."""
+        return self._free == 0
+
+    def waiting(self, *, follow_up: bool = False) -> int:
+        """How many waiters a newcomer would queue behind now: the follow-ups for a
+        follow-up, everyone for a first request."""
+        follow_ups, firsts = self._live
+        return follow_ups if follow_up else follow_ups + firsts
+
+    async def __aenter__(self) -> None:
+        if self._free:
+            self._free -= 1
+            return
+        await self._wait(self._firsts, 1)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._release()
+
+    async def _wait(self, queue: deque[asyncio.Future[None]], kind: int) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.append(waiter)
+        self._live[kind] += 1
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # handed a slot as it was cancelled: the next one's
+            else:
+                self._live[kind] -= 1  # left in the queue, skipped when its turn comes
+            raise
+
+    def _release(self) -> None:
+        """Hand the slot to the next live waiter, follow-ups first; else free it."""
+        for kind, queue in enumerate((self._follow_ups, self._firsts)):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    self._live[kind] -= 1
+                    waiter.set_result(None)
+                    return
+        self._free += 1
+
+
+class _FollowUpEntrance:
+    """``slots.follow_up``: the same slots, entered ahead of every first request."""
+
+    __slots__ = ("_slots",)
+
+    def __init__(self, slots: PrioritySlots) -> None:
+        self._slots = slots
+
+    async def __aenter__(self) -> None:
+        slots = self._slots
+        if slots._free:
+            slots._free -= 1
+            return
+        await slots._wait(slots._follow_ups, 0)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._slots._release()
+
+
+def process_slots(limit: int) -> PrioritySlots:
     """At most ``limit`` requests in flight in this process."""
-    return asyncio.Semaphore(limit)
+    return PrioritySlots(limit)

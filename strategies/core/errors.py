@@ -71,13 +71,17 @@ class Reason(enum.Enum):
 
     INVALID_ARGUMENT = _About(
         StatusCode.INVALID_ARGUMENT,
-        "a request field is missing or malformed: no email for v3, a bad email (RFC "
-        "syntax and Pardot's rule: ≤ 64 characters before the @, a top-level domain of "
-        "2-13, ≤ 255 in all), a custom field name that is not a Pardot field id, an "
-        "id/fid of the wrong shape, a trait that is an object or a list, a number that is "
-        "NaN or Infinity, more than 200 traits, a value over 64 KiB (UTF-8), a `message_id` "
-        "over 255 characters, an unknown `settings.api_version` or `settings.strategy`. "
-        "BadRequest names the field.",
+        "a request field is missing, malformed or over its limit: no email for v3, a bad "
+        "email (RFC syntax and Pardot's rule: ≤ 64 characters before the @, a top-level "
+        "domain of 2-13, ≤ 255 in all), a custom field name that is not a Pardot field id"
+        " or is a parameter Pardot reads from the request (`format`, `api_key`, "
+        "`prospects`, …), an id/fid of the wrong shape, a trait that is an object or a "
+        "list, a number that is NaN or Infinity, a Timestamp outside protobuf's range, "
+        "more than 200 traits, a value over 64 KiB (UTF-8), a string over its limit (the "
+        "proto gives each; `user_id`, `message_id`, an event name or a lookup value over "
+        "255 characters, a Struct name over 255), an unknown `settings.api_version` or "
+        "`settings.strategy`. BadRequest names the field; the message quotes at most 200 "
+        "characters of a value.",
     )
     MALFORMED_REQUEST = _About(
         StatusCode.INVALID_ARGUMENT,
@@ -244,7 +248,8 @@ class Reason(enum.Enum):
     )
     SERVER_BUSY = _About(
         StatusCode.RESOURCE_EXHAUSTED,
-        "more calls are in progress than `server.max_in_flight` (default 2,000) allows; "
+        "more events are in progress than `server.max_in_flight` (default 2,000; a call "
+        "counts 1, a BatchSync 1 per item) allows; "
         "refused at once, nothing was sent to Pardot. Retry after RetryInfo (1 s), same "
         "`message_id`; or raise `server.max_in_flight` where memory allows (~30 KB a call).",
     )
@@ -277,6 +282,13 @@ class Reason(enum.Enum):
         "missing folder); refused before any Pardot write, and health reports NOT_SERVING "
         "until state can be written again. Retry after RetryInfo, same `message_id`; an "
         "operator frees the disk or fixes the folder.",
+    )
+    DEADLINE_UNREACHABLE = _About(
+        StatusCode.UNAVAILABLE,
+        "the call cannot finish before its deadline at the Pardot account's current pace "
+        "(its observed latency, the requests a call makes and the queue ahead: "
+        "docs/batching.md); refused before any Pardot call, so retrying is safe for any "
+        "write. Retry after RetryInfo, same `message_id`, or with a longer deadline.",
     )
     DEADLINE_EXCEEDED = _About(
         StatusCode.DEADLINE_EXCEEDED,
@@ -311,12 +323,54 @@ class Reason(enum.Enum):
     )
 
 
+#: How much of one input value a message quotes: a caller recognises its value from its
+#: start, and a status must stay far below gRPC's 8 KiB metadata soft limit whatever the
+#: input (issue 12, item 5: from ~3 KB of echoed value clients got RESOURCE_EXHAUSTED).
+QUOTE_MAX_CHARS = 200
+#: The most a status message (or one BadRequest description) may hold, in UTF-8 bytes.
+#: A status travels twice in the trailers: as ``grpc-message`` (percent-encoded, so up
+#: to 3 characters a byte) and inside ``grpc-status-details-bin`` (base64, 4 for 3), next
+#: to the field violations. 1,000 bytes keep all of it under 6 KiB for any text.
+MESSAGE_MAX_BYTES = 1000
+#: A field path is the request's own name for a field and is kept whole; this bound is
+#: a safety net only (every path built from input is checked against its limit first).
+FIELD_MAX_BYTES = 400
+_CUT = "…"
+
+
+def quoted(value: object) -> str:
+    """``value`` as a message quotes it: its ``repr``, cut after :data:`QUOTE_MAX_CHARS`
+    characters with an ellipsis and the value's length, so the caller sees which value
+    it was and how long it was without the status growing with the input."""
+    if isinstance(value, str) and len(value) > QUOTE_MAX_CHARS:
+        return f"{value[:QUOTE_MAX_CHARS]!r}{_CUT} ({len(value):,} characters)"
+    text = repr(value)
+    if len(text) > QUOTE_MAX_CHARS + 2:
+        return f"{text[:QUOTE_MAX_CHARS]}{_CUT} ({len(text):,} characters)"
+    return text
+
+
+def capped(text: str, max_bytes: int = MESSAGE_MAX_BYTES) -> str:
+    """``text`` within ``max_bytes`` of UTF-8, cut at a character with an ellipsis: the
+    last guard, for a message that quotes input without :func:`quoted` (or holds text
+    from elsewhere, such as a Pardot error)."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    suffix = f"{_CUT} ({len(text):,} characters in all)"
+    room = max(max_bytes - len(suffix.encode()), 0)
+    return encoded[:room].decode(errors="ignore") + suffix
+
+
 class ProspectSyncError(Exception):
     """A failure with everything needed to report it as a canonical gRPC status.
 
     ``reason`` (a :class:`Reason`; the class's ``default_reason`` when not given) sets
     the code, unless ``code`` overrides it for this one failure. ``self.reason`` is the
     reason's name, as ErrorInfo carries it; ``self.catalogued`` the catalogue entry.
+
+    The message and each violation are :func:`capped` here, once, for every error:
+    what reaches a status is bounded whatever the input was.
     """
 
     default_reason: ClassVar[Reason] = Reason.INTERNAL
@@ -331,12 +385,16 @@ class ProspectSyncError(Exception):
         retry_after: float | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
+        message = capped(message)
         super().__init__(message)
         self.message = message
         self.catalogued = reason if reason is not None else self.default_reason
         self.reason: str = self.catalogued.name
         self.code: StatusCode = code if code is not None else self.catalogued.code
-        self.violations = tuple(violations)
+        self.violations = tuple(
+            (capped(field, FIELD_MAX_BYTES), capped(description))
+            for field, description in violations
+        )
         self.retry_after = retry_after
         self.metadata = dict(metadata or {})
 

@@ -2,8 +2,8 @@
 
 Every value here comes from ../shared/PARDOT_API.md (the section named beside each
 group); when Pardot changes, this module is the one place to change. It holds data
-only: it never talks to the network and never decides what a failure means (that is
-``strategies.core.errors.PARDOT_ERRORS``).
+(and one predicate over it) only: it never talks to the network and never decides what
+a failure means (that is ``strategies.core.errors.PARDOT_ERRORS``).
 """
 
 from __future__ import annotations
@@ -25,9 +25,41 @@ V3V4_API_VERSIONS: Final = frozenset({3, 4})
 FORMAT_PARAM: Final = ("format", "json")
 #: Parameter names the client sets itself; a caller's field may never override them.
 RESERVED_PARAMS: Final = frozenset({"format", "api_key", "user_key", "access_token"})
+#: Every name Pardot reads from a v3/v4 request's query or form as something other than
+#: a prospect field, so a caller's field of that name would steer the request (issue 12,
+#: item 4). Sources: PARDOT_API.md ("Requests": ``format``, ``output``; "Batch":
+#: ``prospects``; "Legacy Pardot login": ``api_key``, ``user_key``; "List membership":
+#: ``list_<id>``); Pardot's published v3/v4 docs (pardot/api-docs,
+#: docs/kb/api-version-3/using-the-pardot-api.md: ``api_key``, ``user_key`` and
+#: ``format`` travel in the body next to the request's parameters, "the ordering of
+#: parameters is arbitrary"; docs/kb/api-version-4/prospects.md: ``fid`` as an
+#: identifier next to ``id``/``email``, the optional ``user_id`` on create and upsert
+#: that assigns the prospect to a Pardot user, ``list_<id>=1|0`` and
+#: ``profile_criteria_<id>=match`` on a write); a public PHP client
+#: (hglattergotz/pardot, README) that merges ``format`` and ``output`` into every call's
+#: parameters; ``access_token`` is OAuth's form-encoded bearer parameter (RFC 6750 §2.2).
+#: ``id`` and ``email`` are left out: ``id`` is a read-only field (a trait of that name is
+#: ignored with a warning, as Segment's ``traits.id`` must be) and ``email`` is the field.
+#: Pardot's own case rule is UNCONFIRMED: the names are compared case-insensitively, the
+#: safe side (no Pardot field id is one of these in another case).
+PARDOT_PARAMETERS: Final = frozenset(
+    {"api_key", "user_key", "access_token", "format", "output", "prospects", "fid", "user_id"}
+)
+#: Parameter families: ``list_<list id>`` (list membership) and
+#: ``profile_criteria_<criteria id>`` (profile matching) on a prospect write.
+PARDOT_PARAMETER_PATTERN: Final = re.compile(r"(?:list|profile_criteria)_[0-9]+", re.IGNORECASE)
+
+
+def is_pardot_parameter(name: str) -> bool:
+    """Whether Pardot reads ``name`` as a request parameter, not as a prospect field."""
+    return name.lower() in PARDOT_PARAMETERS or bool(PARDOT_PARAMETER_PATTERN.fullmatch(name))
+
 
 PROSPECT: Final = "prospect"
 LIST_MEMBERSHIP: Final = "listMembership"
+#: A list itself: ``list/version/<v>/do/read/id/<id>`` answers ``list``, err 55 when the
+#: account has no such list (Pardot's docs, "Using Lists"; the record RECORDED).
+LIST: Final = "list"
 #: External activities exist only in API v5: JSON in, HTTP 204 out, errors as JSON
 #: ``{"code": N, "message": "..."}`` (PARDOT_API.md, "External activities").
 EXTERNAL_ACTIVITIES_PATH: Final = "/api/v5/external-activities"
@@ -139,6 +171,8 @@ V5_UPSERT_LATEST_BY_EMAIL_PATH: Final = "/api/v5/objects/prospects/do/upsertLate
 #: List memberships in v5 (UNCONFIRMED path: Salesforce's v5 object list; PARDOT_API.md
 #: names only their err 58 for a duplicate).
 V5_LIST_MEMBERSHIPS_PATH: Final = "/api/v5/objects/list-memberships"
+#: One list in v5 (``?fields=`` required, as for every v5 read); 404 code 109 when absent.
+V5_LIST_PATH: Final = "/api/v5/objects/lists/{id}"
 #: Query parameters of a collection: which fields to return (reads require it), the
 #: email filter, and the page token of the next page.
 V5_FIELDS_PARAM: Final = "fields"

@@ -74,3 +74,22 @@ def test_only_zero_measures_and_prints_that_part_alone(tmp_path: Path) -> None:
     median = json.loads(figures.read_text())["median"]
     assert median["rows"] == {} and median["burst"] == {}
     assert median["zero"]["identify"]["answers"] > 0
+
+
+def test_only_cold_measures_the_cold_lookup_burst_alone(tmp_path: Path) -> None:
+    """Every cold call is counted once, every Pardot call it cost is attributed to it."""
+    figures = tmp_path / "cold.json"
+    out = quick_bench(
+        "--only", "cold", "--cold", "12", "--cold-deadline", "20", "--cold-latency", "0.02",
+        "--json", str(figures),
+    )  # fmt: skip
+    assert "| cold lookup burst | OK |" in out
+    assert "| " + " | ".join(MAIN_COLUMNS) + " |" not in out
+    median = json.loads(figures.read_text())["median"]
+    assert median["rows"] == {} and median["burst"] == {} and median["zero"] == {}
+    cold = median["cold"]
+    assert cold["ok"] + sum(cold["failed_codes"].values()) == cold["count"] == 12
+    assert cold["unattributed_calls"] == 0
+    # Every OK call read once and created (alone or in a batch): at least 12 + 1 calls.
+    assert cold["pardot_calls"] >= cold["ok"] + 1
+    assert 0 <= cold["wasted_calls"] <= cold["pardot_calls"]

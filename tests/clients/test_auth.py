@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import time
 from typing import Any
 
@@ -386,6 +387,7 @@ async def test_calls_queued_behind_a_failed_token_fetch_share_its_failure(
     assert all(isinstance(r, PardotUnavailable) for r in results)
     assert len(token_requests(fake)) == 1  # not one per waiting call
     fake.state.clear_faults()
+    await until(lambda: client.transport.auth.next_attempt_in() == 0)  # the backoff ends
     assert await gateway(client).read_by_email("a@example.com") == []  # not sticky
 
 
@@ -519,3 +521,46 @@ async def test_a_token_read_from_the_store_is_told_to_the_redactor_before_use(
         assert fake.state.token_grants == 0
     finally:
         pardot_auth.on_secret_learned(before)
+
+
+@pytest.mark.parametrize("mode", ["oauth", "legacy"])
+async def test_a_refused_token_endpoint_is_asked_once_per_backoff(
+    fake: FakePardot, make_client: ClientFactory, mode: str
+) -> None:
+    """Connection refused (nothing listens where the token comes from): 200 concurrent
+    calls make one token request, and every call fails UNAVAILABLE with a RetryInfo —
+    those that arrive during the backoff at once, without a request of their own.
+    Counted from the client's own call records (a refused connection reaches no fake).
+    A backoff long enough to cover the calls makes the count exact."""
+    closed = f"http://127.0.0.1:{unused_port()}"
+    slow_backoff = {"backoff_base_s": 60.0, "backoff_max_s": 60.0, "max_retries": 3}
+    if mode == "oauth":
+        config = oauth_config(fake, token_url=closed + "/services/oauth2/token", **slow_backoff)
+    else:
+        config = legacy_config(fake, pardot_url=closed, **slow_backoff)
+    client = make_client(config)
+    deadline = time.monotonic() + 5  # the transport's backoff of 60 s never fits: no sleep
+
+    with capture_logs() as logs:
+        results = await asyncio.gather(
+            *(
+                gateway(client, deadline=deadline).read_by_email(f"p{n}@example.com")
+                for n in range(200)
+            ),
+            return_exceptions=True,
+        )
+
+    assert all(isinstance(r, PardotUnavailable) for r in results), results[:3]
+    assert all(r.retry_after is not None and r.retry_after > 0 for r in results)
+    token_calls = [e for e in logs if e["event"] == "pardot.call" and e.get("purpose") == "auth"]
+    assert len(token_calls) == 1
+    assert client.transport.auth.next_attempt_in() > 0
+    backing_off = [r for r in results if isinstance(r, pardot_auth.TokenEndpointBackingOff)]
+    assert backing_off and "asked again in" in backing_off[0].message
+
+
+def unused_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

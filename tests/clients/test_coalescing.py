@@ -60,17 +60,22 @@ class Slots:
 
     def __init__(self, client: PardotConnection) -> None:
         self._client = client
-        self._held = 0
+        self._gate = asyncio.Event()
+        self._holders: list[asyncio.Task[None]] = []
 
     async def take_all(self) -> None:
-        for _ in range(self._client.config.max_concurrency):
-            await self._client.account.slots.acquire()
-            self._held += 1
+        slots = self._client.account.slots
+
+        async def hold() -> None:
+            async with slots:
+                await self._gate.wait()
+
+        self._holders = [asyncio.create_task(hold()) for _ in range(slots.limit)]
+        await until(slots.locked)  # every holder is in (none waited: the slots were free)
 
     def release(self) -> None:
-        for _ in range(self._held):
-            self._client.account.slots.release()
-        self._held = 0
+        """Give every slot back (the holders leave at the loop's next turn)."""
+        self._gate.set()
 
 
 async def busy(client: PardotConnection) -> Slots:

@@ -1,28 +1,27 @@
 """A create that got no answer is never sent twice: the caller hears
 PARDOT_WRITE_UNCONFIRMED, and no other create for that email goes out while the first
-may still land in Pardot (the caller's retry reads first and finds it)."""
+may still land in Pardot (the caller's retry reads first and finds it). With the
+embedded backend the hold is on disk before the create is sent (issue 12, item 2)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from grpc import StatusCode
 
+from clients.connections import PardotConnection, PardotConnections
 from clients.state.holds import MemoryCreateHolds
+from clients.state.local import LocalState
 from fakepardot import FakePardot
-from strategies.core.errors import PardotWriteUnconfirmed
+from strategies.core.errors import PardotWriteUnconfirmed, StateUnwritable
+from support.state import FakeClocks
 from support.waiting import until
 
 from .conftest import ClientFactory, api_calls, gateway, oauth_config, v3_config
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def creates(fake: FakePardot) -> list[str]:
@@ -33,8 +32,8 @@ async def test_an_unanswered_create_holds_back_other_creates_for_that_email(
     fake: FakePardot, make_client: ClientFactory
 ) -> None:
     client = make_client(oauth_config(fake, timeout_s=0.2, unconfirmed_create_hold_s=30))
-    clock = Clock()
-    client.unconfirmed_creates = MemoryCreateHolds(30, clock=clock)
+    clock = FakeClocks()
+    client.unconfirmed_creates = MemoryCreateHolds(30, clocks=clock)
     await gateway(client).read_by_email("warm@example.com")
     fake.state.inject("delay", times=1, delay_s=0.5, path_contains="/do/create/")
 
@@ -57,7 +56,7 @@ async def test_an_unanswered_create_holds_back_other_creates_for_that_email(
     assert other.created
     assert creates(fake) == ["slow@example.com", "other@example.com"]
 
-    clock.now += 30  # the hold is over: the first create is taken as lost
+    clock.advance(30)  # the hold is over: the first create is taken as lost
     await gateway(client).create("slow@example.com", {"org_id": "42"})
     assert creates(fake)[-1] == "slow@example.com"
 
@@ -115,3 +114,46 @@ async def test_v3_and_dry_runs_are_not_held(fake: FakePardot, make_client: Clien
     assert v4.unconfirmed_creates.remaining("dropped@example.com") > 0
     assert fake.state.prospects("v4") == []  # a drop processes nothing
     assert [p["email"] for p in fake.state.prospects("v3")] == ["dropped@example.com"]
+
+
+@pytest.fixture
+async def on_disk(fake: FakePardot, tmp_path: Path) -> AsyncIterator[PardotConnection]:
+    """The default connection over the embedded backend in ``tmp_path/state``."""
+    connections = PardotConnections(
+        {"default": oauth_config(fake, unconfirmed_create_hold_s=30)},
+        state=LocalState(tmp_path / "state"),
+    )
+    yield connections.get("default")
+    await connections.aclose()
+
+
+async def test_a_create_is_held_on_disk_from_before_it_is_sent_until_pardot_answers(
+    fake: FakePardot, on_disk: PardotConnection, tmp_path: Path
+) -> None:
+    """What the next process (after a kill -9) or another one on the same state_dir
+    sees while the create is on its way: a hold, so it sends no second create."""
+    elsewhere = LocalState(tmp_path / "state").create_holds("default", hold_s=30)
+    await gateway(on_disk).read_by_email("warm@example.com")
+    fake.state.answers_held = True
+    sending = asyncio.ensure_future(gateway(on_disk).create("ann@example.com", {}))
+    try:
+        await until(lambda: fake.state.in_flight("v4") == 1)
+        assert elsewhere.remaining("ann@example.com") > 30  # its time in flight, then 30 s
+        assert on_disk.unconfirmed_creates.remaining("ann@example.com") == 0  # its own
+    finally:
+        fake.state.answers_held = False
+    assert (await asyncio.wait_for(sending, 5)).created
+    assert elsewhere.remaining("ann@example.com") == 0.0  # answered: the hold is over
+    elsewhere.close()
+
+
+async def test_a_create_whose_hold_cannot_be_written_is_not_sent(
+    fake: FakePardot, on_disk: PardotConnection
+) -> None:
+    """A full disk: UNAVAILABLE (StateUnwritable) and nothing reaches Pardot."""
+    await gateway(on_disk).read_by_email("warm@example.com")
+    on_disk.unconfirmed_creates.close()  # every write to it fails from now on
+    with pytest.raises(StateUnwritable) as caught:
+        await gateway(on_disk).create("ann@example.com", {})
+    assert caught.value.code is StatusCode.UNAVAILABLE
+    assert creates(fake) == []

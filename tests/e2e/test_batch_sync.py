@@ -4,6 +4,8 @@ person, and docs/batch-sync.md's grpcurl example run for real."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -13,11 +15,20 @@ import grpc
 import pytest
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
-from fakepardot import FakePardot
+from fakepardot import DEMO, FakePardot
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from support.grpcurl import grpcurl, needs_grpcurl
-from support.service import Service, identify, struct
+from support.service import (
+    Service,
+    close_service,
+    config_for,
+    identify,
+    open_service,
+    struct,
+)
+from support.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "batch-sync.md"
@@ -300,3 +311,58 @@ async def test_the_documented_example_answers_as_documented(
     # The ids the page shows are placeholders; the real ones are the fake's.
     people = by_email(fake, "v3")
     assert answered["results"][0]["identify"]["prospect_id"] == str(people["ann@example.com"]["id"])
+
+
+async def test_the_in_flight_cap_counts_batch_items(fake: FakePardot, tmp_path: Path) -> None:
+    """server.max_in_flight = 10 on the live server: 3 identify calls held at Pardot
+    take 3 units, so a BatchSync of 8 items is refused at once (SERVER_BUSY, RetryInfo)
+    and sends nothing, while one of 7 fits; once Pardot answers, everything admitted
+    succeeds. A BatchSync of 11 items can never fit: FAILED_PRECONDITION naming it."""
+    config = config_for(fake, tmp_path / "state")
+    config = dataclasses.replace(
+        config, server=dataclasses.replace(config.server, max_in_flight=10)
+    )
+    service = await open_service(config)
+    try:
+        people = [f"held{n}@example.com" for n in range(3)]
+        fake.state.answers_held = True
+        held = [
+            asyncio.ensure_future(
+                service.stub.Identify(identify({"email": e}, connection="v3"), timeout=30)
+            )
+            for e in people
+        ]
+        await until(lambda: fake.state.in_flight(DEMO.account_v3) == 3)
+        calls_before = len(fake.state.calls)
+
+        eight = [identify({"email": f"b{n}@example.com"}, connection="v3") for n in range(8)]
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await service.stub.BatchSync(
+                pb.BatchSyncRequest(items=[item(r) for r in eight]), timeout=30
+            )
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        status = rpc_status.from_call(refused.value)
+        assert status is not None
+        info = detail(status, error_details_pb2.ErrorInfo)
+        assert info is not None and info.reason == "SERVER_BUSY"
+        assert detail(status, error_details_pb2.RetryInfo) is not None
+        assert len(fake.state.calls) == calls_before  # refused before any Pardot call
+
+        seven = pb.BatchSyncRequest(items=[item(r) for r in eight[:7]])
+        fits = asyncio.ensure_future(service.stub.BatchSync(seven, timeout=30))
+        await until(lambda: fake.state.in_flight(DEMO.account_v3) >= 5)
+        fake.state.answers_held = False
+        assert [r.outcome for r in await asyncio.gather(*held)] == [pb.OUTCOME_CREATED] * 3
+        reply = await fits
+        assert [r.WhichOneof("result") for r in reply.results] == ["identify"] * 7
+
+        eleven = [identify({"email": f"c{n}@example.com"}, connection="v3") for n in range(11)]
+        with pytest.raises(grpc.aio.AioRpcError) as too_big:
+            await service.stub.BatchSync(
+                pb.BatchSyncRequest(items=[item(r) for r in eleven]), timeout=30
+            )
+        assert too_big.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "server.max_in_flight = 10" in too_big.value.details()
+    finally:
+        fake.state.answers_held = False
+        await close_service(service)

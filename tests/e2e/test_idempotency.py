@@ -13,6 +13,7 @@ import pytest
 from fakepardot import FakePardot
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from support.service import Service, close_service, config_for, identify, open_service, struct
+from support.waiting import until
 
 ORG = {"lookup_field": "org_id"}
 
@@ -140,3 +141,35 @@ async def test_track_is_idempotent_too(service: Service, fake: FakePardot) -> No
     assert replay.outcome == pb.OUTCOME_DUPLICATE_MESSAGE
     assert (replay.prospect_id, list(replay.actions)) == (first.prospect_id, list(first.actions))
     assert list(replay.pardot_calls) == [] and fake.state.calls == sent
+
+
+async def test_a_replay_of_an_unanswered_create_reads_what_it_created_never_creates_again(
+    fake: FakePardot, tmp_path: Path
+) -> None:
+    """Issue 12, item 2: CreateV4 always creates, so its replay after an attempt that got
+    no answer must find the prospect that attempt created (see strategies/create_v4.py)."""
+    service = await open_service(config_for(fake, tmp_path / "state", default={"timeout_s": 0.3}))
+    try:
+        fake.state.inject("delay", times=1, delay_s=1.0, path_contains="/do/create/")
+        request = identify(
+            {"email": "once@example.com"}, message_id="m-once", create_when_unmatched=True
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as unanswered:
+            await service.stub.Identify(request, timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError) as still_on_its_way:
+            await service.stub.Identify(request, timeout=10)
+        assert fake.state.prospects("v4") == []  # the replay did read: nothing yet
+        await until(lambda: len(fake.state.prospects("v4")) == 1)
+        replay = await service.stub.Identify(request, timeout=10)
+        again = await service.stub.Identify(request, timeout=10)
+    finally:
+        await close_service(service)
+    assert unanswered.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert still_on_its_way.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "may still land" in (still_on_its_way.value.details() or "")
+    (prospect,) = fake.state.prospects("v4")
+    assert (replay.outcome, replay.prospect_id) == (pb.OUTCOME_CREATED, str(prospect["id"]))
+    assert again.outcome == pb.OUTCOME_DUPLICATE_MESSAGE
+    assert [c for c in writes(fake) if "/do/create/" in c] == [
+        "/api/prospect/version/4/do/create/email/once@example.com"
+    ]

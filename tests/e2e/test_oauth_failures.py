@@ -261,3 +261,82 @@ async def test_idfid_with_an_unknown_fid_and_no_email_is_not_found_either_way(
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert error_info(error).reason == "PROSPECT_NOT_FOUND"
     assert fake.state.prospects("v4") == []
+
+
+# --- a failing token endpoint: one request at a time, backoff, fail fast ----------------
+
+#: The connection's retry settings at their defaults: the token backoff follows them.
+DEFAULT_BACKOFF = {"backoff_base_s": 0.1, "backoff_max_s": 2.0}
+
+
+def attempts_allowed(elapsed_s: float, backoff_base_s: float, backoff_max_s: float) -> int:
+    """The most token requests the backoff schedule lets through in ``elapsed_s``: after
+    the n-th failure in a row, at least half of min(max, base·2ⁿ⁻¹) passes before
+    the next request may start."""
+    allowed, waited = 1, 0.0
+    while True:
+        waited += min(backoff_max_s, backoff_base_s * 2.0 ** (allowed - 1)) / 2
+        if waited > elapsed_s:
+            return allowed
+        allowed += 1
+
+
+def retry_delay_s(error: grpc.aio.AioRpcError) -> float | None:
+    status = rpc_status.from_call(error)
+    retry = error_details_pb2.RetryInfo()
+    if status is None or not any(d.Unpack(retry) for d in status.details):
+        return None
+    return retry.retry_delay.ToNanoseconds() / 1e9
+
+
+@pytest.mark.parametrize("fault", ["http_500", "drop"])
+@pytest.mark.parametrize(
+    ("connection", "token_path"),
+    [("v3", "oauth2/token"), ("legacy", "/api/login/")],
+    ids=["oauth", "legacy"],
+)
+async def test_a_failing_token_endpoint_gets_few_requests_and_callers_fail_fast(
+    fake: FakePardot, open_with: Callable[..., Any], connection: str, token_path: str, fault: str
+) -> None:
+    """200 concurrent calls while the token endpoint (OAuth's grant, or the legacy
+    login) fails: the endpoint sees no more requests than the backoff schedule allows
+    for the time the calls took (it used to see up to 4 per call: 800), every call is
+    UNAVAILABLE with a RetryInfo, and once the endpoint recovers, a caller that waits
+    the RetryInfo it was given succeeds."""
+    service = await open_with(**{connection: DEFAULT_BACKOFF})
+    fake.state.inject(fault, times=1_000_000, path_contains=token_path)
+
+    def requests_seen() -> int:
+        return len([c for c in fake.state.calls if token_path in c.path])
+
+    started = asyncio.get_running_loop().time()
+    calls = [
+        service.stub.Identify(
+            identify({"email": f"p{n}@example.com"}, connection=connection), timeout=20
+        )
+        for n in range(200)
+    ]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    elapsed = asyncio.get_running_loop().time() - started
+
+    assert all(isinstance(r, grpc.aio.AioRpcError) for r in results)
+    errors = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert {e.code() for e in errors} == {grpc.StatusCode.UNAVAILABLE}
+    assert all(retry_delay_s(e) is not None for e in errors)
+    allowed = attempts_allowed(elapsed, **DEFAULT_BACKOFF)
+    assert 1 <= requests_seen() <= allowed, (requests_seen(), allowed, elapsed)
+    assert requests_seen() <= 10  # small, whatever the machine's speed
+
+    fake.state.clear_faults()
+    request = identify({"email": "after@example.com"}, connection=connection)
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                reply = await service.stub.Identify(request, timeout=20)
+                break
+            except grpc.aio.AioRpcError as error:
+                assert error.code() == grpc.StatusCode.UNAVAILABLE
+                delay = retry_delay_s(error)
+                assert delay is not None
+                await asyncio.sleep(delay)
+    assert reply.outcome == pb.OUTCOME_CREATED

@@ -4,6 +4,7 @@ strategy exactly as Identify would, skipped events, dry runs and refusals."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -71,13 +72,16 @@ def kinds(response: pb.TrackResponse) -> list[tuple[str, str]]:
 
 
 def operations(response: pb.TrackResponse) -> list[str]:
-    """What each Pardot call was: "read", "update", "listMembership", "v5", …"""
+    """What each Pardot call was: "read", "update", "listMembership", "list" (a list
+    read), "v5", …"""
     names = []
     for call in response.pardot_calls:
         if call.path.startswith("/api/v5/"):
             names.append("v5")
         elif call.path.startswith("/api/listMembership/"):
             names.append("listMembership")
+        elif call.path.startswith("/api/list/"):
+            names.append("list")
         else:
             names.append(call.path.split("/do/")[1].split("/")[0])
     return names
@@ -196,7 +200,8 @@ async def test_track_creates_the_prospect_identify_would_have_created(
         1002,
     )
     assert (created["plan"], created["job_title"]) == ("pro", "CTO")
-    assert operations(response) == ["read", "create", "listMembership", "v5"]
+    # The list is read first (it exists), then the prospect resolved as identify would.
+    assert operations(response) == ["list", "read", "create", "listMembership", "v5"]
 
 
 async def test_identity_found_only_in_properties_is_used(
@@ -220,7 +225,7 @@ async def test_identify_then_track_is_one_prospect(service: Service, fake: FakeP
     )
     tracked = await send(service, track(traits=ANN, **ORG))
     assert tracked.prospect_id == identified.prospect_id
-    assert operations(tracked)[0] == "update", "the identity map knows the prospect"
+    assert operations(tracked)[:2] == ["list", "update"], "the identity map knows the prospect"
     assert len(fake.state.prospects("v4")) == 1
 
 
@@ -333,6 +338,67 @@ async def test_a_list_pardot_does_not_know_names_the_setting(
     info, fields = refusal(error)
     assert fields == ['settings.track_mappings["Signed Up"].add_to_list_ids[0]']
     assert info.metadata["err_code"] == "55"
+    # Found by the list read, before the prospect write: nothing written, nobody created.
+    assert api_calls(fake) == ["/api/list/version/4/do/read/id/999"]
+    assert fake.state.prospects("v4") == []
+
+
+@pytest.mark.parametrize("connection", ["", "v3", "v5"], ids=["v4", "v3", "v5"])
+async def test_an_unknown_list_writes_no_prospect_on_any_api_version(
+    service: Service, fake: FakePardot, connection: str
+) -> None:
+    """A mapping with one known and one unknown list: the call is refused after the
+    list reads alone, on v3, v4 and v5 (v5 reads /api/v5/objects/lists/<id>)."""
+    mapping = {"Signed Up": pb.TrackMapping(fields={"plan": "plan"}, add_to_list_ids=[501, 999])}
+    settings = ORG if connection == "" else {}
+    error = await refused(
+        service, track(traits=ANN, mappings=mapping, connection=connection, **settings)
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refusal(error)[1] == ['settings.track_mappings["Signed Up"].add_to_list_ids[1]']
+    assert all("/list" in path and "Membership" not in path for path in api_calls(fake))
+    assert len(api_calls(fake)) == 2
+    assert fake.state.prospects("v4") == [] and fake.state.prospects("v3") == []
+
+
+async def test_a_list_is_read_once_per_connection_for_many_calls(
+    service: Service, fake: FakePardot
+) -> None:
+    """The list read is remembered per connection: 20 concurrent first calls share one
+    read, and later calls make none — the check costs one call per list, not per event."""
+    people = [{"email": f"p{n}@example.com", "org_id": f"o-{n}"} for n in range(20)]
+    mapping = {"Signed Up": pb.TrackMapping(add_to_list_ids=[501, 502])}
+    first = await asyncio.gather(
+        *(send(service, track(traits=p, mappings=mapping, **ORG)) for p in people)
+    )
+    again = await send(service, track(traits=people[0], mappings=mapping, **ORG))
+    list_reads = [p for p in api_calls(fake) if p.startswith("/api/list/")]
+    assert sorted(list_reads) == [
+        "/api/list/version/4/do/read/id/501",
+        "/api/list/version/4/do/read/id/502",
+    ]
+    assert all(r.outcome == pb.OUTCOME_CREATED for r in first)
+    assert "list" not in operations(again)
+    assert set(fake.state.list_members("v4", 502)) == {int(r.prospect_id) for r in first}
+
+
+async def test_a_list_deleted_after_it_was_read_is_still_named(
+    service: Service, fake: FakePardot
+) -> None:
+    """A list remembered as existing, then deleted in Pardot: the add answers err 55
+    after the prospect write (as before this check), named the same way; the next call
+    reads nothing (the list is remembered missing) and writes nothing."""
+    mapping = {"Signed Up": pb.TrackMapping(add_to_list_ids=[502])}
+    await send(service, track(traits=ANN, mappings=mapping, **ORG))
+    fake.state.configure_account("v4", lists=[501])
+    error = await refused(service, track(traits=ANN, mappings=mapping, **ORG))
+    assert refusal(error)[1] == ['settings.track_mappings["Signed Up"].add_to_list_ids[0]']
+    calls_before = len(fake.state.calls)
+    bob = {"email": "bob@example.com", "org_id": "o-bob"}
+    error = await refused(service, track(traits=bob, mappings=mapping, **ORG))
+    assert refusal(error)[0].metadata["err_code"] == "55"
+    assert len(fake.state.calls) == calls_before  # no call at all
+    assert [p["email"] for p in fake.state.prospects("v4")] == ["ann@example.com"]
 
 
 async def test_an_activity_type_the_account_lacks_is_a_failed_precondition(
@@ -346,6 +412,34 @@ async def test_an_activity_type_the_account_lacks_is_a_failed_precondition(
     assert info.reason == "EXTERNAL_ACTIVITY_REFUSED" and "err_code" in info.metadata
     assert "Unheard Of" in error.details() and "external_activity" in error.details()
     assert fake.state.activities("v4") == []
+
+
+async def test_an_activity_type_refused_once_is_refused_before_any_call_after(
+    service: Service, fake: FakePardot
+) -> None:
+    """Pardot's API cannot say which activity types exist, so the first refusal comes
+    after the prospect write (Ann is created); the connection remembers it, and the
+    next call naming that type — Bob's — is refused with no call and no prospect."""
+    activity = pb.ExternalActivity(extension="ProspectSync", type="Unheard Of")
+    mapping = {"Signed Up": pb.TrackMapping(external_activity=activity)}
+    first = await refused(service, track(traits=ANN, mappings=mapping, **ORG))
+    assert refusal(first)[0].reason == "EXTERNAL_ACTIVITY_REFUSED"
+    assert [p["email"] for p in fake.state.prospects("v4")] == ["ann@example.com"]
+
+    calls_before = len(fake.state.calls)
+    bob = {"email": "bob@example.com", "org_id": "o-bob"}
+    second = await refused(service, track(traits=bob, mappings=mapping, **ORG))
+    info, _ = refusal(second)
+    assert second.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert info.reason == "EXTERNAL_ACTIVITY_REFUSED" and "err_code" in info.metadata
+    assert len(fake.state.calls) == calls_before
+    assert [p["email"] for p in fake.state.prospects("v4")] == ["ann@example.com"]
+    # Another type of the same extension is not affected.
+    known = pb.ExternalActivity(extension="ProspectSync", type="Signed Up")
+    fine = {"Signed Up": pb.TrackMapping(external_activity=known)}
+    assert kinds(await send(service, track(traits=bob, mappings=fine, **ORG))) == [
+        ("TRACK_ACTION_KIND_EXTERNAL_ACTIVITY", "TRACK_ACTION_STATUS_APPLIED")
+    ]
 
 
 async def test_a_legacy_login_cannot_record_activities_and_sends_nothing(

@@ -153,6 +153,7 @@ async def test_track_on_v5_adds_to_a_list_once_and_records_the_activity(
     assert again.actions[0].status == pb.TRACK_ACTION_STATUS_ALREADY_APPLIED
     assert fake.state.list_members(DEMO.account_v4, 501) == [int(first.prospect_id)]
     assert [c.path for c in first.pardot_calls] == [
+        "/api/v5/objects/lists/501",  # the list exists (read once, then remembered)
         UPSERT,
         "/api/v5/objects/list-memberships",
         "/api/v5/external-activities",

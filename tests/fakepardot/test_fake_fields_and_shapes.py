@@ -20,7 +20,7 @@ import pytest
 from fakepardot import FakePardot
 
 if TYPE_CHECKING:
-    from tests.fakepardot.conftest import Pardot
+    from tests.fakepardot.conftest import Pardot, V5Client
 
 
 def test_custom_fields_come_back_only_when_they_hold_a_value(v4: Pardot) -> None:
@@ -31,10 +31,39 @@ def test_custom_fields_come_back_only_when_they_hold_a_value(v4: Pardot) -> None
 
 
 def test_sending_a_field_empty_clears_it(v4: Pardot) -> None:
-    created = v4.ok("create", "email", "c@example.com", org_id="o", city="Bergen")["prospect"]
-    cleared = v4.ok("update", "id", created["id"], org_id="", city="")["prospect"]
+    """Pardot's v3/v4 docs (pardot/api-docs, docs/kb/api-version-4/prospects.md,
+    "Updating Field Values"): "To clear a value, submit an update request containing a
+    parameter with no specified value, such as phone=" — a standard field and a custom
+    field alike (grouparoo/grouparoo PR 1391: "empty string clears the value")."""
+    created = v4.ok(
+        "create", "email", "c@example.com", org_id="o", city="Bergen", phone="555-0100"
+    )["prospect"]
+    cleared = v4.ok("update", "id", created["id"], org_id="", city="", phone="")["prospect"]
     assert "org_id" not in cleared
-    assert cleared["city"] is None
+    assert cleared["city"] is None and cleared["phone"] is None
+
+
+@pytest.mark.parametrize("null_clears", [True, False])
+def test_a_v5_null_clears_by_the_switch_and_empty_always_clears(
+    v5: V5Client, fake: FakePardot, null_clears: bool
+) -> None:
+    """UNCONFIRMED for v5 (fakepardot/v5_switches.py, ``v5_null_clears``): either a JSON
+    null clears the field, or it leaves it as it was (as in v4's batch JSON, where null
+    "just leaves the old value and does nothing": grouparoo/grouparoo PR 1391). An empty
+    string clears on both sides."""
+    fake.state.v5_null_clears = null_clears
+    seeded = fake.state.add_prospect(
+        "v4", email="n@example.com", phone="555-0100", city="Bergen", org_id="o-1"
+    )
+    body = {"phone": None, "org_id__c": None, "city": ""}
+    v5.ok("PATCH", f"prospects/{seeded['id']}", status=204, json=body)
+    after = fake.state.get_prospect("v4", seeded["id"])
+    assert after is not None
+    assert after["city"] is None  # "" clears on both sides
+    if null_clears:
+        assert after["phone"] is None and "org_id" not in after
+    else:
+        assert after["phone"] == "555-0100" and after["org_id"] == "o-1"
 
 
 def test_multi_value_custom_field(v4: Pardot) -> None:

@@ -150,6 +150,57 @@ def test_list_membership_unknown_prospect_is_err_3(v4: Pardot) -> None:
     v4.fails(3, "create", "list_id", 501, "prospect_id", 424242, obj="listMembership")
 
 
+# --- list reads (track checks a mapping's lists before any write) --------------------------
+
+#: A list record's keys, in Pardot's order (RECORDED: the answer of list/version/4/do/create
+#: in grouparoo's Pardot fixtures; a read answers the same ``list`` element, Pardot's docs).
+LIST_KEYS = [
+    "id",
+    "name",
+    "is_public",
+    "is_dynamic",
+    "title",
+    "description",
+    "is_crm_visible",
+    "created_at",
+    "updated_at",
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_list_read_answers_the_list(v4: Pardot, method: str) -> None:
+    response = v4.call("read", "id", 501, obj="list", method=method)
+    document = response.json()
+    assert response.status_code == 200, response.text
+    assert document["@attributes"] == {"stat": "ok", "version": 1}
+    assert list(document["list"]) == LIST_KEYS
+    assert document["list"]["id"] == 501 and document["list"]["is_dynamic"] is False
+
+
+def test_list_read_of_an_unknown_list_is_err_55(v4: Pardot, fake: FakePardot) -> None:
+    assert v4.fails(55, "read", "id", 999, obj="list") == "Invalid list ID"
+    fake.state.configure_account("v4", lists=[501])
+    v4.fails(55, "read", "id", 502, obj="list")  # a list taken away is gone
+
+
+def test_list_read_without_an_id_is_err_parameter_missing(v4: Pardot) -> None:
+    v4.fails(13, "read", obj="list")
+
+
+def test_list_read_v5_answers_the_fields_asked(v4: Pardot, http: httpx.Client) -> None:
+    response = http.get("/api/v5/objects/lists/502?fields=id,name", headers=v4.headers)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"id": 502, "name": "List 502"}
+
+
+def test_list_read_v5_of_an_unknown_list_is_404_code_109(v4: Pardot, http: httpx.Client) -> None:
+    response = http.get("/api/v5/objects/lists/999?fields=id", headers=v4.headers)
+    assert response.status_code == 404
+    assert response.json()["code"] == 109
+    missing = http.get("/api/v5/objects/lists/501", headers=v4.headers)  # no fields
+    assert missing.status_code == 400 and missing.json()["code"] == 13
+
+
 # --- external activities (v5) ------------------------------------------------------------
 
 

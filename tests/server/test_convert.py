@@ -191,3 +191,91 @@ def test_an_unknown_prospect_id_is_empty() -> None:
     result = SyncResult(Prospect(None, planned=True), Outcome.PLANNED)
     response = identify_response(result, "LookupFieldV4", [])
     assert (response.prospect_id, response.outcome) == ("", pb.OUTCOME_PLANNED)
+
+
+# --- issue 12: what the proto's types cannot say ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(253_402_300_800, 0), (-62_135_596_801, 0), (0, -1), (0, 1_000_000_000)],
+)
+def test_a_timestamp_out_of_protobufs_range_is_invalid_argument(seconds: int, nanos: int) -> None:
+    when = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+    for request in (pb.IdentifyRequest(timestamp=when), pb.TrackRequest(event="e", timestamp=when)):
+        convert = (
+            event_from_identify if isinstance(request, pb.IdentifyRequest) else event_from_track
+        )
+        with pytest.raises(InvalidArgument) as caught:
+            convert(request)  # type: ignore[arg-type]
+        assert caught.value.field == "timestamp"
+
+
+def test_the_edges_of_the_timestamp_range_convert() -> None:
+    last = timestamp_pb2.Timestamp(seconds=253_402_300_799, nanos=999_999_999)
+    first = timestamp_pb2.Timestamp(seconds=-62_135_596_800)
+    assert event_from_identify(pb.IdentifyRequest(timestamp=last)).timestamp is not None
+    assert event_from_identify(pb.IdentifyRequest(timestamp=first)).timestamp is not None
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (pb.IdentifyRequest(user_id="u" * 256), "user_id"),
+        (pb.IdentifyRequest(anonymous_id="a" * 256), "anonymous_id"),
+        (pb.IdentifyRequest(message_id="m" * 256), "message_id"),
+        (pb.IdentifyRequest(pardot=pb.PardotOptions(id="1" * 256)), "pardot.id"),
+        (pb.TrackRequest(event="e" * 256), "event"),
+        (pb.IdentifyRequest(traits=struct({"notes": "n" * (64 * 1024 + 1)})), "traits.notes"),
+        (pb.IdentifyRequest(traits=struct({"tags": ["ok", "é" * 40_000]})), "traits.tags[1]"),
+        (pb.IdentifyRequest(context=struct({"page": {"k" * 256: 1}})), "context.page"),
+        (pb.TrackRequest(event="e", properties=struct({"p" * 256: 1})), "properties"),
+    ],
+    ids=[
+        "user_id",
+        "anonymous_id",
+        "message_id",
+        "pardot.id",
+        "event",
+        "trait-value",
+        "list-item",
+        "nested-key",
+        "property-key",
+    ],
+)
+def test_a_string_over_its_limit_is_refused_naming_where_it_is(request_, field: str) -> None:
+    convert = event_from_identify if isinstance(request_, pb.IdentifyRequest) else event_from_track
+    with pytest.raises(InvalidArgument) as caught:
+        convert(request_)
+    assert caught.value.field == field
+    assert len(caught.value.message) < 600
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        (pb.PardotSettings(lookup_field="f" * 101), "settings.lookup_field"),
+        (pb.PardotSettings(strategy="s" * 101), "settings.strategy"),
+        (pb.PardotSettings(campaign_id="1" * 101), "settings.campaign_id"),
+        (pb.PardotSettings(account_id="1" * 101), "settings.account_id"),
+        (
+            pb.PardotSettings(track_mappings={"e" * 256: pb.TrackMapping()}),
+            "settings.track_mappings",
+        ),
+        (
+            pb.PardotSettings(track_mappings={"e": pb.TrackMapping(fields={"p": "f" * 101})}),
+            "settings.track_mappings['e'].fields['p']",
+        ),
+    ],
+    ids=["lookup_field", "strategy", "campaign_id", "account_id", "event-key", "mapped-field"],
+)
+def test_a_setting_over_its_limit_is_refused(settings: pb.PardotSettings, field: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        settings_from_proto(settings, V3)
+    assert caught.value.field == field
+
+
+def test_an_overlong_connection_name_is_refused_before_it_is_looked_up() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        connection_name(pb.PardotSettings(connection="c" * 101))
+    assert caught.value.field == "settings.connection"

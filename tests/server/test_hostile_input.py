@@ -22,7 +22,7 @@ from strategies.validation import MAX_MESSAGE_ID_LENGTH, MAX_TRAITS, MAX_VALUE_B
 from support.service import identify
 
 if TYPE_CHECKING:
-    from .conftest import Served, StubConnections
+    from .conftest import LogCapture, Served, StubConnections
 
 IDENTIFY = "/prospectsync.v1.ProspectSync/Identify"
 
@@ -159,3 +159,28 @@ async def test_nan_or_infinity_in_traits_is_invalid_argument(served: Served, num
     error = await refused(served, request)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert violations(error) == ["traits"]
+
+
+MEGABYTE = 1_000_000
+
+
+async def test_a_megabyte_event_name_is_refused_and_never_logged_whole(
+    served: Served, logs: LogCapture
+) -> None:
+    stub = pb_grpc.ProspectSyncStub(served.channel)
+    name = "e" * MEGABYTE
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Track(pb.TrackRequest(event=name, message_id="m-1"), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(caught.value) == ["event"]
+    assert served.connections.deadlines == []  # no connection was asked for a gateway
+    assert logs.named("rpc.done")  # the call was logged…
+    assert len(logs.text) < 10_000  # …and nothing of it holds the name
+
+
+async def test_a_megabyte_user_id_never_reaches_a_connection(served: Served) -> None:
+    request = identify({"email": "tom@example.com"}, user_id="u" * MEGABYTE)
+    error = await refused(served, request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert violations(error) == ["user_id"]
+    assert served.connections.deadlines == []  # no gateway opened: no identity map write

@@ -19,16 +19,17 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
+from clients.state.attempts import earlier_attempt
 from clients.state.local import IDEMPOTENCY_FILE
 from clients.state.protocols import IdempotencyKey, ResponseRecords
 from clients.state.responses import ResponseStore
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
 from server.idempotency import Idempotency
-from strategies.core.errors import InvalidArgument, PardotUnavailable
+from strategies.core.errors import InvalidArgument, PardotUnavailable, StateUnwritable
 from strategies.validation import MAX_MESSAGE_ID_LENGTH
 from support.service import identify
-from support.state import StateUnderTest
+from support.state import FakeClocks, StateUnderTest
 
 if TYPE_CHECKING:
     from .conftest import LogCapture, Served
@@ -38,29 +39,22 @@ KEY = IdempotencyKey(IDENTIFY, "default", "m-1")
 TOM = {"email": "tom@example.com"}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock(state: StateUnderTest) -> FakeClocks:
+    """The host's clocks every store of the test reads."""
+    return state.clocks
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(state: StateUnderTest, clock: Clock) -> ResponseRecords:
-    """The ``state`` backend's records, 60 s window, on the test's clock (closed by
+def store(state: StateUnderTest) -> ResponseRecords:
+    """The ``state`` backend's records, 60 s window, on the test's clocks (closed by
     ``state``)."""
-    return state.responses(window_s=60.0, clock=clock)
+    return state.responses(window_s=60.0)
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path, clock: Clock) -> Iterator[ResponseStore]:
-    opened = ResponseStore(tmp_path / IDEMPOTENCY_FILE, window_s=60.0, clock=clock)
+def sqlite_store(tmp_path: Path) -> Iterator[ResponseStore]:
+    opened = ResponseStore(tmp_path / IDEMPOTENCY_FILE, window_s=60.0, clocks=FakeClocks())
     yield opened
     opened.close()
 
@@ -84,34 +78,155 @@ async def save_now(store: ResponseRecords, key: IdempotencyKey, response: bytes)
 
 
 async def test_a_stored_response_is_found_within_the_window_only(
-    store: ResponseRecords, clock: Clock
+    store: ResponseRecords, clock: FakeClocks
 ) -> None:
     assert store.get(KEY) is None
     await save_now(store, KEY, b"first")
-    clock.now += 59.9
+    clock.advance(59.9)
     assert store.get(KEY) == b"first"
     assert store.get(IdempotencyKey(IDENTIFY, "v3", "m-1")) is None  # another connection
     assert store.get(IdempotencyKey("/x/Track", "default", "m-1")) is None  # another method
-    clock.now += 0.2
+    clock.advance(0.2)
     assert store.get(KEY) is None
 
 
-async def test_records_survive_a_reopen(state: StateUnderTest, clock: Clock) -> None:
-    first = state.responses(clock=clock)
+async def test_records_survive_a_reopen(state: StateUnderTest) -> None:
+    first = state.responses()
     await save_now(first, KEY, b"kept")
     first.close()
-    assert state.responses(clock=clock).get(KEY) == b"kept"
+    assert state.responses().get(KEY) == b"kept"
 
 
-async def test_expired_sqlite_records_are_purged_on_open(tmp_path: Path, clock: Clock) -> None:
+async def test_a_step_of_the_wall_clock_never_makes_a_recorded_message_new(
+    store: ResponseRecords, clock: FakeClocks
+) -> None:
+    """Issue 12, item 11: the window is time that passed, not what the wall clock says."""
+    await save_now(store, KEY, b"first")
+    clock.step(+3600)  # an hour forward: the window has not passed
+    assert store.get(KEY) == b"first"
+    clock.step(-7200)  # and back past where it was
+    assert store.get(KEY) == b"first"
+    clock.advance(59.9)
+    assert store.get(KEY) == b"first"
+    clock.advance(0.2)  # the window did pass: the record expires all the same
+    assert store.get(KEY) is None
+
+
+async def test_across_a_restart_the_window_counts_time_that_passed_not_clock_steps(
+    state: StateUnderTest, clock: FakeClocks
+) -> None:
+    first = state.responses()
+    await save_now(first, KEY, b"kept")
+    first.close()
+    clock.step(+3600)  # stepped while the process was down ...
+    clock.advance(10)  # ... for 10 s
+    second = state.responses()
+    assert second.get(KEY) == b"kept"
+    second.close()
+    # After a reboot only the wall clock tells how long the process was down; a step
+    # back then counts as no time at all, never as time running backwards.
+    clock.reboot()
+    clock.step(-86_400)
+    third = state.responses()
+    assert third.get(KEY) == b"kept"
+    clock.advance(49.9)
+    assert third.get(KEY) == b"kept"
+    clock.advance(0.2)  # 60 s after it was stored, counted across both restarts
+    assert third.get(KEY) is None
+
+
+async def test_a_forward_step_while_down_across_a_reboot_counts_as_time_passed(
+    state: StateUnderTest, clock: FakeClocks
+) -> None:
+    """The documented limit: across a reboot nothing but the wall clock tells how long
+    the process was down, so a forward step then cannot be told from downtime."""
+    first = state.responses()
+    await save_now(first, KEY, b"kept")
+    first.close()
+    clock.reboot()
+    clock.step(+61)
+    assert state.responses().get(KEY) is None
+
+
+# --- the message in progress ---------------------------------------------------------
+
+
+async def test_a_message_is_in_progress_durably_before_its_call_runs(
+    state: StateUnderTest, store: ResponseRecords, clock: FakeClocks
+) -> None:
+    """Issue 12, item 2: a process that dies mid-call leaves the message in progress,
+    so the next one (another store on the same state) knows an attempt began, and when."""
+    idempotency = Idempotency(store)
+    began = clock.wall()
+    seen: list[float | None] = []
+
+    async def respond() -> pb.IdentifyResponse:
+        after_a_crash = state.responses()  # as the next process would open it, now
+        seen.append(await asyncio.wait_for(after_a_crash.begin(KEY), 5))
+        return created()
+
+    await idempotency.once(KEY, pb.IdentifyResponse, respond)
+    assert seen == [began]
+
+
+async def test_an_attempt_after_one_that_failed_is_told_when_the_first_began(
+    store: ResponseRecords, clock: FakeClocks
+) -> None:
+    idempotency = Idempotency(store)
+    began = clock.wall()
+    told: list[float | None] = []
+
+    async def fails() -> pb.IdentifyResponse:
+        told.append(earlier_attempt())
+        raise PardotUnavailable("Pardot did not answer")
+
+    async def succeeds() -> pb.IdentifyResponse:
+        told.append(earlier_attempt())
+        return created()
+
+    with pytest.raises(PardotUnavailable):
+        await idempotency.once(KEY, pb.IdentifyResponse, fails)
+    clock.advance(5)
+    await idempotency.once(KEY, pb.IdentifyResponse, succeeds)
+    other = IdempotencyKey(IDENTIFY, "default", "m-2")
+    await idempotency.once(other, pb.IdentifyResponse, succeeds)
+    assert told == [None, began, None]  # the first attempt of each message is told None
+    assert earlier_attempt() is None  # only inside the call
+
+
+async def test_a_message_that_cannot_be_marked_in_progress_fails_before_it_runs(
+    sqlite_store: ResponseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk: UNAVAILABLE (StateUnwritable) before anything reaches Pardot."""
+
+    def full(rows: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(sqlite_store, "_write", full)
+    runs = 0
+
+    async def respond() -> pb.IdentifyResponse:
+        nonlocal runs
+        runs += 1
+        return created()
+
+    with pytest.raises(StateUnwritable) as caught:
+        await Idempotency(sqlite_store).once(KEY, pb.IdentifyResponse, respond)
+    assert runs == 0
+    assert caught.value.code is grpc.StatusCode.UNAVAILABLE
+    assert caught.value.reason == "STATE_UNAVAILABLE"
+
+
+async def test_expired_sqlite_records_are_purged_on_open(tmp_path: Path) -> None:
     path = tmp_path / IDEMPOTENCY_FILE
-    first = ResponseStore(path, window_s=60.0, clock=clock)
+    clock = FakeClocks()
+    first = ResponseStore(path, window_s=60.0, clocks=clock)
     await save_now(first, KEY, b"kept")
     await save_now(first, IdempotencyKey(IDENTIFY, "default", "old"), b"old")
     first.close()
 
-    clock.now += 61
-    purged = ResponseStore(path, window_s=60.0, clock=clock)  # purges on open
+    clock.advance(61)
+    purged = ResponseStore(path, window_s=60.0, clocks=clock)  # purges on open
     try:
         (rows,) = purged._db.execute("SELECT count(*) FROM responses").fetchone()
         assert rows == 0
@@ -279,6 +394,10 @@ async def test_a_first_call_that_goes_away_while_its_record_commits_still_answer
     await save_now(store, other, b"")
     first = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
     await asyncio.sleep(0.01)
+    assert runs == 0  # it runs once the message is in progress, committed:
+    store.commit()
+    await asyncio.sleep(0.01)
+    assert runs == 1
     assert store.get(KEY) is None  # answered by Pardot; its record waits for the commit
     waiter = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
     await asyncio.sleep(0.01)
@@ -296,14 +415,16 @@ async def test_a_failed_sqlite_commit_fails_the_call_and_lets_a_waiter_run(
     store = sqlite_store
     idempotency = Idempotency(store)
     write = store._write
-    failures = [sqlite3.OperationalError("disk I/O error")]
+    commits = 0
 
-    def fail_once(rows: list) -> None:
-        if failures:
-            raise failures.pop()
-        write(rows)
+    def fail_the_response(pending: list) -> None:
+        nonlocal commits
+        commits += 1
+        if commits == 2:  # the first marks the message in progress; the second fails
+            raise sqlite3.OperationalError("disk I/O error")
+        write(pending)
 
-    monkeypatch.setattr(store, "_write", fail_once)
+    monkeypatch.setattr(store, "_write", fail_the_response)
     release = asyncio.Event()
     runs = 0
 
@@ -318,7 +439,7 @@ async def test_a_failed_sqlite_commit_fails_the_call_and_lets_a_waiter_run(
     waiter = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
     await asyncio.sleep(0.01)
     release.set()
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StateUnwritable):  # UNAVAILABLE: the replay reads what it wrote
         await asyncio.wait_for(first, 5)
     reply = await asyncio.wait_for(waiter, 5)
     assert (runs, reply.outcome, reply.prospect_id) == (2, pb.OUTCOME_CREATED, "2")

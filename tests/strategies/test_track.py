@@ -13,7 +13,12 @@ import pytest
 from strategies import validation
 from strategies.base import Gateway
 from strategies.catalog import REGISTRY
-from strategies.core.errors import FailedPrecondition, InvalidArgument, ProspectSyncError
+from strategies.core.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PardotError,
+    ProspectSyncError,
+)
 from strategies.core.model import (
     ActionKind,
     ActionStatus,
@@ -308,6 +313,28 @@ async def test_a_list_pardot_does_not_know_names_the_setting() -> None:
         await apply(track(), with_mapping(V3, mapping), pardot)
     assert caught.value.field == f"{WHERE}.add_to_list_ids[1]"
     assert caught.value.metadata == {"err_code": "55"}
+    assert pardot.calls == [] and pardot.prospects == {}  # found before any write
+
+
+async def test_an_unknown_list_is_found_before_the_prospect_write_in_a_dry_run_too() -> None:
+    pardot = MemoryGateway(api_version=3, dry_run=True)
+    mapping = TrackMapping(add_to_list_ids=(999,))
+    with pytest.raises(InvalidArgument) as caught:
+        await apply(track(), with_mapping(replace(V3, dry_run=True), mapping), pardot)
+    assert caught.value.field == f"{WHERE}.add_to_list_ids[0]"
+    assert pardot.calls == []
+
+
+async def test_an_activity_type_pardot_refused_lately_fails_before_any_call() -> None:
+    """Pardot cannot be asked which activity types exist; once it refused one on this
+    connection, the gateway knows, and track refuses before writing the prospect."""
+    pardot = MemoryGateway(api_version=4)
+    pardot.refused_types[("ProspectSync", "Signed Up")] = PardotError(400, "no such type")
+    with pytest.raises(FailedPrecondition) as caught:
+        await apply(track(traits={"email": "ann@example.com", "org_id": "o-1"}), ORG, pardot)
+    assert caught.value.reason == "EXTERNAL_ACTIVITY_REFUSED"
+    assert f"{WHERE}.external_activity" in caught.value.message
+    assert pardot.calls == [] and pardot.prospects == {}
 
 
 async def test_an_activity_without_any_email_is_refused() -> None:

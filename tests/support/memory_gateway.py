@@ -14,7 +14,7 @@ meet in production; tests/clients/test_gateway_contract.py holds both to one con
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,6 +39,9 @@ class MemoryGateway(TrackGateway):
     lists: dict[int, set[int]] = field(default_factory=lambda: {501: set(), 502: set()})
     #: Recorded external activities: {"extension", "type", "value", "email"}.
     activities: list[dict[str, str]] = field(default_factory=list)
+    #: (extension, type) → the refusal the connection met lately for it (track refuses
+    #: such a mapping before any call: ``TrackGateway.refused_external_activity``).
+    refused_types: dict[tuple[str, str], PardotError] = field(default_factory=dict)
     #: False: a legacy-login connection, which cannot reach API v5.
     oauth: bool = True
     #: API v5's recycle bin: deleted prospects (their ids), out of every read and match
@@ -131,6 +134,12 @@ class MemoryGateway(TrackGateway):
             return False  # err 58, already a member: success
         self.lists[list_id].add(prospect_id)
         return True
+
+    async def unknown_lists(self, list_ids: Sequence[int]) -> tuple[int, ...]:
+        return tuple(list_id for list_id in list_ids if list_id not in self.lists)
+
+    def refused_external_activity(self, extension: str, activity_type: str) -> PardotError | None:
+        return self.refused_types.get((extension, activity_type))
 
     def check_external_activities(self) -> None:
         if not self.oauth:

@@ -10,12 +10,14 @@ for its message_id records).
   (the identity map, the message_id records; its other kinds live in this process).
 - "memory": ``clients.state.local.MemoryState``, every kind in this process; every
   store opened is a new, empty one, and it keeps no message_id records.
+
+Time comes from :class:`FakeClocks` (``StateUnderTest.clocks``): the host's wall clock,
+which a test steps as an operator or NTP would, and the clock since boot, which only
+runs; every store a test opens reads the same ones.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,36 @@ BACKENDS = ("sqlite", "memory")
 RECORD_BACKENDS = ("sqlite",)
 
 
+class FakeClocks:
+    """``clients.state.clock.HostClocks`` that a test drives: :meth:`advance` lets time
+    pass (both clocks run), :meth:`step` moves the wall clock alone (an operator, NTP
+    after a drift), :meth:`reboot` starts the machine's clock since boot again."""
+
+    def __init__(self, wall: float = 1_700_000_000.0) -> None:
+        self.now = wall
+        self.since_boot = 1_000.0
+        self.boot_id = "boot-1"
+        self._boots = 1
+
+    def wall(self) -> float:
+        return self.now
+
+    def elapsed(self) -> float:
+        return self.since_boot
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.since_boot += seconds
+
+    def step(self, seconds: float) -> None:
+        self.now += seconds
+
+    def reboot(self) -> None:
+        self._boots += 1
+        self.boot_id = f"boot-{self._boots}"
+        self.since_boot = 5.0
+
+
 class StateUnderTest:
     """Opens each kind of state of ``backend``; :meth:`close` closes whatever it opened."""
 
@@ -46,7 +78,9 @@ class StateUnderTest:
             raise ValueError(f"unknown state backend {backend!r}")
         self.backend = backend
         self.state_dir = state_dir
-        self._opened: list[IdentityStore | ResponseRecords | TokenStore] = []
+        #: The host's clocks every store of this test reads.
+        self.clocks = FakeClocks()
+        self._opened: list[IdentityStore | ResponseRecords | TokenStore | CreateHolds] = []
 
     @property
     def shared(self) -> bool:
@@ -57,8 +91,8 @@ class StateUnderTest:
     def client_state(self) -> LocalState | MemoryState:
         """The backend itself, as ``clients.connections.PardotConnections`` takes it."""
         if self.backend == "sqlite":
-            return LocalState(self.state_dir)
-        return MemoryState()
+            return LocalState(self.state_dir, clocks=self.clocks)
+        return MemoryState(clocks=self.clocks)
 
     def identity(self) -> IdentityStore:
         store = self.client_state().identity()
@@ -69,7 +103,9 @@ class StateUnderTest:
         return self.client_state().person_locks()
 
     def create_holds(self, connection: str = "default", *, hold_s: float) -> CreateHolds:
-        return self.client_state().create_holds(connection, hold_s=hold_s)
+        store = self.client_state().create_holds(connection, hold_s=hold_s)
+        self._opened.append(store)
+        return store
 
     def budget_mark(self, account: str = "0Uv000000000001CAA") -> BudgetMark:
         return self.client_state().budget_mark(account)
@@ -83,20 +119,16 @@ class StateUnderTest:
         return store
 
     def responses(
-        self,
-        *,
-        window_s: float = 60.0,
-        clock: Callable[[], float] = time.time,
-        group_commit_s: float = GROUP_COMMIT_S,
+        self, *, window_s: float = 60.0, group_commit_s: float = GROUP_COMMIT_S
     ) -> ResponseRecords:
-        """The message_id records; ``clock`` (wall time) and ``group_commit_s`` stand in
-        for time and for the backend's commit pacing."""
+        """The message_id records, on :attr:`clocks`; ``group_commit_s`` stands in for
+        the backend's commit pacing."""
         if self.backend not in RECORD_BACKENDS:
             pytest.skip(f"the {self.backend} backend keeps no message_id records")
         store = ResponseStore(
             self.state_dir / IDEMPOTENCY_FILE,
             window_s=window_s,
-            clock=clock,
+            clocks=self.clocks,
             group_commit_s=group_commit_s,
         )
         self._opened.append(store)
