@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 
+from clients import metrics
 from clients.state.protocols import BudgetMark
 from strategies.core.errors import DailyLimitReached, PardotError
 
@@ -133,6 +134,7 @@ class DailyBudget:
     def count(self) -> None:
         """One API request that may have reached Pardot."""
         used = self._mark.count(self._roll(self._clock()))
+        metrics.daily_calls(self.account, used=used, limit=self.limit)
         for share in LOG_AT_SHARES:
             if share not in self._logged_shares and used >= share * self.limit:
                 self._logged_shares.add(share)

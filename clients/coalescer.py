@@ -82,6 +82,7 @@ from typing import Any
 
 import structlog
 
+from clients import metrics
 from clients.retry import DEADLINE_MARGIN_S, deadline_scope
 from clients.state.protocols import ConcurrencySlots
 from clients.transport import PardotTransport
@@ -228,9 +229,12 @@ class WriteCoalescer:
         *,
         max_concurrency: int,
         max_queued: int,
+        account: str = "",
         crowded_gap_s: float = CROWDED_GAP_S,
         linger_s: float = LINGER_S,
     ) -> None:
+        #: How metrics name the account (``clients.account.account_label``).
+        self.account = account
         self._limiter = limiter
         self._crowded_gap_s = crowded_gap_s
         self._linger_s = linger_s
@@ -375,7 +379,7 @@ class WriteCoalescer:
             self._start_sender(transport, follow_up=lane[1])
         write = _Write(entry, idempotent, deadline, calls, batch)
         batch.writes[entry.key] = write
-        self._queued += 1
+        self._count_queued(1)
         if len(batch) >= facts.MAX_BATCH_PROSPECTS or len(batches) > 1:
             self._stop_lingering()
             self._wake_turns()
@@ -387,7 +391,7 @@ class WriteCoalescer:
         if batch.claimed or batch.writes.get(write.entry.key) is not write:
             return False
         del batch.writes[write.entry.key]
-        self._queued -= 1
+        self._count_queued(-1)
         if not batch.writes:
             lanes = self._pending[batch.transport]
             lanes[batch.lane].remove(batch)
@@ -413,6 +417,7 @@ class WriteCoalescer:
         return DeadlineExceeded(message)
 
     def _full(self, transport: PardotTransport) -> PardotQueueFull:
+        metrics.queue_refused(self.account)
         rounds = math.ceil(self._queued / facts.MAX_BATCH_PROSPECTS / self._slots)
         retry_after = min(max(rounds * self._call_s, _MIN_RETRY_S), _MAX_RETRY_S)
         return PardotQueueFull(
@@ -576,7 +581,11 @@ class WriteCoalescer:
         self._pending[batch.transport][batch.lane].remove(batch)
         self._prune(batch.transport, batch.lane)
         batch.claimed = True
-        self._queued -= len(batch)
+        self._count_queued(-len(batch))
+
+    def _count_queued(self, change: int) -> None:
+        self._queued += change
+        metrics.account_queue(self.account, queued=self._queued, limit=self.max_queued)
 
     def _prune(self, transport: PardotTransport, lane: _Lane) -> None:
         lanes = self._pending[transport]

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import httpx
 
+from clients import metrics
 from clients.account import AccountKey, PardotAccount, account_key, account_label
 from clients.auth import make_authenticator
 from clients.budget import BudgetSnapshot, DailyBudget
@@ -232,6 +233,12 @@ def _accounts(
                 limit=daily[key],
                 timezone=config.timezone,
             ),
-            writes=WriteCoalescer(limiter, max_concurrency=slots[key], max_queued=queued[key]),
+            writes=WriteCoalescer(
+                limiter, max_concurrency=slots[key], max_queued=queued[key], account=label
+            ),
         )
+        # Every series from the start, so alerts have their denominators before traffic.
+        metrics.account_slots(label, in_use=0, waiting=0, limit=slots[key])
+        metrics.account_queue(label, queued=0, limit=queued[key])
+        metrics.daily_calls(label, used=accounts[key].budget.snapshot().used, limit=daily[key])
     return accounts

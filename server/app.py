@@ -43,7 +43,9 @@ from server.interceptors import (
     RpcContextInterceptor,
 )
 from server.logging import register_secret
+from server.metrics import RpcMetricsInterceptor
 from server.servicer import ProspectSyncServicer
+from server.tracing import RpcTracingInterceptor
 from strategies.core.errors import ProspectSyncError
 
 log = structlog.get_logger("server.app")
@@ -126,10 +128,15 @@ async def start_server(
     except BaseException:
         await connections.aclose()
         raise
+    # Metrics (and traces, when on) outermost: refusals by admission and caller auth are
+    # counted with their codes, and the RPC's span is current for all the call does.
     interceptors: list[grpc.aio.ServerInterceptor] = [
+        RpcMetricsInterceptor(),
         RpcContextInterceptor(),
         AdmissionInterceptor(config.server.max_in_flight),
     ]
+    if config.server.tracing is not None:  # ~11 µs per RPC even with no provider
+        interceptors.insert(0, RpcTracingInterceptor())
     if config.server.auth is not None:
         interceptors.append(CallerAuthInterceptor(config.server.auth.tokens))
     interceptors.append(IdempotencyInterceptor(idempotency))

@@ -5,6 +5,12 @@ Pardot emulator for local use.
 A configuration problem is one line on stderr and exit code 2, never a traceback;
 this module never prints a configuration value, only the messages ``server.config``
 wrote (which name keys, not values).
+
+``serve`` also sets up what belongs to the process rather than to one gRPC server:
+logging, the metrics port (``[server.metrics]``: it is bound before the service starts,
+so a port in use is a configuration error like the gRPC one, and it is closed last, so
+the drain can be watched to its end) and the tracer provider (``[server.tracing]``:
+spans still buffered are sent before the process exits).
 """
 
 from __future__ import annotations
@@ -17,9 +23,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import structlog
+
 from server.backfill import cli as backfill_cli
-from server.config import ConfigError, load_config
+from server.config import ConfigError, MetricsConfig, TracingConfig, load_config
 from server.logging import configure_logging
+
+log = structlog.get_logger("server.cli")
 
 PROG = "prospect-sync"
 EXIT_OK = 0
@@ -68,11 +78,45 @@ def _serve(config_path: Path, listen: str | None) -> int:
         if listen is not None and (problem := listen_problem(listen)):
             raise ConfigError([f"--listen: {problem}"])
         configure_logging(config.server.log_level, config.secrets)
-        asyncio.run(serve(config, listen))
+        with contextlib.ExitStack() as process_wide:
+            _start_metrics(config.server.metrics, process_wide)
+            _start_tracing(config.server.tracing, process_wide)
+            asyncio.run(serve(config, listen))
     except ConfigError as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return EXIT_CONFIG
     return EXIT_OK
+
+
+def _start_metrics(config: MetricsConfig | None, cleanup: contextlib.ExitStack) -> None:
+    """The metrics port, when configured; a bind failure names the setting."""
+    if config is None:
+        return
+    from server.metrics import start_metrics_endpoint
+
+    try:
+        endpoint = start_metrics_endpoint(config.listen)
+    except OSError:
+        problem = f"cannot listen on {config.listen} (port in use, or not an address of this host)"
+        raise ConfigError([f"server.metrics.listen: {problem}"]) from None
+    cleanup.callback(endpoint.close)
+    log.info("metrics.listening", listen=config.listen, port=endpoint.port)
+
+
+def _start_tracing(config: TracingConfig | None, cleanup: contextlib.ExitStack) -> None:
+    """The process's tracer provider, when configured; its spans are flushed at exit."""
+    if config is None:
+        return
+    from server.tracing import install, tracer_provider
+
+    provider = tracer_provider(
+        config.otlp_endpoint,
+        service_name=config.service_name,
+        sample_ratio=config.sample_ratio,
+    )
+    install(provider)
+    cleanup.callback(provider.shutdown)
+    log.info("tracing.on", otlp_endpoint=config.otlp_endpoint, sample_ratio=config.sample_ratio)
 
 
 def _fake_pardot(host: str, port: int) -> int:

@@ -56,6 +56,7 @@ from google.protobuf.message import Message
 from clients.state.attempts import attempt_of
 from clients.state.protocols import IdempotencyKey, ResponseRecords
 from prospectsync.v1 import prospect_sync_pb2 as pb
+from server import metrics
 from server.convert import connection_name
 from strategies.core.model import Outcome
 from strategies.validation import check_message_id
@@ -178,6 +179,7 @@ async def as_item(
 
 
 def _replay(key: IdempotencyKey, stored: bytes, response_type: type[Response]) -> Response:
+    metrics.message_id_replayed(key.method)
     response = response_type.FromString(stored)
     replayed: Any = response  # a type of response_types: it has the _REPLAYED_FIELDS
     replayed.outcome = pb.OUTCOME_DUPLICATE_MESSAGE

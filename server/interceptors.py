@@ -36,6 +36,7 @@ import structlog
 from google.protobuf.message import DecodeError
 
 from prospectsync.v1 import prospect_sync_pb2 as pb
+from server import metrics
 from server.idempotency import Idempotency, serving_items
 from server.logging import enabled_for
 from server.status import abort_with
@@ -212,6 +213,7 @@ def _guarded(method: str, behavior: UnaryBehavior) -> UnaryBehavior:
         except ProspectSyncError as error:
             code = error.code
             structlog.contextvars.bind_contextvars(reason=error.reason)
+            metrics.rpc_error(method, error.reason)
             await abort_with(context, error)
         except Exception:
             code = grpc.StatusCode.INTERNAL
@@ -266,15 +268,18 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
             units = units_of(request)
             self._refuse_unless_fits(units)
             self.in_flight += units
+            metrics.in_flight(self.in_flight, self._max)
             try:
                 return await behavior(request, context)
             finally:
                 self.in_flight -= units
+                metrics.in_flight(self.in_flight, self._max)
 
         return _unary(handler, admitted)
 
     def _refuse_unless_fits(self, units: int) -> None:
         if units > self._max:
+            metrics.admission_refused(Reason.FAILED_PRECONDITION)
             raise FailedPrecondition(
                 f"items: this BatchSync holds {units:,} items, more than this server takes "
                 f"in progress at once (server.max_in_flight = {self._max:,}, counted in "
@@ -283,6 +288,7 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
             )
         if self.in_flight + units > self._max:
             what = "1 call" if units == 1 else f"{units:,} items"
+            metrics.admission_refused(Reason.SERVER_BUSY)
             raise ServerBusy(
                 f"{self.in_flight:,} of the {self._max:,} units this server takes at once "
                 f"(server.max_in_flight; a call is 1, a BatchSync item 1) are in progress, "

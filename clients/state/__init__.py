@@ -16,7 +16,7 @@ several processes").
   today's implementations (SQLite and memory identity maps and the per-connection
   ``IdentityView``; in-process ``KeyedLocks``; the SQLite ``ResponseStore`` with grouped
   commits and messages in progress; SQLite and in-process create holds; in-process
-  budget marks, slots — an ``asyncio.Semaphore`` as it is — and token stores);
+  budget marks, two-entrance slots — calls under way first — and token stores);
   ``local_db`` opens their files, ``clock`` is the time durable state is kept in (no
   step of the wall clock moves it), ``attempts`` carries "an earlier attempt of this
   message may have written" from the records to the gateway.

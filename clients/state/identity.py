@@ -30,6 +30,7 @@ from pathlib import Path
 
 import structlog
 
+from clients import metrics
 from clients.state.health import StateHealth
 from clients.state.local_db import open_local_db, probe_folder
 from clients.state.protocols import IdentityStore
@@ -133,7 +134,9 @@ class IdentityView:
         self._connection = connection
 
     def lookup(self, namespace: str, key: str) -> int | None:
-        return self._store.lookup(self._connection, namespace, key)
+        found = self._store.lookup(self._connection, namespace, key)
+        metrics.identity_lookup(self._connection, hit=found is not None)
+        return found
 
     def remember(self, namespace: str, key: str, prospect: Prospect) -> None:
         """Learn that ``key`` names ``prospect`` — only if Pardot said so: a planned

@@ -66,9 +66,9 @@ class InProcessState:
         return MemoryBudgetMark()
 
     def slots(self, account: str, limit: int) -> ConcurrencySlots:
-        """At most ``limit`` requests in flight (an ``asyncio.Semaphore``)."""
-        del account
-        return process_slots(limit)
+        """At most ``limit`` requests in flight, calls under way first
+        (``clients.state.slots``)."""
+        return process_slots(limit, account)
 
     def tokens(self, connection: str) -> TokenStore:
         del connection

@@ -25,16 +25,20 @@ import asyncio
 from collections import deque
 from types import TracebackType
 
+from clients import metrics
+
 
 class PrioritySlots:
     """At most ``limit`` requests in flight; follow-ups first, then first requests."""
 
-    __slots__ = ("_firsts", "_follow_ups", "_free", "_live", "follow_up", "limit")
+    __slots__ = ("_firsts", "_follow_ups", "_free", "_live", "account", "follow_up", "limit")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, account: str = "") -> None:
         if limit < 1:
             raise ValueError(f"slots need a limit of at least 1, not {limit}")
         self.limit = limit
+        #: How metrics name the account (``clients.account.account_label``).
+        self.account = account
         self._free = limit
         self._follow_ups: deque[asyncio.Future[None]] = deque()
         self._firsts: deque[asyncio.Future[None]] = deque()
@@ -56,6 +60,7 @@ class PrioritySlots:
     async def __aenter__(self) -> None:
         if self._free:
             self._free -= 1
+            self._report()
             return
         await self._wait(self._firsts, 1)
 
@@ -71,6 +76,7 @@ class PrioritySlots:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue.append(waiter)
         self._live[kind] += 1
+        self._report()
         try:
             await waiter
         except asyncio.CancelledError:
@@ -78,6 +84,7 @@ class PrioritySlots:
                 self._release()  # handed a slot as it was cancelled: the next one's
             else:
                 self._live[kind] -= 1  # left in the queue, skipped when its turn comes
+                self._report()
             raise
 
     def _release(self) -> None:
@@ -88,8 +95,17 @@ class PrioritySlots:
                 if not waiter.done():
                     self._live[kind] -= 1
                     waiter.set_result(None)
+                    self._report()
                     return
         self._free += 1
+        self._report()
+
+    def _report(self) -> None:
+        """The account's slots in use and callers waiting, for the metrics (one gauge
+        set each: values, not callbacks, so a multiprocess registry can sum them)."""
+        metrics.account_slots(
+            self.account, in_use=self.limit - self._free, waiting=sum(self._live), limit=self.limit
+        )
 
 
 class _FollowUpEntrance:
@@ -104,6 +120,7 @@ class _FollowUpEntrance:
         slots = self._slots
         if slots._free:
             slots._free -= 1
+            slots._report()
             return
         await slots._wait(slots._follow_ups, 0)
 
@@ -116,6 +133,6 @@ class _FollowUpEntrance:
         self._slots._release()
 
 
-def process_slots(limit: int) -> PrioritySlots:
-    """At most ``limit`` requests in flight in this process."""
-    return PrioritySlots(limit)
+def process_slots(limit: int, account: str = "") -> PrioritySlots:
+    """At most ``limit`` requests in flight in this process, for ``account``."""
+    return PrioritySlots(limit, account)
