@@ -136,6 +136,11 @@ def _entry(key: str | None, value: Any) -> Entry:
     for name, item in value.items():
         if type(item) is str:  # the usual case, tested first: 50 entries of many fields
             fields[str(name)] = item
+        elif item is None:
+            # A JSON null leaves the stored value as it was; an empty string clears it
+            # (grouparoo/grouparoo#1391, review of exportProfiles.ts: "does null work
+            # here?" — "Nope, it just leaves the old value and does nothing").
+            continue
         elif isinstance(item, dict):
             return key, PardotFail(c.ERR_NOT_FLAT)
         elif isinstance(item, list):  # multi-value custom field

@@ -49,7 +49,11 @@ from strategies.core.model import (
     TrackMapping,
     TrackResult,
 )
-from strategies.core.pardot_facts import ERR_INVALID_LIST, READ_ONLY_FIELDS
+from strategies.core.pardot_facts import (
+    ERR_INVALID_LIST,
+    EXTERNAL_ACTIVITY_VALUE_MAX,
+    READ_ONLY_FIELDS,
+)
 from strategies.fields import format_value
 from strategies.validation import check_email, check_field_id
 
@@ -120,7 +124,7 @@ def plan_track(event: Event, settings: Settings) -> TrackPlan | None:
         event=event.name,
         fields=fields,
         list_ids=_list_ids(mapping, where),
-        external_activity=_external_activity(mapping, where),
+        external_activity=_external_activity(event.name, mapping, where),
         warnings=warnings,
     )
 
@@ -278,9 +282,21 @@ def _list_ids(mapping: TrackMapping, where: str) -> tuple[int, ...]:
     return tuple(ids)
 
 
-def _external_activity(mapping: TrackMapping, where: str) -> tuple[str, str] | None:
+def _external_activity(
+    event_name: str, mapping: TrackMapping, where: str
+) -> tuple[str, str] | None:
+    """The mapping's (extension, type), checked. The activity's value is the event name,
+    which Pardot caps shorter than our own limit for event names: refused here, before
+    any call, rather than by Pardot after the prospect was written."""
     if mapping.external_activity is None:
         return None
+    if len(event_name) > EXTERNAL_ACTIVITY_VALUE_MAX:
+        raise InvalidArgument(
+            "event",
+            f"is at most {EXTERNAL_ACTIVITY_VALUE_MAX} characters when its mapping records an "
+            f"external activity ({where}.external_activity; Pardot's limit for the "
+            f"activity's value, the event name), not {len(event_name)}",
+        )
     extension, activity_type = (part.strip() for part in mapping.external_activity)
     for name, value in (("extension", extension), ("type", activity_type)):
         if not value:

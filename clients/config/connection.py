@@ -174,15 +174,18 @@ class ConnectionConfig:
         rule=not_negative,
         doc="after credentials are rejected, fail fast this long instead of asking again",
     )
-    # A v4 create that got no answer (a timeout, a dropped connection) may still land
-    # in Pardot; for this long no other create for that email is sent, so a caller's
-    # retry finds the prospect by reading instead of creating it twice.
+    # A v4/v5 create on its way, or one that got no answer (a timeout, a dropped
+    # connection, a process killed), may still land in Pardot; its hold is written to
+    # state_dir before it is sent, and for this long after no answer came no other
+    # create for that email is sent, so a caller's retry finds the prospect by reading
+    # instead of creating it twice (clients.gateway, clients.state.holds).
     unconfirmed_create_hold_s: float = setting(
         60.0,
         rule=not_negative,
-        doc="after a v4 create got no answer (timeout, dropped, proxy page), no other create "
-        "for that email is sent this long: a retry updates the prospect once a read finds "
-        "it, never creates a twin",
+        doc="a v4/v5 create is held from before it is sent until Pardot answers, and this "
+        "long after no answer came (timeout, dropped, proxy page, the process killed): no "
+        "other create for that email is sent meanwhile, so a retry updates the prospect "
+        "once a read finds it, never creates a twin",
     )
     # Prospect writes waiting to be sent in a batch call (clients.coalescer), for the
     # whole Pardot account; beyond it a write is refused instead of queueing without

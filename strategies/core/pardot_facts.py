@@ -63,6 +63,8 @@ LIST: Final = "list"
 #: External activities exist only in API v5: JSON in, HTTP 204 out, errors as JSON
 #: ``{"code": N, "message": "..."}`` (PARDOT_API.md, "External activities").
 EXTERNAL_ACTIVITIES_PATH: Final = "/api/v5/external-activities"
+#: An external activity's ``value`` (the event name we send) is at most this long.
+EXTERNAL_ACTIVITY_VALUE_MAX: Final = 100
 
 # --- Authentication (PARDOT_API.md, "Authentication") ------------------------------
 

@@ -105,6 +105,21 @@ def test_a_failed_first_entry_is_keyed_0_in_a_json_object(v4: Pardot, fake: Fake
     assert fake.state.get_prospect("v4", existing["id"])["email"] == "maria@example.com"  # type: ignore[index]
 
 
+def test_a_null_in_a_batch_entry_leaves_the_value_and_empty_clears_it(
+    v4: Pardot, fake: FakePardot
+) -> None:
+    """Evidence, not RECORDED: grouparoo/grouparoo#1391 (its Pardot destination's v4
+    batchUpsert; the review of ``exportProfiles.ts``): a JSON null "just leaves the old
+    value and does nothing"; the destination sends an empty string to clear."""
+    kept = fake.state.add_prospect("v4", email="k@example.com", phone="555-1", company="Acme")
+    entries = [{"id": kept["id"], "phone": None, "company": ""}]
+    response = v4.call("batchUpdate", prospects=_prospects(entries))
+    assert (response.status_code, response.json()) == (200, OK)
+    (stored,) = fake.state.prospects("v4")
+    assert stored["phone"] == "555-1"
+    assert not stored["company"]
+
+
 def test_v4_batch_update_needs_id_or_fid(v4: Pardot, fake: FakePardot) -> None:
     """Entry errors are the single call's texts ("Invalid prospect ID", err 3, for an
     entry without id/fid or with an id nobody has: PARDOT_API.md, v4 batchUpdate needs

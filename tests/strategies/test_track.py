@@ -337,6 +337,19 @@ async def test_an_activity_type_pardot_refused_lately_fails_before_any_call() ->
     assert pardot.calls == [] and pardot.prospects == {}
 
 
+async def test_an_event_name_too_long_for_an_activity_value_fails_before_any_call() -> None:
+    """Pardot caps an external activity's value at 100 characters (PARDOT_API.md); our
+    event names may be 255, so a longer one is refused at planning, not after the write."""
+    long_name = "E" * 101
+    settings = replace(ORG, track_mappings={long_name: SIGNED_UP})
+    event = track(long_name, traits={"email": "ann@example.com", "org_id": "o-1"})
+    with pytest.raises(InvalidArgument) as caught:
+        plan_track(event, settings)
+    assert caught.value.field == "event" and "100" in caught.value.message
+    fits = replace(ORG, track_mappings={"E" * 100: SIGNED_UP})
+    assert plan_track(track("E" * 100, traits={"email": "a@b.co"}), fits) is not None
+
+
 async def test_an_activity_without_any_email_is_refused() -> None:
     pardot = MemoryGateway(api_version=4)
     existing = pardot.seed()  # a prospect Pardot holds with no email (only in memory)
