@@ -346,7 +346,6 @@ async def test_a_refresh_in_progress_that_outlasts_the_caller_is_unavailable_not
     # Bounded by the caller's 0.3 s, not by the 30 s cooldown or the next 2 s backoff;
     # the second of slack is for a loaded machine's scheduling, not the rule.
     assert elapsed < 0.3 + 1.0
-    assert asked[-1] - started < 0.3  # no request started after the caller's time
     assert caught.value.reason == "PARDOT_UNAVAILABLE" and caught.value.retryable
     assert caught.value.retry_after is not None
     assert caught.value.metadata == {"oauth_error": "invalid_grant"}
