@@ -65,7 +65,7 @@ run: protos
 # The suite on one interpreter (PY=…): the stubs, then what the browser test, the Node
 # client test and the stub-generation tests need (each installs on CI or as root, or says
 # how), then pytest.
-test: protos browser-deps-for-tests node-deps-for-tests stubs-deps-for-tests
+test: protos browser-deps-for-tests redis-deps-for-tests node-deps-for-tests stubs-deps-for-tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Headless Chromium for tests/browser: Debian's chromium package (needs root).
@@ -80,6 +80,19 @@ browser-deps-for-tests:
 	@if command -v chromium >/dev/null; then :; \
 	elif [ "$${CI:-}" = true ] || [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory browser-deps; \
 	else echo "chromium is missing and this is not root: tests/browser will skip (run: sudo make browser-deps)"; fi
+
+# Debian's redis-server for the shared-state tests (tests/support/redis_server.py starts
+# one per test session on a free loopback port; nothing listens on 6379).
+.PHONY: redis-deps redis-deps-for-tests
+redis-deps:
+	command -v redis-server >/dev/null || (apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server)
+
+# As for Chromium: installed on CI or as root; anyone else is told the Redis tests skip.
+redis-deps-for-tests:
+	@if command -v redis-server >/dev/null; then :; \
+	elif [ "$${CI:-}" = true ] || [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory redis-deps; \
+	else echo "redis-server is missing and this is not root: the Redis state tests will skip (run: sudo make redis-deps)"; fi
 
 # Style, types (mypy --strict over the four rooms), the import contract (DESIGN.md's
 # one-way arrows and no cycles: [tool.importlinter] in pyproject.toml) and the proto:

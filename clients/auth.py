@@ -221,7 +221,7 @@ class Authenticator(ABC):
         token = self._tokens.current()
         if token is not None and token != stale:
             return self._learn(token)
-        self._raise_if_rejected()
+        await self._raise_if_rejected()
         self._backoff.raise_if_waiting(self.config.name)
         give_up_at = time.monotonic() + request_timeout_s
         waits = 0
@@ -266,7 +266,7 @@ class Authenticator(ABC):
         try:
             token = await self._fetch(request_timeout_s=self.config.timeout_s, attempt=attempt)
         except PardotAuthFailed as exc:
-            self._remember_rejection(exc)
+            await self._remember_rejection(exc)
             raise
         except RefreshInProgress:
             raise  # the endpoint works: ``refresh`` waits for the other refresh
@@ -293,22 +293,22 @@ class Authenticator(ABC):
             self._learned = token
         return token
 
-    def reject(self, token: str, err: PardotError) -> PardotAuthFailed:
+    async def reject(self, token: str, err: PardotError) -> PardotAuthFailed:
         """The API refused ``token`` right after a refresh: the credentials cannot work.
         Forget the token, fail fast for a while, and say what to fix."""
-        self._tokens.forget(token)
+        await self._tokens.forget(token)
         exc = PardotAuthFailed(
             f"{self.rejected_message()} (Pardot err {err.err_code} again after a refresh)",
             metadata={"err_code": str(err.err_code)},
         )
-        self._remember_rejection(exc)
+        await self._remember_rejection(exc)
         return exc
 
-    def _remember_rejection(self, exc: PardotAuthFailed) -> None:
-        self._tokens.reject(exc, for_s=self.config.auth_failure_cooldown_s)
+    async def _remember_rejection(self, exc: PardotAuthFailed) -> None:
+        await self._tokens.reject(exc, for_s=self.config.auth_failure_cooldown_s)
 
-    def _raise_if_rejected(self) -> None:
-        first = self._tokens.rejection()
+    async def _raise_if_rejected(self) -> None:
+        first = await self._tokens.rejection()
         if first is not None:
             raise PardotAuthFailed(first.message, reason=first.catalogued, metadata=first.metadata)
 

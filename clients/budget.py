@@ -118,10 +118,15 @@ class DailyBudget:
         self._day: date = self._local_day(clock())
         self._logged_shares: set[float] = set()
 
-    def check(self, connection: str) -> None:
-        """Raise DailyLimitReached while the account is exhausted; else do nothing."""
+    async def check(self, connection: str) -> None:
+        """Raise DailyLimitReached while the account is exhausted; else do nothing.
+        On every request: one read of the mark (and a second only when the account's
+        day changed since the last look)."""
         now = self._clock()
-        until = self._mark.exhausted_until(self._roll(now))
+        today = self._local_day(now)
+        if today != self._day:
+            await self._roll(today)
+        until = await self._mark.exhausted_until(today)
         if until is None:
             return
         raise DailyLimitReached(
@@ -131,21 +136,25 @@ class DailyBudget:
             retry_after=self._seconds_until(until, now),
         )
 
-    def count(self) -> None:
-        """One API request that may have reached Pardot."""
-        used = self._mark.count(self._roll(self._clock()))
+    async def count(self) -> None:
+        """One API request that may have reached Pardot: one write to the mark (more
+        only when a log threshold is crossed or the day changed)."""
+        today = self._local_day(self._clock())
+        if today != self._day:
+            await self._roll(today)
+        used = await self._mark.count(today)
         metrics.daily_calls(self.account, used=used, limit=self.limit)
         for share in LOG_AT_SHARES:
             if share not in self._logged_shares and used >= share * self.limit:
                 self._logged_shares.add(share)
-                self._log("pardot.budget", warn=share >= WARN_AT_SHARE, share=share)
+                await self._log("pardot.budget", warn=share >= WARN_AT_SHARE, share=share)
 
-    def exhaust(self, connection: str, refused: PardotError) -> DailyLimitReached:
+    async def exhaust(self, connection: str, refused: PardotError) -> DailyLimitReached:
         """Pardot answered err 122: fail fast until the account's next midnight."""
         now = self._clock()
         until = next_midnight(now, self._zone)
-        self._mark.exhaust(self._roll(now), until)
-        self._log("pardot.budget_exhausted", warn=True, connection=connection)
+        await self._mark.exhaust(await self._today(now), until)
+        await self._log("pardot.budget_exhausted", warn=True, connection=connection)
         return DailyLimitReached(
             f"Pardot's daily API limit for connection {connection!r} is used up (err 122: "
             f"{refused.text}); no call is sent until midnight {self.timezone} "
@@ -154,11 +163,11 @@ class DailyBudget:
             text=refused.text,
         )
 
-    def snapshot(self) -> BudgetSnapshot:
+    async def snapshot(self) -> BudgetSnapshot:
         now = self._clock()
-        today = self._roll(now)
-        used = self._mark.used(today)
-        exhausted_until = self._mark.exhausted_until(today)
+        today = await self._today(now)
+        used = await self._mark.used(today)
+        exhausted_until = await self._mark.exhausted_until(today)
         return BudgetSnapshot(
             account=self.account,
             used=used,
@@ -168,17 +177,24 @@ class DailyBudget:
             exhausted_until=exhausted_until,
         )
 
-    def _roll(self, now: datetime) -> date:
-        """The account's day at ``now``; a new day since the last look is logged (when
-        the last one spent anything) and starts the log thresholds again."""
+    async def _today(self, now: datetime) -> date:
+        """The account's day at ``now``, rolled over to (:meth:`_roll`) if it is new."""
         today = self._local_day(now)
         if today != self._day:
-            day = self._day
-            if self._mark.used(day) or self._mark.exhausted_until(day) is not None:
-                self._log("pardot.budget_reset", warn=False, previous_day=day.isoformat())
-            self._day = today
-            self._logged_shares.clear()
+            await self._roll(today)
         return today
+
+    async def _roll(self, today: date) -> None:
+        """A new day since the last look: logged (when the last one spent anything), and
+        the log thresholds start again. Callers on the hot path compare the day
+        themselves, so an ordinary request awaits nothing here."""
+        day = self._day
+        self._day = today
+        self._logged_shares.clear()
+        if await self._mark.used(day) or await self._mark.exhausted_until(day) is not None:
+            await self._log(
+                "pardot.budget_reset", warn=False, day=day, previous_day=day.isoformat()
+            )
 
     def _local_day(self, now: datetime) -> date:
         return now.astimezone(self._zone).date()
@@ -189,9 +205,13 @@ class DailyBudget:
         # anyway, since two values in the SAME zone would subtract as wall-clock times.
         return max((when.astimezone(UTC) - now.astimezone(UTC)).total_seconds(), 0.0)
 
-    def _log(self, event: str, *, warn: bool, **fields: object) -> None:
-        used = self._mark.used(self._day)
-        exhausted = self._mark.exhausted_until(self._day) is not None
+    async def _log(
+        self, event: str, *, warn: bool, day: date | None = None, **fields: object
+    ) -> None:
+        """Logs ``event`` with the budget of ``day`` (by default the current one)."""
+        day = self._day if day is None else day
+        used = await self._mark.used(day)
+        exhausted = await self._mark.exhausted_until(day) is not None
         emit = log.warning if warn else log.info
         emit(
             event,

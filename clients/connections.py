@@ -76,11 +76,11 @@ class PardotConnection:
     def name(self) -> str:
         return self.config.name
 
-    def budget(self) -> BudgetSnapshot:
+    async def budget(self) -> BudgetSnapshot:
         """The account's daily API budget as this process sees it: calls used today,
         the configured limit, what remains, when the account's day ends, and whether
         Pardot declared it spent (err 122). See ``clients.budget`` for what counts."""
-        return self.account.budget.snapshot()
+        return await self.account.budget.snapshot()
 
     def gateway(self, *, api_version: int, dry_run: bool, deadline: float | None) -> PardotGateway:
         """A fresh gateway for one request; ``deadline`` is absolute ``time.monotonic()``.
@@ -240,5 +240,7 @@ def _accounts(
         # Every series from the start, so alerts have their denominators before traffic.
         metrics.account_slots(label, in_use=0, waiting=0, limit=slots[key])
         metrics.account_queue(label, queued=0, limit=queued[key])
-        metrics.daily_calls(label, used=accounts[key].budget.snapshot().used, limit=daily[key])
+        # Its first count sets the figure: reading the mark here would await a shared
+        # backend while building (a fresh in-process mark reads 0 anyway).
+        metrics.daily_calls(label, used=0, limit=daily[key])
     return accounts

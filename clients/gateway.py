@@ -174,21 +174,21 @@ class PardotGateway(TrackGateway):
         """
         if self.api_version == 3 or self.dry_run:  # v3 refuses a twin itself (err 9)
             return await self._write("create", "email", email, fields, False, need_answer)
-        self._refuse_while_unconfirmed(email)
+        await self._refuse_while_unconfirmed(email)
         holds = self._unconfirmed_creates
-        ticket = holds.sending(email, in_flight_s=self._longest_in_flight())
+        ticket = await holds.sending(email, in_flight_s=self._longest_in_flight())
         try:
             prospect = await self._write("create", "email", email, fields, False, need_answer)
         except PardotWriteUnconfirmed as unconfirmed:
-            (holds.answered if unconfirmed.settled else holds.unanswered)(ticket)
+            await (holds.answered if unconfirmed.settled else holds.unanswered)(ticket)
             raise
         except ProspectSyncError:  # Pardot answered, or provably never got it
-            holds.answered(ticket)
+            await holds.answered(ticket)
             raise
         except BaseException:  # no answer came (cancelled, cut off): it may still land
-            holds.unanswered(ticket)
+            await holds.unanswered(ticket)
             raise
-        holds.answered(ticket)
+        await holds.answered(ticket)
         return prospect
 
     def _longest_in_flight(self) -> float:
@@ -200,8 +200,8 @@ class PardotGateway(TrackGateway):
         config = self._config
         return (config.max_retries + 1) * (config.timeout_s + config.backoff_max_s)
 
-    def _refuse_while_unconfirmed(self, email: str) -> None:
-        left = self._unconfirmed_creates.remaining(email)
+    async def _refuse_while_unconfirmed(self, email: str) -> None:
+        left = await self._unconfirmed_creates.remaining(email)
         if left > 0:
             raise PardotWriteUnconfirmed(
                 f"an earlier create of a prospect with this email on connection "

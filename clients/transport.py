@@ -177,7 +177,7 @@ class PardotTransport:
                 return await self._attempt(exchange, calls, attempt, stale_token)
             except _TokenRefused as refused:
                 if refreshed:
-                    raise self.auth.reject(refused.token, refused.error) from None
+                    raise await self.auth.reject(refused.token, refused.error) from None
                 # A refused token means the request was not processed: retrying it,
                 # even a non-idempotent write, is safe. This is not counted as a retry.
                 refreshed = True
@@ -213,7 +213,7 @@ class PardotTransport:
         stale_token: str | None,
     ) -> dict[str, Any]:
         # 0. An account whose daily budget Pardot declared spent gets no request.
-        self._budget.check(self.name)
+        await self._budget.check(self.name)
 
         # 1. Credentials. Nothing has been sent to the API yet, so a token endpoint
         #    that is down is retryable for any call.
@@ -289,7 +289,7 @@ class PardotTransport:
                 raise _TokenRefused(token, exc) from None
             if exc.err_code == facts.ERR_DAILY_LIMIT:
                 charged = False  # refused for the budget: not counted against it
-                raise self._budget.exhaust(self.name, exc) from None
+                raise await self._budget.exhaust(self.name, exc) from None
             refused_outright = exc.err_code in facts.REFUSED_BEFORE_PROCESSING
             raise _Failed(exc, sent=not refused_outright) from None
         except (DeadlineExceeded, DeadlineUnreachable):
@@ -316,7 +316,7 @@ class PardotTransport:
                     if not answered:  # a timeout, a drop, or the deadline cut it off
                         exchange.in_doubt = True
                     if charged:
-                        self._budget.count()
+                        await self._budget.count()
         return answer
 
     def _refuse_if_late(self, exchange: _Exchange, *, ahead: int) -> None:

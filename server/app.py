@@ -31,7 +31,7 @@ from clients.config.connection import ConnectionMisconfigured
 from clients.connections import PardotConnections
 from clients.state.health import StateHealth
 from clients.state.local import LocalState
-from clients.state.protocols import StateUnavailable
+from clients.state.protocols import ServiceState, StateUnavailable
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
 from server.config import ConfigError, ServiceConfig, TlsConfig
@@ -46,7 +46,7 @@ from server.logging import register_secret
 from server.metrics import RpcMetricsInterceptor
 from server.servicer import ProspectSyncServicer
 from server.tracing import RpcTracingInterceptor
-from strategies.core.errors import ProspectSyncError
+from strategies.core.errors import ProspectSyncError, StateUnwritable
 
 log = structlog.get_logger("server.app")
 
@@ -59,9 +59,6 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 REFLECTION_V1_SERVICE_NAME = "grpc.reflection.v1.ServerReflection"
 
 _SERVER_OPTIONS = (
-    # grpc sets SO_REUSEPORT by default, which lets a second server bind a port in use
-    # and silently share its traffic; we want "address in use" instead.
-    ("grpc.so_reuseport", 0),
     # gRPC core cancels calls beyond 1,000 waiting for the application (3,000 at most):
     # let them reach AdmissionInterceptor, which answers the excess with documented
     # backpressure (RESOURCE_EXHAUSTED + RetryInfo) instead of a bare CANCELLED.
@@ -82,6 +79,8 @@ class RunningServer:
     connections: PardotConnections
     idempotency: Idempotency
     state_health: StateHealth
+    #: The backend the stores came from: closed last, once every store is closed.
+    state: ServiceState
     #: :func:`follow_state_health`, until the server stops.
     _following: asyncio.Task[None] | None = field(default=None, repr=False)
     _stopping: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -102,7 +101,10 @@ class RunningServer:
             try:
                 await self.connections.aclose()
             finally:
-                self.idempotency.close()
+                try:
+                    self.idempotency.close()
+                finally:
+                    await self.state.aclose()
 
 
 async def start_server(
@@ -122,11 +124,16 @@ async def start_server(
     pardot_auth.on_secret_learned(register_secret)
     state = open_state(config)
     if connections is None:
-        connections = open_connections(config, state)
+        try:
+            connections = open_connections(config, state)
+        except BaseException:
+            await state.aclose()
+            raise
     try:
         idempotency = open_idempotency(config, state)
     except BaseException:
         await connections.aclose()
+        await state.aclose()
         raise
     # Metrics (and traces, when on) outermost: refusals by admission and caller auth are
     # counted with their codes, and the RPC's span is current for all the call does.
@@ -142,6 +149,10 @@ async def start_server(
     interceptors.append(IdempotencyInterceptor(idempotency))
     options = (
         *_SERVER_OPTIONS,
+        # grpc sets SO_REUSEPORT by default, which lets a second server bind a port in
+        # use and silently share its traffic; we want "address in use" instead, unless
+        # this is one of several workers (server.workers) sharing the port on purpose.
+        ("grpc.so_reuseport", 1 if config.server.workers > 1 else 0),
         ("grpc.max_receive_message_length", config.server.max_message_bytes),
     )
     server = grpc.aio.server(interceptors=interceptors, options=options)
@@ -165,9 +176,11 @@ async def start_server(
         await server.stop(None)
         await connections.aclose()
         idempotency.close()
+        await state.aclose()
         raise
+    initial = SERVING if await state_answers(state) else NOT_SERVING
     for service in ("", SERVICE_NAME):
-        await checks.set(service, SERVING)
+        await checks.set(service, initial)
     following = asyncio.ensure_future(follow_state_health(state.health, checks))
     log.info(
         "server.started",
@@ -185,6 +198,7 @@ async def start_server(
         connections=connections,
         idempotency=idempotency,
         state_health=state.health,
+        state=state,
         _following=following,
     )
 
@@ -269,16 +283,49 @@ def _tls_mode(tls: TlsConfig | None) -> str:
     return "mutual" if tls.client_ca is not None else "on"
 
 
-def open_state(config: ServiceConfig) -> LocalState:
-    """The state backend (``clients.state``): the one place it is chosen. Today always
-    the embedded one, SQLite files under ``server.state_dir`` and locks in this
-    process; it opens each store when asked for it, and its ``health`` (probing the
-    folder while a write has failed) is what the servicer and the health service
-    follow."""
+def open_state(config: ServiceConfig) -> ServiceState:
+    """The state backend (``clients.state``): the one place it is chosen, by
+    ``server.state``. ``"sqlite"``: the embedded one, SQLite files under
+    ``server.state_dir`` and the rest in this process. ``"redis"``: every kind shared
+    through ``[redis]`` by every worker and replica. Either opens each store when asked
+    for it, and its ``health`` (probing while a write has failed) is what the servicer
+    and the health service follow.
+
+    Opening never talks to Redis (the client connects on first use):
+    :func:`state_answers` is the first contact."""
+    if config.server.state == "redis":
+        from clients.state.redis.state import RedisState
+
+        if config.redis is None:  # server.config refuses this file; code may not
+            raise ConfigError(['server.state: "redis" needs a [redis] table with its url'])
+        return RedisState(
+            config.redis.url,
+            key_prefix=config.redis.key_prefix,
+            timeout_s=config.redis.timeout_s,
+        )
     return LocalState(config.server.state_dir)
 
 
-def open_idempotency(config: ServiceConfig, state: LocalState) -> Idempotency:
+async def state_answers(state: ServiceState) -> bool:
+    """Whether a shared backend answers now, asked once at start (the embedded one has
+    nothing to ask). A Redis that does not answer does not stop the start: it is
+    reported to the state's health like any failed command, so the server starts
+    NOT_SERVING, refuses calls before they write, and turns SERVING by itself when the
+    health's probe reaches Redis. Refusing to start instead would turn a Redis that
+    comes up after the service (no start order is promised by an orchestrator) into a
+    crash loop whose backoff outlasts the outage."""
+    from clients.state.redis.state import RedisState
+
+    if not isinstance(state, RedisState):
+        return True
+    try:
+        await state.context.run("the Redis state", state.context.client.ping())
+    except StateUnwritable:
+        return False
+    return True
+
+
+def open_idempotency(config: ServiceConfig, state: ServiceState) -> Idempotency:
     """Single flight over ``state``'s message_id records (they survive a restart)."""
     try:
         store = state.responses(window_s=config.server.idempotency_window_s)
@@ -287,7 +334,7 @@ def open_idempotency(config: ServiceConfig, state: LocalState) -> Idempotency:
     return Idempotency(store)
 
 
-def open_connections(config: ServiceConfig, state: LocalState) -> PardotConnections:
+def open_connections(config: ServiceConfig, state: ServiceState) -> PardotConnections:
     """The configured connections over ``state``: its identity map (it survives a
     restart), which they own from then on, and the slots, budget marks, tokens and
     create holds they ask it for."""

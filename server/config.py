@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from clients.config import (
     CONNECTION_SETTINGS,
@@ -110,6 +111,65 @@ class TracingConfig:
     sample_ratio: float = 1.0
 
 
+#: ``server.state``: where the state every call shares lives.
+STATE_BACKENDS = ("sqlite", "redis")
+#: What a ``[redis] url`` may start with (redis-py's ``from_url`` schemes).
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def redis_url_problem(url: str) -> str | None:
+    """The scheme only: the url may hold a password, so the fix never quotes it, and
+    whether the host answers is the running service's business (it starts NOT_SERVING
+    and recovers), not the file's."""
+    if url == "" or url.startswith(_REDIS_SCHEMES):
+        return None
+    return "must be a redis://, rediss:// (TLS) or unix:// URL"
+
+
+def _not_empty(value: str) -> str | None:
+    return None if value else "must not be empty"
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """``[redis]``: the shared state of ``server.state = "redis"`` (``clients.state.redis``);
+    also where ``prospect-sync state migrate`` copies the embedded state to."""
+
+    url: str = setting(
+        "",
+        rule=redis_url_problem,
+        secret=True,
+        doc="required: `redis://HOST:PORT/DB` (`rediss://` for TLS); it may hold a password, "
+        "so it is a secret like the others",
+    )
+    key_prefix: str = setting(
+        "prospectsync:",
+        rule=_not_empty,
+        doc="every key starts with it: deployments that share one Redis (staging and "
+        "production, say) each take their own",
+    )
+    timeout_s: float = setting(
+        0.5,
+        rule=more_than(0, "seconds"),
+        doc="connecting and each command; a Redis that does not answer within it fails the "
+        "call UNAVAILABLE `STATE_UNAVAILABLE` (before any Pardot write) and health turns "
+        "NOT_SERVING until it answers again",
+    )
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The url, and its password alone (a log line may quote one without the other)."""
+        password = _url_password(self.url)
+        return tuple(s for s in (self.url, password) if s)
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
 _METRICS_KEYS = ("listen",)
 _TRACING_KEYS = ("otlp_endpoint", "service_name", "sample_ratio")
 
@@ -186,6 +246,33 @@ class ServerConfig:
         '`"http://127.0.0.1:4317"`), `service_name`, `sample_ratio` (0 to 1, default 1); '
         "a span per RPC and per Pardot request (docs/operations.md)",
     )
+    state: str = setting(
+        "sqlite",
+        rule=one_of(*STATE_BACKENDS),
+        doc='`"sqlite"`: embedded, one process, files under `state_dir`; `"redis"`: shared by '
+        "every process and replica through `[redis]` (README: Several replicas)",
+    )
+    workers: int = setting(
+        1,
+        rule=at_least(1),
+        doc="processes serving `listen` on this host (SO_REUSEPORT), each with its own event "
+        'loop; more than 1 needs `state = "redis"`; `--workers` overrides it',
+    )
+
+
+def workers_need_shared_state(server: ServerConfig, given: frozenset[str] | None) -> list[Problem]:
+    """Embedded state is one process's: a second worker would keep its own limiter,
+    locks and records, which is what the Redis backend exists to avoid."""
+    del given
+    if server.workers > 1 and server.state != "redis":
+        return [
+            (
+                "workers",
+                f'more than 1 worker needs server.state = "redis" (server.state is '
+                f'"{server.state}": embedded state belongs to one process)',
+            )
+        ]
+    return []
 
 
 @dataclass(frozen=True)
@@ -202,16 +289,21 @@ class ServiceConfig:
     connections: dict[str, ConnectionConfig] = field(default_factory=dict)
     path: Path | None = None
     warnings: tuple[ConfigWarning, ...] = ()
+    redis: RedisConfig | None = None
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every configured secret value, for the log redactor."""
         callers = self.server.auth.tokens if self.server.auth is not None else ()
-        return (*(s for c in self.connections.values() for s in c.secrets), *callers)
+        redis = self.redis.secrets if self.redis is not None else ()
+        return (*(s for c in self.connections.values() for s in c.secrets), *callers, *redis)
 
 
 SERVER_SETTINGS = settings_of(ServerConfig)
 _SERVER_KEYS = tuple(SERVER_SETTINGS)
+REDIS_SETTINGS = settings_of(RedisConfig)
+#: Each key ``[redis]`` may hold (the url, a secret, also as url_env / url_file).
+_REDIS_KEYS = ("url", "url_env", "url_file", "key_prefix", "timeout_s")
 _TLS_KEYS = ("cert_file", "key_file", "client_ca_file")
 _CALLER_TOKEN_KEYS = ("tokens", "tokens_env", "tokens_file")
 #: A caller token travels in gRPC metadata (``authorization: Bearer <token>``): RFC 6750's
@@ -291,12 +383,23 @@ class _Parser:
         self.problems.append(f"{key}: {text}")
 
     def parse(self, data: Mapping[str, Any]) -> ServiceConfig:
-        self._unknown_keys("", data, ("server", "connections"))
+        self._unknown_keys("", data, ("server", "connections", "redis"))
         server = self._server(self._table(data, "server", "server"))
+        redis = self._redis(data)
+        if server.state == "redis" and redis is None and "redis" not in data:
+            self.problem(
+                "server.state",
+                '"redis" needs a [redis] table with its url (url, url_env or url_file)',
+            )
         connections = self._connections(self._table(data, "connections", "connections"))
         if self.problems:
             raise ConfigError(self.problems)
-        return ServiceConfig(server=server, connections=connections, warnings=tuple(self.warnings))
+        return ServiceConfig(
+            server=server,
+            connections=connections,
+            warnings=tuple(self.warnings),
+            redis=redis,
+        )
 
     # --- [server] -------------------------------------------------------------------
 
@@ -324,8 +427,44 @@ class _Parser:
         state_dir = values.get("state_dir", SERVER_SETTINGS["state_dir"].default)
         values["state_dir"] = state_dir if state_dir.is_absolute() else self.base_dir / state_dir
         server = ServerConfig(**values)
-        self._report("server", problems(server, given=frozenset(table)), unread)
+        found = problems(server, (workers_need_shared_state,), given=frozenset(table))
+        self._report("server", found, unread)
         return server
+
+    # --- [redis] --------------------------------------------------------------------
+
+    def _redis(self, data: Mapping[str, Any]) -> RedisConfig | None:
+        """``[redis]``, when the file has it (whether it must is the caller's rule)."""
+        if "redis" not in data:
+            return None
+        table = self._table(data, "redis", "redis")
+        self._unknown_keys("redis", table, _REDIS_KEYS)
+        problems_before = len(self.problems)
+        values: dict[str, Any] = {}
+        unread: set[str] = set()
+        for name, declared in REDIS_SETTINGS.items():
+            if declared.secret:
+                if not any(k in table for k in (name, f"{name}_env", f"{name}_file")):
+                    self.problem(
+                        f"redis.{name}", f"is required ({name}, {name}_env or {name}_file)"
+                    )
+                    unread.add(name)
+                    continue
+                value = self._secret(table, name, "redis")
+                if name in table and value and not _url_password(value):
+                    # No password in it: nothing secret for the world-readable warning.
+                    self.plain_secret_keys.remove(f"redis.{name}")
+            elif name in table:
+                value = self._value(table, name, declared, f"redis.{name}")
+            else:
+                continue
+            if value is None:
+                unread.add(name)
+            else:
+                values[name] = value
+        redis = RedisConfig(**values)
+        self._report("redis", problems(redis, given=frozenset(table)), unread)
+        return redis if len(self.problems) == problems_before else None
 
     def _tls(self, table: Mapping[str, Any]) -> TlsConfig | None:
         self._unknown_keys("server.tls", table, _TLS_KEYS)

@@ -35,7 +35,9 @@ The records live behind ``clients.state.protocols.ResponseRecords`` (today SQLit
 nothing, ``clients.state.clock`` — and share commits). A call answers only once its
 record is committed, so a crash loses no record of an answered call. The single flight is per
 process; processes share the records as far as the backend does (SQLite: those on one
-``state_dir``).
+``state_dir``; Redis: every replica). On shared records (``SharedResponseRecords``) a
+duplicate of a message another process is running waits for that one's result, as one
+running in this process does; a failed attempt lets it go at once (``release``).
 
 This module never stores a failure, a dry run, or anything but the response a caller
 already received.
@@ -54,7 +56,12 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
 from clients.state.attempts import attempt_of
-from clients.state.protocols import IdempotencyKey, ResponseRecords
+from clients.state.protocols import (
+    Claim,
+    IdempotencyKey,
+    ResponseRecords,
+    SharedResponseRecords,
+)
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from server import metrics
 from server.convert import connection_name
@@ -62,6 +69,9 @@ from strategies.core.model import Outcome
 from strategies.validation import check_message_id
 
 SERVICE = pb.DESCRIPTOR.services_by_name["ProspectSync"]
+#: The longest a duplicate waits for another process running its message. The caller's
+#: own deadline ends the wait sooner; a process that dies lets go when its lease ends.
+WAIT_ELSEWHERE_S = 300.0
 #: What a replay rewrites in the stored response.
 _REPLAYED_FIELDS = {"outcome", "pardot_calls", "strategy"}
 
@@ -73,6 +83,10 @@ class Idempotency:
 
     def __init__(self, store: ResponseRecords, service: ServiceDescriptor = SERVICE) -> None:
         self.store = store
+        #: The same records when other processes share them (Redis): a duplicate
+        #: running elsewhere is waited for, as one running here is.
+        self._shared = store if isinstance(store, SharedResponseRecords) else None
+        self._releasing: set[asyncio.Task[None]] = set()
         self._in_flight: dict[IdempotencyKey, asyncio.Event] = {}
         #: Every method of the service starts with it (health and reflection do not).
         self.method_prefix = f"/{service.full_name}/"
@@ -115,20 +129,33 @@ class Idempotency:
         """``respond()``'s response, run at most once per key while it succeeds; a
         repeat gets the stored response marked as a duplicate."""
         while True:
-            stored = self.store.get(key)
+            stored = await self.store.get(key)
             if stored is not None:
                 return _replay(key, stored, response_type)
             running = self._in_flight.get(key)
-            if running is None:
+            if running is not None:
+                await running.wait()  # then look again: stored, or the first one failed
+                continue
+            done = self._in_flight[key] = asyncio.Event()
+            try:
+                claim = await self._claim(key)  # durable before anything is sent
+            except BaseException:
+                self._finished(key, done)
+                raise
+            if not claim.elsewhere:
                 break
-            await running.wait()  # then look again: stored, or the first one failed
-        done = self._in_flight[key] = asyncio.Event()
+            self._finished(key, done)
+            # Another process runs it now: its result, or (it failed, or died) look again.
+            assert self._shared is not None  # only shared records answer "elsewhere"
+            stored = await self._shared.wait_for(key, timeout_s=WAIT_ELSEWHERE_S)
+            if stored is not None:
+                return _replay(key, stored, response_type)
         try:
-            began = await self.store.begin(key)  # durable before anything is sent
-            with attempt_of(began):
+            with attempt_of(claim.began):
                 response = await respond()
         except BaseException:
             self._finished(key, done)
+            self._release_elsewhere(key)
             raise
         # The waiters look again once the record is committed, even if this caller goes
         # away meanwhile: sooner, they would find nothing stored and run the call again.
@@ -136,6 +163,23 @@ class Idempotency:
             key, response.SerializeToString(), then=lambda: self._finished(key, done)
         )
         return response
+
+    async def _claim(self, key: IdempotencyKey) -> Claim:
+        """The message marked in progress (committed) by this process, or, on shared
+        records, found running in another one."""
+        if self._shared is not None:
+            return await self._shared.claim(key)
+        return Claim(await self.store.begin(key), elsewhere=False)
+
+    def _release_elsewhere(self, key: IdempotencyKey) -> None:
+        """After a failed attempt on shared records, a duplicate waiting in another
+        process runs at once. Best effort, in the background (the caller may be
+        cancelled): if Redis cannot take it, the attempt's lease ends it in time."""
+        if self._shared is None:
+            return
+        task = asyncio.ensure_future(self._shared.release(key))
+        self._releasing.add(task)
+        task.add_done_callback(_forget_release(self._releasing))
 
     def _finished(self, key: IdempotencyKey, done: asyncio.Event) -> None:
         """The first call of ``key`` is over: its waiters look at the records again."""
@@ -176,6 +220,15 @@ async def as_item(
     if idempotency is None:
         return await respond()
     return await idempotency.guard(method, request, respond)
+
+
+def _forget_release(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
+    def forget(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # a failed release was reported to the state's health
+
+    return forget
 
 
 def _replay(key: IdempotencyKey, stored: bytes, response_type: type[Response]) -> Response:

@@ -140,6 +140,16 @@ class Redactor:
 _REDACTOR = Redactor()
 
 
+class _ProcessFields:
+    """A structlog processor adding the same fields to every event of this process."""
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        self.fields = dict(fields)
+
+    def __call__(self, _logger: Any, _method: str, event_dict: Any) -> Any:
+        return {**self.fields, **event_dict}
+
+
 def register_secret(value: str) -> None:
     """Adds a secret learned at run time (an OAuth access token, a Pardot api key) to
     the redactor. The Pardot client calls this each time it receives one."""
@@ -153,12 +163,18 @@ def redact(text: str) -> str:
 
 
 def configure_logging(
-    level: str = "info", secrets: Iterable[str] = (), *, stream: TextIO | None = None
+    level: str = "info",
+    secrets: Iterable[str] = (),
+    *,
+    stream: TextIO | None = None,
+    process: Mapping[str, Any] | None = None,
 ) -> None:
     """Sets up structlog and the stdlib root logger to write redacted JSON lines.
 
     ``secrets`` are the configured secret values (``ServiceConfig.secrets``); calling
     again replaces them and forgets learned ones. ``stream`` defaults to stderr.
+    ``process`` holds fields every line of this process carries (a worker's index and
+    pid, ``server.workers``): context variables would not reach gRPC's handler tasks.
     """
     global _level
     if level not in LEVELS:
@@ -169,6 +185,7 @@ def configure_logging(
 
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     shared: list[Any] = [
+        *((_ProcessFields(process),) if process else ()),
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         timestamper,

@@ -25,14 +25,14 @@ class IdentityView(Protocol):
     (namespace, key) → the prospect id Pardot returned for it. Namespaces and keys:
     ``strategies.core.model`` (``EMAIL``, ``FID``, ``field_namespace``)."""
 
-    def lookup(self, namespace: str, key: str) -> int | None: ...
+    async def lookup(self, namespace: str, key: str) -> int | None: ...
 
-    def remember(self, namespace: str, key: str, prospect: Prospect) -> None:
+    async def remember(self, namespace: str, key: str, prospect: Prospect) -> None:
         """Learn that ``key`` names ``prospect`` — only if Pardot said so: a planned
         write (dry run) or an answer without an id teaches nothing."""
         ...
 
-    def forget(self, prospect_id: int) -> None:
+    async def forget(self, prospect_id: int) -> None:
         """Drop every entry that points at ``prospect_id`` (Pardot says it is gone)."""
         ...
 

@@ -49,7 +49,7 @@ class CreateV4(Strategy):
         prospect = await self._created_earlier(email, pardot)
         if prospect is None:
             prospect = await pardot.create(email, fields)
-        pardot.identity.remember(EMAIL, email, prospect)
+        await pardot.identity.remember(EMAIL, email, prospect)
         return SyncResult.of(prospect, mapped.warnings)
 
     @staticmethod

@@ -51,5 +51,5 @@ class EmailV5(Strategy):
         if campaign_id and prospect.created and prospect.id is not None:
             updated = await pardot.update_by_id(prospect.id, {"campaign_id": campaign_id})
             prospect = replace(updated, created=True)
-        pardot.identity.remember(EMAIL, email, prospect)
+        await pardot.identity.remember(EMAIL, email, prospect)
         return SyncResult.of(prospect, mapped.warnings)

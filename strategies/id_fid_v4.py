@@ -34,6 +34,6 @@ class IdFidV4(Strategy):
         else:
             fid = check_fid(event.pardot_fid, "pardot.fid")
             prospect = await pardot.upsert_by_fid(fid, mapped.fields)
-            pardot.identity.remember(FID, fid, prospect)
-        pardot.identity.remember(EMAIL, event.email, prospect)
+            await pardot.identity.remember(FID, fid, prospect)
+        await pardot.identity.remember(EMAIL, event.email, prospect)
         return SyncResult.of(prospect, mapped.warnings)

@@ -65,19 +65,21 @@ class LookupFieldV4(Strategy):
         fields = {**mapped.fields, lookup_field: value}
         namespace = field_namespace(lookup_field)
 
-        known = pardot.identity.lookup(namespace, value)
+        known = await pardot.identity.lookup(namespace, value)
         if known is not None:
             try:
                 prospect = await pardot.update_by_id(known, fields)
             except PardotError as exc:
                 if exc.err_code not in ERR_PROSPECT_GONE:
                     raise
-                pardot.identity.forget(known)
+                await pardot.identity.forget(known)
                 mapped.warnings.append(
                     f"prospect {known} is gone from Pardot (deleted or merged); resolved afresh"
                 )
             else:
-                return self._learned(pardot, namespace, value, event, prospect, mapped.warnings)
+                return await self._learned(
+                    pardot, namespace, value, event, prospect, mapped.warnings
+                )
 
         email = require_email(
             event, f"to find or create a prospect by {lookup_field} ({self.name})"
@@ -97,10 +99,10 @@ class LookupFieldV4(Strategy):
             if campaign_id:
                 fields["campaign_id"] = campaign_id
             prospect = await pardot.create(email, fields)
-        return self._learned(pardot, namespace, value, event, prospect, mapped.warnings)
+        return await self._learned(pardot, namespace, value, event, prospect, mapped.warnings)
 
     @staticmethod
-    def _learned(
+    async def _learned(
         pardot: Gateway,
         namespace: str,
         value: str,
@@ -108,8 +110,8 @@ class LookupFieldV4(Strategy):
         prospect: Prospect,
         warnings: list[str],
     ) -> SyncResult:
-        pardot.identity.remember(namespace, value, prospect)
-        pardot.identity.remember(EMAIL, event.email, prospect)
+        await pardot.identity.remember(namespace, value, prospect)
+        await pardot.identity.remember(EMAIL, event.email, prospect)
         return SyncResult.of(prospect, warnings)
 
 

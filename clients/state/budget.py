@@ -24,21 +24,21 @@ class MemoryBudgetMark:
         self._used = 0
         self._exhausted_until: datetime | None = None
 
-    def count(self, day: date) -> int:
+    async def count(self, day: date) -> int:
         if day != self._day:
             self._start(day)
         self._used += 1
         return self._used
 
-    def used(self, day: date) -> int:
+    async def used(self, day: date) -> int:
         return self._used if day == self._day else 0
 
-    def exhaust(self, day: date, until: datetime) -> None:
+    async def exhaust(self, day: date, until: datetime) -> None:
         if day != self._day:
             self._start(day)
         self._exhausted_until = until
 
-    def exhausted_until(self, day: date) -> datetime | None:
+    async def exhausted_until(self, day: date) -> datetime | None:
         return self._exhausted_until if day == self._day else None
 
     def _start(self, day: date) -> None:

@@ -59,16 +59,16 @@ class MemoryCreateHolds:
         self._in_flight: dict[int, str] = {}
         self._until: dict[str, float] = {}
 
-    def sending(self, email: str, *, in_flight_s: float) -> int:
+    async def sending(self, email: str, *, in_flight_s: float) -> int:
         del in_flight_s  # in flight in this process: it holds nothing (module docstring)
         ticket = next(self._tickets)
         self._in_flight[ticket] = _key(email)
         return ticket
 
-    def answered(self, ticket: int) -> None:
+    async def answered(self, ticket: int) -> None:
         self._in_flight.pop(ticket, None)
 
-    def unanswered(self, ticket: int) -> None:
+    async def unanswered(self, ticket: int) -> None:
         key = self._in_flight.pop(ticket, None)
         if key is None:
             return
@@ -78,7 +78,7 @@ class MemoryCreateHolds:
         if self.hold_s > 0:
             self._until[key] = max(self._until.get(key, 0.0), now + self.hold_s)
 
-    def remaining(self, email: str) -> float:
+    async def remaining(self, email: str) -> float:
         key = _key(email)
         until = self._until.get(key)
         if until is None:
@@ -131,7 +131,7 @@ class SqliteCreateHolds:
         self._purged_at = -_PURGE_EVERY_S
         self._closed = False
 
-    def sending(self, email: str, *, in_flight_s: float) -> int:
+    async def sending(self, email: str, *, in_flight_s: float) -> int:
         """Raises StateUnwritable when the hold cannot be written: then the create
         must not be sent (a crash would leave nothing to stop a second one)."""
         now = self._clock.now()
@@ -147,11 +147,11 @@ class SqliteCreateHolds:
         self._in_flight.add(ticket)
         return ticket
 
-    def answered(self, ticket: int) -> None:
+    async def answered(self, ticket: int) -> None:
         self._in_flight.discard(ticket)
         self._change("DELETE FROM holds WHERE ticket=?", (ticket,))
 
-    def unanswered(self, ticket: int) -> None:
+    async def unanswered(self, ticket: int) -> None:
         self._in_flight.discard(ticket)
         if self.hold_s > 0:
             until = self._clock.now() + self.hold_s
@@ -159,7 +159,7 @@ class SqliteCreateHolds:
         else:
             self._change("DELETE FROM holds WHERE ticket=?", (ticket,))
 
-    def remaining(self, email: str) -> float:
+    async def remaining(self, email: str) -> float:
         """Raises StateUnwritable when the holds cannot be read: no create is sent."""
         now = self._clock.now()
         try:

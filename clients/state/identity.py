@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import structlog
@@ -68,7 +69,7 @@ class SqliteIdentityStore:
             "CREATE INDEX IF NOT EXISTS identity_by_prospect ON identity (connection, prospect_id)",
         )
 
-    def lookup(self, connection: str, namespace: str, key: str) -> int | None:
+    async def lookup(self, connection: str, namespace: str, key: str) -> int | None:
         try:
             row = self._db.execute(
                 "SELECT prospect_id FROM identity WHERE connection=? AND namespace=? AND key=?",
@@ -78,7 +79,7 @@ class SqliteIdentityStore:
             raise self._health.failed(WHAT, error) from error
         return int(row[0]) if row else None
 
-    def remember(self, connection: str, namespace: str, key: str, prospect_id: int) -> None:
+    async def remember(self, connection: str, namespace: str, key: str, prospect_id: int) -> None:
         try:
             self._db.execute(
                 # learned_at is set here, not by a column default: unixepoch('subsec')
@@ -92,7 +93,7 @@ class SqliteIdentityStore:
         except sqlite3.Error as error:
             raise self._health.failed(WHAT, error) from error
 
-    def forget(self, connection: str, prospect_id: int) -> None:
+    async def forget(self, connection: str, prospect_id: int) -> None:
         try:
             self._db.execute(
                 "DELETE FROM identity WHERE connection=? AND prospect_id=?",
@@ -100,6 +101,14 @@ class SqliteIdentityStore:
             )
         except sqlite3.Error as error:
             raise self._health.failed(WHAT, error) from error
+
+    def entries(self) -> Iterator[tuple[str, str, str, int]]:
+        """Every ``(connection, namespace, key, prospect_id)``, keys as stored (already
+        normal): for ``prospect-sync state migrate``, which copies them elsewhere."""
+        yield from self._db.execute(
+            "SELECT connection, namespace, key, prospect_id FROM identity"
+            " ORDER BY connection, namespace, key"
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -111,13 +120,13 @@ class MemoryIdentityStore:
     def __init__(self) -> None:
         self._map: dict[tuple[str, str, str], int] = {}
 
-    def lookup(self, connection: str, namespace: str, key: str) -> int | None:
+    async def lookup(self, connection: str, namespace: str, key: str) -> int | None:
         return self._map.get((connection, namespace, _normal(namespace, key)))
 
-    def remember(self, connection: str, namespace: str, key: str, prospect_id: int) -> None:
+    async def remember(self, connection: str, namespace: str, key: str, prospect_id: int) -> None:
         self._map[(connection, namespace, _normal(namespace, key))] = prospect_id
 
-    def forget(self, connection: str, prospect_id: int) -> None:
+    async def forget(self, connection: str, prospect_id: int) -> None:
         for entry in [k for k, v in self._map.items() if k[0] == connection and v == prospect_id]:
             del self._map[entry]
 
@@ -133,19 +142,19 @@ class IdentityView:
         self._store = store
         self._connection = connection
 
-    def lookup(self, namespace: str, key: str) -> int | None:
-        found = self._store.lookup(self._connection, namespace, key)
+    async def lookup(self, namespace: str, key: str) -> int | None:
+        found = await self._store.lookup(self._connection, namespace, key)
         metrics.identity_lookup(self._connection, hit=found is not None)
         return found
 
-    def remember(self, namespace: str, key: str, prospect: Prospect) -> None:
+    async def remember(self, namespace: str, key: str, prospect: Prospect) -> None:
         """Learn that ``key`` names ``prospect`` — only if Pardot said so: a planned
         write (dry run) or an answer without an id teaches nothing. Called after the
         Pardot write, so a store that cannot write does not fail the call (see the
         module docstring)."""
         if key and prospect.id is not None and not prospect.planned:
             try:
-                self._store.remember(self._connection, namespace, key, prospect.id)
+                await self._store.remember(self._connection, namespace, key, prospect.id)
             except StateUnwritable:
                 # Pardot applied the write: the caller gets its result. The store has
                 # told the state's health, so the next calls are refused before writing;
@@ -154,5 +163,5 @@ class IdentityView:
                     "identity.remember_failed", namespace=namespace, prospect_id=prospect.id
                 )
 
-    def forget(self, prospect_id: int) -> None:
-        self._store.forget(self._connection, prospect_id)
+    async def forget(self, prospect_id: int) -> None:
+        await self._store.forget(self._connection, prospect_id)

@@ -74,6 +74,11 @@ class InProcessState:
         del connection
         return MemoryTokenStore()
 
+    async def aclose(self) -> None:
+        """Nothing to close: each store opened here is its owner's to close, and
+        nothing else is held (``clients.state.protocols.ServiceState`` asks for it
+        because the shared backend keeps one client for all its stores)."""
+
 
 class LocalState(InProcessState):
     """The stores of the embedded backend, under ``state_dir``. Opening one creates

@@ -21,6 +21,13 @@ several replicas) implements these same protocols and runs the same tests
 
 Implementations must be safe to share across requests of one event loop. An
 implementation that cannot be opened raises :class:`StateUnavailable`.
+
+Every method that may need the backend is a coroutine, even where SQLite or memory
+answer at once: the shared backend (``clients.state.redis``) answers over the network,
+and a blocking call there would stall every call of the process. Only what is asked on
+the hot path of every request and may be a moment old stays synchronous
+(``TokenStore.current``, ``ConcurrencySlots.locked``/``waiting``): a shared backend
+answers those from its own copy.
 """
 
 from __future__ import annotations
@@ -30,9 +37,12 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime
 from types import TracebackType
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 from strategies.core.errors import PardotAuthFailed
+
+if TYPE_CHECKING:
+    from clients.state.health import StateHealth
 
 
 class StateUnavailable(Exception):
@@ -50,11 +60,13 @@ class IdentityStore(Protocol):
     backend's own error was): the servicer then refuses the next calls before they
     write, and health says NOT_SERVING until the backend's probe passes."""
 
-    def lookup(self, connection: str, namespace: str, key: str) -> int | None: ...
+    async def lookup(self, connection: str, namespace: str, key: str) -> int | None: ...
 
-    def remember(self, connection: str, namespace: str, key: str, prospect_id: int) -> None: ...
+    async def remember(
+        self, connection: str, namespace: str, key: str, prospect_id: int
+    ) -> None: ...
 
-    def forget(self, connection: str, prospect_id: int) -> None:
+    async def forget(self, connection: str, prospect_id: int) -> None:
         """Drop every entry that points at ``prospect_id`` (deleted or merged away)."""
         ...
 
@@ -88,7 +100,7 @@ class ResponseRecords(Protocol):
     that passed: no step of the wall clock shortens it, and records survive a restart
     wherever the backend keeps them."""
 
-    def get(self, key: IdempotencyKey) -> bytes | None:
+    async def get(self, key: IdempotencyKey) -> bytes | None:
         """The stored response, if stored within the window."""
         ...
 
@@ -117,6 +129,37 @@ class ResponseRecords(Protocol):
         ...
 
 
+class Claim(NamedTuple):
+    """What :meth:`SharedResponseRecords.claim` found."""
+
+    #: The wall time the earliest unanswered attempt began; None: this is the first.
+    began: float | None
+    #: Another process is running the message now (its lease is live): wait for it.
+    elsewhere: bool
+
+
+@runtime_checkable
+class SharedResponseRecords(ResponseRecords, Protocol):
+    """Records shared by several processes (Redis): a duplicate of a message another
+    process is running now waits for that one's result instead of running too, as a
+    duplicate in the same process does (``server.idempotency``'s single flight)."""
+
+    async def claim(self, key: IdempotencyKey) -> Claim:
+        """:meth:`begin`, unless another process runs the message now (then nothing is
+        written and ``elsewhere`` says to :meth:`wait_for` it)."""
+        ...
+
+    async def wait_for(self, key: IdempotencyKey, *, timeout_s: float) -> bytes | None:
+        """The response the other process saved; None once it stopped running the
+        message without one (it failed, or died) or ``timeout_s`` passed."""
+        ...
+
+    async def release(self, key: IdempotencyKey) -> None:
+        """This process's attempt ended without a response: a duplicate waiting
+        elsewhere runs at once (the in-progress mark stays: it may have written)."""
+        ...
+
+
 class CreateHolds(Protocol):
     """One connection's v4/v5 creates in doubt: a create on its way or unanswered may
     still land in Pardot, so no other create for that email is sent meanwhile
@@ -126,22 +169,22 @@ class CreateHolds(Protocol):
     case-insensitively. ``clients.state.holds`` says which holds :meth:`remaining`
     counts."""
 
-    def sending(self, email: str, *, in_flight_s: float) -> int:
+    async def sending(self, email: str, *, in_flight_s: float) -> int:
         """A create for ``email`` is about to be sent, and may be in flight up to
         ``in_flight_s``: held from now until then plus the hold time, written before
         this returns (``StateUnwritable`` when it cannot be: send nothing then). The
         ticket names this create to :meth:`answered` or :meth:`unanswered`."""
         ...
 
-    def answered(self, ticket: int) -> None:
+    async def answered(self, ticket: int) -> None:
         """Pardot answered the create (it created, or refused): its hold ends."""
         ...
 
-    def unanswered(self, ticket: int) -> None:
+    async def unanswered(self, ticket: int) -> None:
         """The create got no answer: held the hold time from now on."""
         ...
 
-    def remaining(self, email: str) -> float:
+    async def remaining(self, email: str) -> float:
         """Seconds left in ``email``'s hold; 0.0 when it has none (or it ended)."""
         ...
 
@@ -155,19 +198,19 @@ class BudgetMark(Protocol):
     the thresholds and the errors). A day nothing was told of reads as nothing spent,
     nothing exhausted."""
 
-    def count(self, day: date) -> int:
+    async def count(self, day: date) -> int:
         """One more call on ``day``; the day's count, this one included."""
         ...
 
-    def used(self, day: date) -> int:
+    async def used(self, day: date) -> int:
         """The calls counted on ``day``."""
         ...
 
-    def exhaust(self, day: date, until: datetime) -> None:
+    async def exhaust(self, day: date, until: datetime) -> None:
         """Pardot said ``day``'s budget is spent: mark it exhausted until ``until``."""
         ...
 
-    def exhausted_until(self, day: date) -> datetime | None:
+    async def exhausted_until(self, day: date) -> datetime | None:
         """The mark set on ``day``, if any."""
         ...
 
@@ -237,16 +280,16 @@ class TokenStore(Protocol):
         waiting, and the fetch goes on for the others."""
         ...
 
-    def forget(self, token: str) -> None:
+    async def forget(self, token: str) -> None:
         """Drop ``token`` if it is still the stored one (the API refused even it)."""
         ...
 
-    def reject(self, error: PardotAuthFailed, *, for_s: float) -> None:
+    async def reject(self, error: PardotAuthFailed, *, for_s: float) -> None:
         """The credentials were refused: :meth:`rejection` answers ``error`` for
-        ``for_s`` seconds from now."""
+        ``for_s`` seconds from now, to everyone sharing the store."""
         ...
 
-    def rejection(self) -> PardotAuthFailed | None:
+    async def rejection(self) -> PardotAuthFailed | None:
         """The error of a rejection whose cooldown has not ended, if any."""
         ...
 
@@ -277,3 +320,18 @@ class ClientState(Protocol):
         ...
 
     def tokens(self, connection: str) -> TokenStore: ...
+
+
+class ServiceState(ClientState, Protocol):
+    """What ``server.app`` asks a backend for, beyond what the connections ask: the
+    per-person locks, the message_id records, the health the servicer and the health
+    service follow, and closing it all at shutdown. Implemented by
+    ``clients.state.local.LocalState`` and ``clients.state.redis.state.RedisState``."""
+
+    health: StateHealth
+
+    def person_locks(self) -> PersonLocks: ...
+
+    def responses(self, *, window_s: float) -> ResponseRecords: ...
+
+    async def aclose(self) -> None: ...

@@ -24,7 +24,7 @@ import asyncio
 import math
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -117,7 +117,7 @@ class ResponseStore:
         self._committed_at = -math.inf
         self._purge()
 
-    def get(self, key: IdempotencyKey) -> bytes | None:
+    async def get(self, key: IdempotencyKey) -> bytes | None:
         """The stored response, if stored within the window."""
         try:
             row = self._db.execute(
@@ -227,6 +227,29 @@ class ResponseStore:
             raise
         if self._clock.now() - self._purged_at >= _PURGE_EVERY_S:
             self._purge()
+
+    def answered(self) -> Iterator[tuple[IdempotencyKey, bytes, float]]:
+        """``(key, response, age_s)`` of every response within the window, oldest first:
+        for ``prospect-sync state migrate``, which copies them elsewhere."""
+        now = self._clock.now()
+        rows = self._db.execute(
+            "SELECT method, connection, message_id, response, stored_at FROM responses"
+            " WHERE stored_at>? ORDER BY stored_at",
+            (now - self.window_s,),
+        )
+        for method, connection, message_id, response, stored_at in rows:
+            yield IdempotencyKey(method, connection, message_id), bytes(response), now - stored_at
+
+    def in_progress(self) -> Iterator[tuple[IdempotencyKey, float]]:
+        """``(key, began_wall)`` of every message in progress within the window: for
+        ``prospect-sync state migrate``."""
+        rows = self._db.execute(
+            "SELECT method, connection, message_id, began_wall FROM attempts"
+            " WHERE began_at>? ORDER BY began_at",
+            (self._clock.now() - self.window_s,),
+        )
+        for method, connection, message_id, began_wall in rows:
+            yield IdempotencyKey(method, connection, message_id), float(began_wall)
 
     def _purge(self) -> None:
         now = self._clock.now()

@@ -55,14 +55,14 @@ class MemoryTokenStore:
         self._token = token
         return token
 
-    def forget(self, token: str) -> None:
+    async def forget(self, token: str) -> None:
         if self._token == token:
             self._token = None
 
-    def reject(self, error: PardotAuthFailed, *, for_s: float) -> None:
+    async def reject(self, error: PardotAuthFailed, *, for_s: float) -> None:
         self._rejection = (time.monotonic() + for_s, error)
 
-    def rejection(self) -> PardotAuthFailed | None:
+    async def rejection(self) -> PardotAuthFailed | None:
         if self._rejection is None:
             return None
         until, error = self._rejection

@@ -148,7 +148,7 @@ async def backfill_row(
     holder = holding_value(same_email, lookup_field, row.value)
     if holder is not None:
         if planned is None:
-            pardot.identity.remember(namespace, row.value, holder)
+            await pardot.identity.remember(namespace, row.value, holder)
         return RowResult(
             row.line, row.email, row.value, RowOutcome.ALREADY_SET, prospect_id=holder.id
         )
@@ -159,7 +159,7 @@ async def backfill_row(
         if not written.planned:
             _check_kept(written, lookup_field, row.value)
         if planned is None:
-            pardot.identity.remember(namespace, row.value, written)
+            await pardot.identity.remember(namespace, row.value, written)
         else:
             planned[_id(target)] = row.value
         return RowResult(row.line, row.email, row.value, RowOutcome.SET, prospect_id=target.id)
@@ -192,7 +192,11 @@ async def run_backfill(
     except CsvProblem as error:
         raise BackfillUsageError(str(error)) from None
     state = open_state(config)
-    connections = open_connections(config, state)
+    try:
+        connections = open_connections(config, state)
+    except BaseException:
+        await state.aclose()
+        raise
     try:
         try:
             connection = connections.get(options.connection)
@@ -216,7 +220,10 @@ async def run_backfill(
             if journal is not None:
                 journal.close()
     finally:
-        await connections.aclose()
+        try:
+            await connections.aclose()
+        finally:
+            await state.aclose()
 
 
 def _workers(concurrency: int | None, connection: PardotConnection) -> int:

@@ -29,7 +29,7 @@ async def test_the_empty_field_gets_the_value_and_the_map_learns_it() -> None:
     assert (result.outcome, result.prospect_id) == (RowOutcome.SET, ann)
     assert gateway.prospects[ann]["org_id"] == "o-1"
     assert gateway.ops == ["read_by_email", "update_by_id"]
-    assert gateway.identity.lookup(ORG, "o-1") == ann
+    assert await gateway.identity.lookup(ORG, "o-1") == ann
 
 
 async def test_a_prospect_holding_the_value_is_already_set_with_no_write() -> None:
@@ -38,7 +38,7 @@ async def test_a_prospect_holding_the_value_is_already_set_with_no_write() -> No
     result = await backfill_row(gateway, row(), "org_id")
     assert (result.outcome, result.prospect_id) == (RowOutcome.ALREADY_SET, ann)
     assert gateway.ops == ["read_by_email"]
-    assert gateway.identity.lookup(ORG, "o-1") == ann
+    assert await gateway.identity.lookup(ORG, "o-1") == ann
 
 
 async def test_a_numeric_value_from_pardot_matches_its_text() -> None:
@@ -56,7 +56,7 @@ async def test_another_value_is_a_conflict_and_never_overwritten() -> None:
     assert result.conflicts == (Conflict(ann, "o-9"),)
     assert gateway.prospects[ann]["org_id"] == "o-9"
     assert gateway.ops == ["read_by_email"]
-    assert gateway.identity.lookup(ORG, "o-1") is None
+    assert await gateway.identity.lookup(ORG, "o-1") is None
 
 
 async def test_no_prospect_with_the_email_is_not_found() -> None:
@@ -87,7 +87,7 @@ async def test_several_holders_name_the_oldest_as_the_strategy_does() -> None:
     gateway.seed(email="ann@example.com", org_id="o-1")
     result = await backfill_row(gateway, row(), "org_id")
     assert result.prospect_id == first
-    assert gateway.identity.lookup(ORG, "o-1") == first
+    assert await gateway.identity.lookup(ORG, "o-1") == first
 
 
 async def test_every_prospect_holding_another_value_is_listed_in_the_conflict() -> None:
@@ -105,7 +105,7 @@ async def test_a_dry_run_plans_the_write_and_teaches_the_map_nothing() -> None:
     result = await backfill_row(gateway, row(), "org_id", planned=planned)
     assert (result.outcome, result.prospect_id) == (RowOutcome.SET, ann)
     assert "org_id" not in gateway.prospects[ann]
-    assert gateway.identity.lookup(ORG, "o-1") is None
+    assert await gateway.identity.lookup(ORG, "o-1") is None
     # A later row with the same email sees the planned value, as a real run would.
     assert planned == {ann: "o-1"}
     again = await backfill_row(gateway, row(value="o-2"), "org_id", planned=planned)
@@ -113,7 +113,7 @@ async def test_a_dry_run_plans_the_write_and_teaches_the_map_nothing() -> None:
     assert again.conflicts == (Conflict(ann, "o-1"),)
     same = await backfill_row(gateway, row(value="o-1"), "org_id", planned=planned)
     assert same.outcome is RowOutcome.ALREADY_SET
-    assert gateway.identity.lookup(ORG, "o-1") is None
+    assert await gateway.identity.lookup(ORG, "o-1") is None
 
 
 async def test_a_field_pardot_does_not_keep_stops_with_what_to_create() -> None:
@@ -128,7 +128,7 @@ async def test_a_field_pardot_does_not_keep_stops_with_what_to_create() -> None:
     with pytest.raises(LookupFieldNotStored) as caught:
         await backfill_row(gateway, row(), "org_id")
     assert "create the custom field 'org_id'" in caught.value.message
-    assert gateway.identity.lookup(ORG, "o-1") is None
+    assert await gateway.identity.lookup(ORG, "o-1") is None
 
 
 async def test_a_value_pardot_stores_changed_stops_with_why() -> None:

@@ -301,7 +301,7 @@ async def test_a_refresh_in_progress_elsewhere_is_waited_for_then_its_token_take
 
         token, _ = await asyncio.gather(fetch, other_refresh_lands())
     assert token == OTHER_TOKEN
-    assert tokens.rejection() is None
+    assert await tokens.rejection() is None
     assert 1 <= len(asked) <= 5
 
 
@@ -323,7 +323,7 @@ async def test_a_refresh_in_progress_is_retried_never_cooled_down(description: s
         tokens = MemoryState().tokens("default")
         auth = _authenticator(http, tokens)
         assert await auth.token(request_timeout_s=2) == MOCK_TOKEN
-    assert answers == [] and tokens.rejection() is None
+    assert answers == [] and await tokens.rejection() is None
 
 
 async def test_a_refresh_in_progress_that_outlasts_the_caller_is_unavailable_not_auth_failed() -> (
@@ -349,7 +349,7 @@ async def test_a_refresh_in_progress_that_outlasts_the_caller_is_unavailable_not
     assert caught.value.reason == "PARDOT_UNAVAILABLE" and caught.value.retryable
     assert caught.value.retry_after is not None
     assert caught.value.metadata == {"oauth_error": "invalid_grant"}
-    assert tokens.rejection() is None  # no cooldown: the credentials are fine
+    assert await tokens.rejection() is None  # no cooldown: the credentials are fine
     waits = [b - a for a, b in itertools.pairwise(asked)]
     assert len(asked) >= 3 and all(w >= 0.005 for w in waits)  # backed off, bounded
     assert waits[-1] >= waits[0]
@@ -369,7 +369,7 @@ async def test_a_busy_answer_to_another_grant_is_a_refusal() -> None:
         )
         with pytest.raises(PardotAuthFailed):
             await auth.token(request_timeout_s=1)
-    assert tokens.rejection() is not None
+    assert await tokens.rejection() is not None
 
 
 async def test_calls_queued_behind_a_failed_token_fetch_share_its_failure(

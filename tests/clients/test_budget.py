@@ -43,14 +43,14 @@ def test_the_next_midnight_is_the_account_zones() -> None:
     assert next_midnight(datetime(2024, 6, 2, 6, 30, tzinfo=UTC), LA) == la
 
 
-def test_the_wait_until_midnight_counts_real_seconds_across_a_dst_change() -> None:
+async def test_the_wait_until_midnight_counts_real_seconds_across_a_dst_change() -> None:
     # 2024-03-10 is 23 hours long in Los Angeles (clocks jump from 02:00 to 03:00).
     clock = Clock(datetime(2024, 3, 10, 0, 0, tzinfo=LA).astimezone(UTC))
     budget = DailyBudget(
         MemoryBudgetMark(), account="bu", limit=10, timezone="America/Los_Angeles", clock=clock
     )
 
-    error = budget.exhaust("default", refused())
+    error = await budget.exhaust("default", refused())
 
     assert error.retry_after == pytest.approx(23 * 3600)
     assert error.code is StatusCode.RESOURCE_EXHAUSTED
@@ -59,51 +59,51 @@ def test_the_wait_until_midnight_counts_real_seconds_across_a_dst_change() -> No
     assert "America/Los_Angeles" in error.message
 
 
-def test_err_122_makes_the_account_fail_fast_until_its_midnight() -> None:
+async def test_err_122_makes_the_account_fail_fast_until_its_midnight() -> None:
     clock = Clock(datetime(2024, 6, 1, 20, 0, tzinfo=UTC))
     budget = DailyBudget(MemoryBudgetMark(), account="bu", limit=100, timezone="UTC", clock=clock)
-    budget.check("default")  # nothing refused yet
-    budget.exhaust("default", refused())
+    await budget.check("default")  # nothing refused yet
+    await budget.exhaust("default", refused())
 
     clock.advance(hours=3)
     with pytest.raises(DailyLimitReached) as caught:
-        budget.check("default")
+        await budget.check("default")
     assert caught.value.retry_after == pytest.approx(3600)
-    snapshot = budget.snapshot()
+    snapshot = await budget.snapshot()
     assert snapshot.exhausted and snapshot.remaining == 0
     assert snapshot.exhausted_until == datetime(2024, 6, 2, tzinfo=UTC)
 
     clock.advance(hours=1)  # the account's next day
-    budget.check("default")
-    assert not budget.snapshot().exhausted
+    await budget.check("default")
+    assert not (await budget.snapshot()).exhausted
 
 
-def test_the_count_resets_at_the_accounts_midnight_not_utcs() -> None:
+async def test_the_count_resets_at_the_accounts_midnight_not_utcs() -> None:
     clock = Clock(datetime(2024, 6, 1, 23, 0, tzinfo=UTC))  # 16:00 in Los Angeles
     budget = DailyBudget(
         MemoryBudgetMark(), account="bu", limit=5, timezone="America/Los_Angeles", clock=clock
     )
-    budget.count()
-    budget.count()
+    await budget.count()
+    await budget.count()
 
     clock.advance(hours=2)  # past UTC midnight, still June 1st in Los Angeles
-    assert (budget.snapshot().used, budget.snapshot().remaining) == (2, 3)
+    assert ((await budget.snapshot()).used, (await budget.snapshot()).remaining) == (2, 3)
 
     clock.advance(hours=6)  # 07:00 UTC = midnight in Los Angeles
-    snapshot = budget.snapshot()
+    snapshot = await budget.snapshot()
     assert (snapshot.used, snapshot.limit, snapshot.remaining) == (0, 5, 5)
     assert snapshot.resets_at == datetime(2024, 6, 3, tzinfo=LA)
 
 
-def test_the_remaining_budget_is_logged_as_it_runs_low() -> None:
+async def test_the_remaining_budget_is_logged_as_it_runs_low() -> None:
     clock = Clock(datetime(2024, 6, 1, 12, 0, tzinfo=UTC))
     budget = DailyBudget(MemoryBudgetMark(), account="0Uv000000000001CAA", limit=10, clock=clock)
     with capture_logs() as logs:
         for _ in range(10):
-            budget.count()
-        budget.exhaust("default", refused())
+            await budget.count()
+        await budget.exhaust("default", refused())
         clock.advance(days=1)
-        budget.check("default")
+        await budget.check("default")
 
     events = [(e["event"], e.get("share"), e["log_level"]) for e in logs]
     assert events == [

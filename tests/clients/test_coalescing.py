@@ -511,7 +511,7 @@ async def test_a_batch_of_creates_is_never_resent_once_pardot_may_have_it(
         assert failure.code is StatusCode.UNAVAILABLE and not failure.settled
     assert len({id(f) for f in failures}) == 4  # each caller its own error object
     # Each email is held, exactly as after a single create that got no answer.
-    assert all(client.unconfirmed_creates.remaining(email) > 0 for email in emails)
+    assert all([await client.unconfirmed_creates.remaining(email) > 0 for email in emails])
     with pytest.raises(PardotWriteUnconfirmed):
         await gateway(client).create(emails[0], {})
 
@@ -631,7 +631,7 @@ async def test_a_batch_runs_to_its_latest_deadline_but_each_caller_stops_at_its_
     assert isinstance(soon_update, DeadlineExceeded)
     # A create cut off after it left may still land: held, never sent again blindly.
     assert isinstance(soon_create, PardotWriteUnconfirmed) and not soon_create.settled
-    assert client.unconfirmed_creates.remaining("soon@example.com") > 0
+    assert await client.unconfirmed_creates.remaining("soon@example.com") > 0
     assert isinstance(late_update, Prospect) and late_update.id == seeded[1]
     assert isinstance(late_create, Prospect) and late_create.created
     # The batch was not cut short for the hurried callers: all of it landed.

@@ -52,11 +52,11 @@ async def test_gateways_talk_to_the_configured_account(fake: FakePardot) -> None
         created = await pardot.upsert_by_email("conn@example.com", {"first_name": "C"})
         assert [p["id"] for p in fake.state.prospects("v3")] == [created.id]
         assert fake.state.prospects("v4") == []
-        pardot.identity.remember("email", "conn@example.com", created)
+        await pardot.identity.remember("email", "conn@example.com", created)
         again = connections.get("v3").gateway(api_version=3, dry_run=False, deadline=None)
-        assert again.identity.lookup("email", "conn@example.com") == created.id
+        assert await again.identity.lookup("email", "conn@example.com") == created.id
         other = connections.get("default").gateway(api_version=4, dry_run=False, deadline=None)
-        assert other.identity.lookup("email", "conn@example.com") is None
+        assert await other.identity.lookup("email", "conn@example.com") is None
     finally:
         await connections.aclose()
 

@@ -89,7 +89,7 @@ async def test_the_budget_counts_what_pardot_counts(
     await pardot.read_by_email("counted@example.com")  # err 184 is not charged; retry is
 
     assert [c.err_code for c in api_calls(fake)] == [0, 4, 0, 66, 66, 0, 184, 0]
-    budget = client.budget()
+    budget = await client.budget()
     assert budget.used == fake.state.daily_calls("v4") == 7
     assert budget.limit == 25_000 and budget.remaining == 25_000 - 7
     assert not budget.exhausted
@@ -106,7 +106,7 @@ async def test_a_request_that_never_left_is_not_counted(
     with pytest.raises(PardotUnavailable):
         await pardot.read_by_email("a@example.com")
     assert [c.http_status for c in pardot.calls] == [0, 0, 0, 0]  # tried, never arrived
-    assert client.budget().used == 0
+    assert (await client.budget()).used == 0
 
 
 async def test_after_err_122_no_request_is_sent_until_the_accounts_next_day(
@@ -131,7 +131,7 @@ async def test_after_err_122_no_request_is_sent_until_the_accounts_next_day(
         assert "America/New_York" in error.message
     assert later.calls == [] and len(fake.state.calls) == calls_so_far
     assert [c.err_code for c in api_calls(fake)] == [4, 122]  # err 122 was not retried
-    budget = client.budget()
+    budget = await client.budget()
     assert budget.exhausted and budget.remaining == 0
     assert budget.used == 1 == fake.state.daily_calls("v4")  # the refused call is not charged
     assert budget.exhausted_until == budget.resets_at
@@ -157,7 +157,7 @@ async def test_connections_to_one_account_share_its_budget(fake: FakePardot) -> 
             .read_by_email("a@example.com")
         )
         for name in ("default", "second"):
-            budget = connections.get(name).budget()
+            budget = await connections.get(name).budget()
             assert (budget.used, budget.limit, budget.remaining) == (2, 1000, 998)
             assert budget.account == oauth_config(fake).business_unit_id
     finally:

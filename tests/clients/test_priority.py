@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,12 +35,12 @@ T = TypeVar("T")
 
 
 @pytest.fixture(params=BACKENDS)
-def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateUnderTest]:
+async def state(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateUnderTest]:
     opened = StateUnderTest(request.param, tmp_path / "state")
     try:
         yield opened
     finally:
-        opened.close()
+        await opened.aclose()
 
 
 def start(*calls: Awaitable[T]) -> list[asyncio.Future[T]]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +28,21 @@ from clients.state.responses import ResponseStore
 from server.backfill.journal import JOURNAL_FILE, BackfillJournal
 
 #: What a state file is opened by, and closed with: each kind the service keeps.
-Opener = Callable[[Path], Callable[[], None]]
+Opener = Callable[[Path], Awaitable[Callable[[], None]]]
 
 
-def _identity_map(state_dir: Path) -> Callable[[], None]:
+async def _identity_map(state_dir: Path) -> Callable[[], None]:
     store = SqliteIdentityStore(state_dir / IDENTITY_FILE)
-    store.remember("default", "email", "a@example.com", 1)  # a write: the -wal exists
+    await store.remember("default", "email", "a@example.com", 1)  # a write: the -wal exists
     return store.close
 
 
-def _message_id_records(state_dir: Path) -> Callable[[], None]:
+async def _message_id_records(state_dir: Path) -> Callable[[], None]:
     store = ResponseStore(state_dir / IDEMPOTENCY_FILE, window_s=60.0)
     return store.close
 
 
-def _backfill_journal(state_dir: Path) -> Callable[[], None]:
+async def _backfill_journal(state_dir: Path) -> Callable[[], None]:
     journal = BackfillJournal(state_dir / JOURNAL_FILE, "job")
     journal.forget()
     return journal.close
@@ -69,10 +69,10 @@ def mode(path: Path) -> int:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_each_state_file_and_its_siblings_are_owner_only(tmp_path: Path, kind: str) -> None:
+async def test_each_state_file_and_its_siblings_are_owner_only(tmp_path: Path, kind: str) -> None:
     file, opener = KINDS[kind]
     state_dir = tmp_path / "state"
-    close = opener(state_dir)
+    close = await opener(state_dir)
     try:
         database = state_dir / file
         siblings = [database, Path(f"{database}-wal"), Path(f"{database}-shm")]

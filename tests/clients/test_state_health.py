@@ -150,24 +150,24 @@ async def test_the_identity_map_on_a_full_disk_reports_and_refuses(disk: SmallDi
     health = StateHealth(lambda: probe_folder(disk.path), probe_every_s=0.01)
     store = LocalState(disk.path, health=health).identity()
     try:
-        store.remember("default", EMAIL, "before@example.com", 1)
+        await store.remember("default", EMAIL, "before@example.com", 1)
         disk.fill()
         with pytest.raises(StateUnwritable, match="the identity map"):
-            store.remember("default", EMAIL, "after@example.com", 2)
+            await store.remember("default", EMAIL, "after@example.com", 2)
         assert not health.writable
-        assert store.lookup("default", EMAIL, "before@example.com") == 1  # reads still work
+        assert await store.lookup("default", EMAIL, "before@example.com") == 1  # reads still work
 
         # After a Pardot write the caller's success stands: the view does not raise.
         view = IdentityView(store, "default")
-        view.remember(EMAIL, "after@example.com", Prospect(id=2, email="after@example.com"))
+        await view.remember(EMAIL, "after@example.com", Prospect(id=2, email="after@example.com"))
         # Before a Pardot write it does: forget comes before resolving again.
         with pytest.raises(StateUnwritable):
-            view.forget(1)
+            await view.forget(1)
 
         disk.free()
         await until(lambda: health.writable)
-        store.remember("default", EMAIL, "after@example.com", 2)
-        assert store.lookup("default", EMAIL, "after@example.com") == 2
+        await store.remember("default", EMAIL, "after@example.com", 2)
+        assert await store.lookup("default", EMAIL, "after@example.com") == 2
         assert (disk.path / IDENTITY_FILE).exists()
     finally:
         store.close()

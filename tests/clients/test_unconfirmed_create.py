@@ -73,7 +73,7 @@ async def test_a_create_cut_off_by_the_deadline_is_unconfirmed_and_held(
 
     assert caught.value.code is StatusCode.DEADLINE_EXCEEDED
     assert caught.value.reason == "PARDOT_WRITE_UNCONFIRMED"
-    assert client.unconfirmed_creates.remaining("cut@example.com") > 0
+    assert await client.unconfirmed_creates.remaining("cut@example.com") > 0
 
 
 async def test_a_create_pardot_answered_with_an_error_is_not_held(
@@ -110,8 +110,8 @@ async def test_v3_and_dry_runs_are_not_held(fake: FakePardot, make_client: Clien
     await gateway(v3).create("dropped@example.com", {})  # sent: the drop lost the first
 
     assert planned.planned
-    assert v3.unconfirmed_creates.remaining("dropped@example.com") == 0
-    assert v4.unconfirmed_creates.remaining("dropped@example.com") > 0
+    assert await v3.unconfirmed_creates.remaining("dropped@example.com") == 0
+    assert await v4.unconfirmed_creates.remaining("dropped@example.com") > 0
     assert fake.state.prospects("v4") == []  # a drop processes nothing
     assert [p["email"] for p in fake.state.prospects("v3")] == ["dropped@example.com"]
 
@@ -138,12 +138,12 @@ async def test_a_create_is_held_on_disk_from_before_it_is_sent_until_pardot_answ
     sending = asyncio.ensure_future(gateway(on_disk).create("ann@example.com", {}))
     try:
         await until(lambda: fake.state.in_flight("v4") == 1)
-        assert elsewhere.remaining("ann@example.com") > 30  # its time in flight, then 30 s
-        assert on_disk.unconfirmed_creates.remaining("ann@example.com") == 0  # its own
+        assert await elsewhere.remaining("ann@example.com") > 30  # its time in flight, then 30 s
+        assert await on_disk.unconfirmed_creates.remaining("ann@example.com") == 0  # its own
     finally:
         fake.state.answers_held = False
     assert (await asyncio.wait_for(sending, 5)).created
-    assert elsewhere.remaining("ann@example.com") == 0.0  # answered: the hold is over
+    assert await elsewhere.remaining("ann@example.com") == 0.0  # answered: the hold is over
     elsewhere.close()
 
 

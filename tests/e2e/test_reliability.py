@@ -154,7 +154,7 @@ async def test_the_daily_limit_fails_fast_with_retry_info_and_no_call(
         assert info is not None and info.metadata["err_code"] == "122"
         assert 0 < retry_after_s(error) <= 24 * 3600  # until midnight UTC
     assert len(fake.state.calls) == sent  # the second one reached nobody
-    budget = service.running.connections.get("default").budget()
+    budget = await service.running.connections.get("default").budget()
     assert (budget.used, budget.remaining, budget.exhausted) == (2, 0, True)
     assert budget.used == fake.state.daily_calls("v4")
 

@@ -146,12 +146,12 @@ class Served:
 
 
 @pytest.fixture(params=RECORD_BACKENDS)
-def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateUnderTest]:
+async def state(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateUnderTest]:
     opened = StateUnderTest(request.param, tmp_path / "state")
     try:
         yield opened
     finally:
-        opened.close()
+        await opened.aclose()
 
 
 @pytest.fixture

@@ -462,3 +462,100 @@ def test_a_bad_caller_token_is_named_by_position_never_quoted(tmp_path: Path) ->
     message = refusal(tmp_path, f'[server.auth]\ntokens = ["{TOKENS[0]}", "{bad}"]\n' + OAUTH)
     assert "server.auth.tokens[1]" in message and "tokens[0]" not in message
     assert bad not in message and TOKENS[0] not in message
+
+
+# --- [server] state and workers, [redis] (issue 13) ----------------------------------
+
+REDIS_URL = "redis://:redis-pw-0c7f1d-very-secret@10.0.0.7:6379/0"
+
+
+def test_the_state_backend_defaults_to_embedded_sqlite_one_worker(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, OAUTH), environ={})
+    assert (config.server.state, config.server.workers, config.redis) == ("sqlite", 1, None)
+
+
+def test_the_redis_shape_of_the_issue_loads(tmp_path: Path) -> None:
+    text = (
+        f"""
+[server]
+state = "redis"
+workers = 3
+
+[redis]
+url = "{REDIS_URL}"
+key_prefix = "ps-eu:"
+timeout_s = 0.25
+"""
+        + OAUTH
+    )
+    config = load_config(write(tmp_path, text), environ={})
+    assert (config.server.state, config.server.workers) == ("redis", 3)
+    assert config.redis is not None
+    assert (config.redis.url, config.redis.key_prefix, config.redis.timeout_s) == (
+        REDIS_URL,
+        "ps-eu:",
+        0.25,
+    )
+    # The url may hold a password: redacted like every secret, kept out of repr.
+    assert REDIS_URL in config.secrets and "redis-pw-0c7f1d-very-secret" in config.secrets
+    assert "very-secret" not in repr(config)
+
+    defaults = load_config(
+        write(tmp_path, '[server]\nstate = "redis"\n[redis]\nurl = "redis://h/0"\n' + OAUTH),
+        environ={},
+    )
+    assert defaults.redis is not None
+    assert (defaults.redis.key_prefix, defaults.redis.timeout_s) == ("prospectsync:", 0.5)
+
+
+def test_the_redis_url_comes_from_a_variable_or_a_file_like_every_secret(tmp_path: Path) -> None:
+    head = '[server]\nstate = "redis"\n[redis]\n'
+    config = load_config(
+        write(tmp_path, head + 'url_env = "PS_REDIS"\n' + OAUTH), environ={"PS_REDIS": REDIS_URL}
+    )
+    assert config.redis is not None and config.redis.url == REDIS_URL
+
+    (tmp_path / "redis-url").write_text(REDIS_URL + "\n")
+    (tmp_path / "redis-url").chmod(0o600)
+    config = load_config(write(tmp_path, head + 'url_file = "redis-url"\n' + OAUTH), environ={})
+    assert config.redis is not None and config.redis.url == REDIS_URL
+    assert config.warnings == ()
+
+
+def test_several_workers_need_the_redis_state_and_the_error_names_both_keys(
+    tmp_path: Path,
+) -> None:
+    message = refusal(tmp_path, "[server]\nworkers = 2\n" + OAUTH)
+    assert "server.workers" in message and "server.state" in message
+    assert '"redis"' in message
+
+
+def test_the_redis_state_needs_the_redis_table(tmp_path: Path) -> None:
+    message = refusal(tmp_path, '[server]\nstate = "redis"\n' + OAUTH)
+    assert "server.state" in message and "[redis]" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "says"),
+    [
+        ('[server]\nstate = "postgres"\n', "server.state", '"sqlite" or "redis"'),
+        ("[server]\nworkers = 0\n", "server.workers", "at least 1"),
+        ('[server]\nworkers = "2"\n', "server.workers", "integer"),
+        ('[redis]\nkey_prefix = "p:"\n', "redis.url", "required"),
+        ('[redis]\nurl = "http://h:6379"\n', "redis.url", "redis://"),
+        ('[redis]\nurl = "redis://h/0"\ntimeout_s = 0\n', "redis.timeout_s", "more than 0"),
+        ('[redis]\nurl = "redis://h/0"\nkey_prefix = ""\n', "redis.key_prefix", "empty"),
+        ('[redis]\nurl = "redis://h/0"\nurl_env = "X"\n', "redis.url", "only one of"),
+        ('[redis]\nurl = "redis://h/0"\nprefix = "p:"\n', "redis.prefix", "did you mean"),
+        ('redis = "redis://h/0"\n', "redis", "must be a table"),
+    ],
+)
+def test_each_redis_refusal_names_its_key(tmp_path: Path, text: str, key: str, says: str) -> None:
+    message = refusal(tmp_path, text + OAUTH)
+    assert key in message and says in message
+
+
+def test_a_bad_redis_url_is_never_quoted(tmp_path: Path) -> None:
+    bad = "rediz://:pw-quoted-nowhere@h:6379/0"
+    message = refusal(tmp_path, f'[redis]\nurl = "{bad}"\n' + OAUTH)
+    assert "redis.url" in message and "pw-quoted-nowhere" not in message

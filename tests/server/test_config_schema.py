@@ -17,7 +17,7 @@ import pytest
 
 from clients.config import CONNECTION_SETTINGS, ConnectionConfig
 from clients.config.schema import Setting, problems
-from server.config import SERVER_SETTINGS, ServerConfig
+from server.config import REDIS_SETTINGS, SERVER_SETTINGS, ServerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -27,6 +27,7 @@ COMMAND = Path(sys.executable).with_name("prospect-sync")
 TABLES: dict[str, dict[str, Setting]] = {
     "`[server]` key": SERVER_SETTINGS,
     "`[connections.<name>]` key": CONNECTION_SETTINGS,
+    "`[redis]` key": REDIS_SETTINGS,
 }
 
 

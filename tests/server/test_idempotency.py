@@ -78,61 +78,64 @@ async def save_now(store: ResponseRecords, key: IdempotencyKey, response: bytes)
 
 
 async def test_a_stored_response_is_found_within_the_window_only(
-    store: ResponseRecords, clock: FakeClocks
+    state: StateUnderTest, store: ResponseRecords, clock: FakeClocks
 ) -> None:
-    assert store.get(KEY) is None
+    state.drives_time()
+    assert await store.get(KEY) is None
     await save_now(store, KEY, b"first")
     clock.advance(59.9)
-    assert store.get(KEY) == b"first"
-    assert store.get(IdempotencyKey(IDENTIFY, "v3", "m-1")) is None  # another connection
-    assert store.get(IdempotencyKey("/x/Track", "default", "m-1")) is None  # another method
+    assert await store.get(KEY) == b"first"
+    assert await store.get(IdempotencyKey(IDENTIFY, "v3", "m-1")) is None  # another connection
+    assert await store.get(IdempotencyKey("/x/Track", "default", "m-1")) is None  # another method
     clock.advance(0.2)
-    assert store.get(KEY) is None
+    assert await store.get(KEY) is None
 
 
 async def test_records_survive_a_reopen(state: StateUnderTest) -> None:
     first = state.responses()
     await save_now(first, KEY, b"kept")
     first.close()
-    assert state.responses().get(KEY) == b"kept"
+    assert await state.responses().get(KEY) == b"kept"
 
 
 async def test_a_step_of_the_wall_clock_never_makes_a_recorded_message_new(
-    store: ResponseRecords, clock: FakeClocks
+    state: StateUnderTest, store: ResponseRecords, clock: FakeClocks
 ) -> None:
     """Issue 12, item 11: the window is time that passed, not what the wall clock says."""
+    state.drives_time()
     await save_now(store, KEY, b"first")
     clock.step(+3600)  # an hour forward: the window has not passed
-    assert store.get(KEY) == b"first"
+    assert await store.get(KEY) == b"first"
     clock.step(-7200)  # and back past where it was
-    assert store.get(KEY) == b"first"
+    assert await store.get(KEY) == b"first"
     clock.advance(59.9)
-    assert store.get(KEY) == b"first"
+    assert await store.get(KEY) == b"first"
     clock.advance(0.2)  # the window did pass: the record expires all the same
-    assert store.get(KEY) is None
+    assert await store.get(KEY) is None
 
 
 async def test_across_a_restart_the_window_counts_time_that_passed_not_clock_steps(
     state: StateUnderTest, clock: FakeClocks
 ) -> None:
+    state.drives_time()
     first = state.responses()
     await save_now(first, KEY, b"kept")
     first.close()
     clock.step(+3600)  # stepped while the process was down ...
     clock.advance(10)  # ... for 10 s
     second = state.responses()
-    assert second.get(KEY) == b"kept"
+    assert await second.get(KEY) == b"kept"
     second.close()
     # After a reboot only the wall clock tells how long the process was down; a step
     # back then counts as no time at all, never as time running backwards.
     clock.reboot()
     clock.step(-86_400)
     third = state.responses()
-    assert third.get(KEY) == b"kept"
+    assert await third.get(KEY) == b"kept"
     clock.advance(49.9)
-    assert third.get(KEY) == b"kept"
+    assert await third.get(KEY) == b"kept"
     clock.advance(0.2)  # 60 s after it was stored, counted across both restarts
-    assert third.get(KEY) is None
+    assert await third.get(KEY) is None
 
 
 async def test_a_forward_step_while_down_across_a_reboot_counts_as_time_passed(
@@ -140,12 +143,13 @@ async def test_a_forward_step_while_down_across_a_reboot_counts_as_time_passed(
 ) -> None:
     """The documented limit: across a reboot nothing but the wall clock tells how long
     the process was down, so a forward step then cannot be told from downtime."""
+    state.drives_time()
     first = state.responses()
     await save_now(first, KEY, b"kept")
     first.close()
     clock.reboot()
     clock.step(+61)
-    assert state.responses().get(KEY) is None
+    assert await state.responses().get(KEY) is None
 
 
 # --- the message in progress ---------------------------------------------------------
@@ -248,7 +252,7 @@ async def test_a_saved_record_is_committed_before_its_future_resolves(
     assert not any(future.done() for future in saved) and released == []
     await asyncio.wait_for(asyncio.gather(*saved), 5)
     # One commit held them all, and each caller learnt of it.
-    assert [other.get(key) for key in keys] == [b"m-0", b"m-1", b"m-2"]
+    assert [await other.get(key) for key in keys] == [b"m-0", b"m-1", b"m-2"]
     assert released == keys
 
 
@@ -257,24 +261,26 @@ async def test_a_record_saved_long_after_the_last_commit_goes_at_once(
 ) -> None:
     """Only records saved within the window of the last commit wait for the next:
     a quiet service adds no latency, a busy one groups its commits."""
+    state.paces_commits()
     store = state.responses(group_commit_s=3600.0)
     await save_now(store, KEY, b"first")  # nothing committed for an hour: at once
     later = IdempotencyKey(IDENTIFY, "default", "later")
     second = store.save(later, b"second", then=lambda: None)
     await asyncio.sleep(0.05)
-    assert not second.done() and store.get(later) is None  # within the hour: waits
+    assert not second.done() and await store.get(later) is None  # within the hour: waits
     store.commit()
-    assert second.done() and store.get(later) == b"second"
+    assert second.done() and await store.get(later) == b"second"
 
 
 async def test_records_still_waiting_for_their_commit_are_committed_on_close(
     state: StateUnderTest,
 ) -> None:
+    state.paces_commits()
     store = state.responses(group_commit_s=60.0)
     saved = store.save(KEY, b"kept", then=lambda: None)
     store.close()
     assert saved.done() and saved.exception() is None
-    assert state.responses().get(KEY) == b"kept"
+    assert await state.responses().get(KEY) == b"kept"
 
 
 # --- the single flight ---------------------------------------------------------------
@@ -380,6 +386,7 @@ async def test_a_cancelled_first_call_lets_a_waiter_run(store: ResponseRecords) 
 async def test_a_first_call_that_goes_away_while_its_record_commits_still_answers_waiters(
     state: StateUnderTest,
 ) -> None:
+    state.paces_commits()
     # Commits an hour apart: after the first one, a record waits until commit().
     store = state.responses(group_commit_s=3600.0)
     idempotency = Idempotency(store)
@@ -398,7 +405,7 @@ async def test_a_first_call_that_goes_away_while_its_record_commits_still_answer
     store.commit()
     await asyncio.sleep(0.01)
     assert runs == 1
-    assert store.get(KEY) is None  # answered by Pardot; its record waits for the commit
+    assert await store.get(KEY) is None  # answered by Pardot; its record waits for the commit
     waiter = asyncio.ensure_future(idempotency.once(KEY, pb.IdentifyResponse, respond))
     await asyncio.sleep(0.01)
     first.cancel()  # the caller went away: what it did at Pardot still stands
@@ -443,7 +450,7 @@ async def test_a_failed_sqlite_commit_fails_the_call_and_lets_a_waiter_run(
         await asyncio.wait_for(first, 5)
     reply = await asyncio.wait_for(waiter, 5)
     assert (runs, reply.outcome, reply.prospect_id) == (2, pb.OUTCOME_CREATED, "2")
-    assert store.get(KEY) is not None
+    assert await store.get(KEY) is not None
 
 
 # --- which calls are keyed -----------------------------------------------------------

@@ -118,7 +118,7 @@ async def test_lookup_field_v4_checks_it_cold_and_on_an_identity_map_hit(email: 
     pardot = MemoryGateway(api_version=4)
     await refused(LookupFieldV4(), identify(email=email, org_id="o-1"), ORG, pardot)
     first = await LookupFieldV4().sync(identify(email="ann@example.com", org_id="o-1"), ORG, pardot)
-    assert pardot.identity.lookup(field_namespace("org_id"), "o-1") == first.prospect.id
+    assert await pardot.identity.lookup(field_namespace("org_id"), "o-1") == first.prospect.id
     # Warm: the map names the prospect, so the email would go straight into an update.
     message = await refused(LookupFieldV4(), identify(email=email, org_id="o-1"), ORG, pardot)
     assert "traits.email is not" in message

@@ -56,7 +56,7 @@ async def test_first_identify_creates_with_one_call_that_returns_the_id() -> Non
     assert result.outcome is Outcome.CREATED and isinstance(result.prospect.id, int)
     assert pardot.ops == [UPSERT]
     assert pardot.prospects[result.prospect.id]["first_name"] == "Kevin"
-    assert pardot.identity.lookup("email", "kevin@example.com") == result.prospect.id
+    assert await pardot.identity.lookup("email", "kevin@example.com") == result.prospect.id
 
 
 async def test_repeat_identify_updates_the_same_prospect_with_one_call() -> None:

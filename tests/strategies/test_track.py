@@ -246,7 +246,7 @@ async def test_already_a_member_is_success_and_says_so() -> None:
 async def test_fields_survive_a_stale_identity_and_ride_on_the_create() -> None:
     pardot = MemoryGateway(api_version=4)
     gone = Prospect(id=4242, email="ann@example.com")  # deleted in Pardot since
-    pardot.identity.remember(field_namespace("org_id"), "o-1", gone)
+    await pardot.identity.remember(field_namespace("org_id"), "o-1", gone)
     event = track(traits={"email": "ann@example.com", "org_id": "o-1"})
     result = await apply(event, ORG, pardot)
     assert pardot.ops[:3] == ["update_by_id", "read_by_email", "create"]

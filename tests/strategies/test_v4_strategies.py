@@ -54,7 +54,7 @@ async def test_fid_from_the_documentation_updates_with_one_upsert() -> None:
     assert result.outcome is Outcome.UPDATED and result.prospect.id == existing
     assert pardot.ops == ["upsert_by_fid"]
     assert pardot.prospects[existing]["email"] == "bill@segment.com"
-    assert pardot.identity.lookup("fid", "00339000033ZUR6") == existing
+    assert await pardot.identity.lookup("fid", "00339000033ZUR6") == existing
 
 
 async def test_id_wins_over_fid_and_says_so() -> None:
@@ -150,7 +150,7 @@ async def test_stale_map_entry_is_dropped_and_resolved_afresh_once() -> None:
     again = await LookupFieldV4().sync(identify(email="a@example.com", org_id="o-1"), ORG, pardot)
     assert pardot.ops == ["update_by_id", "read_by_email", "create"]
     assert again.outcome is Outcome.CREATED and again.prospect.id != first.prospect.id
-    assert pardot.identity.lookup("field:org_id", "o-1") == again.prospect.id
+    assert await pardot.identity.lookup("field:org_id", "o-1") == again.prospect.id
     assert any("gone from Pardot" in w for w in again.warnings)
 
 
@@ -200,7 +200,7 @@ async def test_dry_run_reads_but_does_not_write_or_learn() -> None:
     assert result.outcome is Outcome.PLANNED
     assert pardot.ops == ["read_by_email", "create"]
     assert pardot.prospects == {}
-    assert pardot.identity.lookup("field:org_id", "o-1") is None
+    assert await pardot.identity.lookup("field:org_id", "o-1") is None
 
 
 # --- UserIdLookupV4 and CreateV4 ---------------------------------------------------

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from fakepardot import DEMO, FakePardot
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
 from server.app import RunningServer, start_server
-from server.config import ServiceConfig, parse_config
+from server.config import RedisConfig, ServiceConfig, parse_config
 
 #: Retries and backoffs small enough for tests; the behaviour is the same.
 FAST = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 2.0}
@@ -70,6 +71,16 @@ def config_for(fake: FakePardot, state_dir: Path, **overrides: Any) -> ServiceCo
             "server": {"listen": "127.0.0.1:0", "state_dir": str(state_dir)},
             "connections": connections,
         }
+    )
+
+
+def on_redis(config: ServiceConfig, url: str, key_prefix: str, **server: Any) -> ServiceConfig:
+    """``config`` with ``server.state = "redis"`` on ``url`` under ``key_prefix`` (two
+    services on one prefix are two replicas); ``server`` overrides other keys."""
+    return dataclasses.replace(
+        config,
+        server=dataclasses.replace(config.server, state="redis", **server),
+        redis=RedisConfig(url=url, key_prefix=key_prefix),
     )
 
 

@@ -10,6 +10,9 @@ for its message_id records).
   (the identity map, the message_id records; its other kinds live in this process).
 - "memory": ``clients.state.local.MemoryState``, every kind in this process; every
   store opened is a new, empty one, and it keeps no message_id records.
+- "redis": ``clients.state.redis.state.RedisState`` on the session's real redis-server
+  (``support.redis_server``), under a key prefix of the test's own: every kind shared,
+  as replicas share it.
 
 Time comes from :class:`FakeClocks` (``StateUnderTest.clocks``): the host's wall clock,
 which a test steps as an operator or NTP would, and the clock since boot, which only
@@ -32,12 +35,14 @@ from clients.state.protocols import (
     ResponseRecords,
     TokenStore,
 )
+from clients.state.redis.state import RedisState
 from clients.state.responses import GROUP_COMMIT_S, ResponseStore
+from support.redis_server import fresh_prefix, session_server
 
 #: The backends of the identity map and the per-person locks.
-BACKENDS = ("sqlite", "memory")
+BACKENDS = ("sqlite", "memory", "redis")
 #: The backends that keep message_id records.
-RECORD_BACKENDS = ("sqlite",)
+RECORD_BACKENDS = ("sqlite", "redis")
 
 
 class FakeClocks:
@@ -80,7 +85,31 @@ class StateUnderTest:
         self.state_dir = state_dir
         #: The host's clocks every store of this test reads.
         self.clocks = FakeClocks()
+        self._redis: RedisState | None = None
         self._opened: list[IdentityStore | ResponseRecords | TokenStore | CreateHolds] = []
+
+    @property
+    def redis(self) -> RedisState:
+        """The redis backend of this test (one client, the test's own key prefix)."""
+        if self._redis is None:
+            self._redis = RedisState(
+                session_server().url, key_prefix=fresh_prefix(), clocks=self.clocks
+            )
+        return self._redis
+
+    def drives_time(self) -> None:
+        """Skips the test on a backend whose time :attr:`clocks` cannot drive: Redis
+        counts windows, holds and leases on its own clock (``TIME``, key expiry), which
+        a test can neither advance nor step. tests/clients/test_redis_records.py holds
+        those guarantees on Redis's clock."""
+        if self.backend == "redis":
+            pytest.skip("Redis counts this time on its own clock, which a test cannot drive")
+
+    def paces_commits(self) -> None:
+        """Skips the test on a backend without the SQLite store's commit pacing
+        (``group_commit_s``, a synchronous ``commit()``): Redis acknowledges each write."""
+        if self.backend == "redis":
+            pytest.skip("commit pacing is the SQLite store's; Redis acknowledges each write")
 
     @property
     def shared(self) -> bool:
@@ -88,8 +117,10 @@ class StateUnderTest:
         another process)."""
         return self.backend != "memory"
 
-    def client_state(self) -> LocalState | MemoryState:
+    def client_state(self) -> LocalState | MemoryState | RedisState:
         """The backend itself, as ``clients.connections.PardotConnections`` takes it."""
+        if self.backend == "redis":
+            return self.redis
         if self.backend == "sqlite":
             return LocalState(self.state_dir, clocks=self.clocks)
         return MemoryState(clocks=self.clocks)
@@ -125,6 +156,10 @@ class StateUnderTest:
         the backend's commit pacing."""
         if self.backend not in RECORD_BACKENDS:
             pytest.skip(f"the {self.backend} backend keeps no message_id records")
+        if self.backend == "redis":
+            records = self.redis.responses(window_s=window_s)
+            self._opened.append(records)
+            return records
         store = ResponseStore(
             self.state_dir / IDEMPOTENCY_FILE,
             window_s=window_s,
@@ -134,7 +169,11 @@ class StateUnderTest:
         self._opened.append(store)
         return store
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
+        """Closes every store this test opened, then the backend's client."""
         for store in reversed(self._opened):
             store.close()
         self._opened.clear()
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
