@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -26,7 +25,7 @@ from clients.pace import DeadlineUnreachable
 from clients.state.protocols import ConcurrencySlots
 from fakepardot import FakePardot
 from strategies.core.errors import DeadlineExceeded
-from support.state import BACKENDS, StateUnderTest
+from support.state import BACKENDS, StateUnderTest, state_fixture
 from support.waiting import until
 
 from .conftest import ClientFactory, api_calls, gateway, oauth_config
@@ -34,13 +33,7 @@ from .conftest import ClientFactory, api_calls, gateway, oauth_config
 T = TypeVar("T")
 
 
-@pytest.fixture(params=BACKENDS)
-async def state(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateUnderTest]:
-    opened = StateUnderTest(request.param, tmp_path / "state")
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
+state = state_fixture(BACKENDS)
 
 
 def start(*calls: Awaitable[T]) -> list[asyncio.Future[T]]:

@@ -7,7 +7,6 @@ backend's files under state_dir."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -19,19 +18,13 @@ from clients.state.locks import KeyedLocks
 from clients.state.protocols import StateUnavailable
 from strategies.core.errors import PardotAuthFailed, PardotUnavailable
 from strategies.core.model import EMAIL, FID, Prospect, field_namespace
-from support.state import BACKENDS, StateUnderTest
+from support.state import BACKENDS, StateUnderTest, state_fixture
 from support.waiting import until
 
 ORG = field_namespace("org_id")
 
 
-@pytest.fixture(params=BACKENDS)
-async def state(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateUnderTest]:
-    opened = StateUnderTest(request.param, tmp_path / "state")
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
+state = state_fixture(BACKENDS)
 
 
 # --- the identity map ------------------------------------------------------------------

@@ -35,7 +35,7 @@ from server.logging import configure_logging
 from strategies.core.errors import FailedPrecondition, Reason
 from strategies.core.model import CallRecord
 from support.memory_gateway import MemoryGateway
-from support.state import RECORD_BACKENDS, StateUnderTest
+from support.state import RECORD_BACKENDS, state_fixture
 
 #: A configured secret that must never show up in a log line or a status.
 CONFIGURED_SECRET = "cfg-secret-4b1d7e2a9c"
@@ -145,13 +145,7 @@ class Served:
         return f"127.0.0.1:{self.running.port}"
 
 
-@pytest.fixture(params=RECORD_BACKENDS)
-async def state(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StateUnderTest]:
-    opened = StateUnderTest(request.param, tmp_path / "state")
-    try:
-        yield opened
-    finally:
-        await opened.aclose()
+state = state_fixture(RECORD_BACKENDS)
 
 
 @pytest.fixture

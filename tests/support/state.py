@@ -21,7 +21,9 @@ runs; every store a test opens reads the same ones.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -177,3 +179,21 @@ class StateUnderTest:
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+
+
+def state_fixture(backends: tuple[str, ...]) -> Any:
+    """A ``state`` fixture over ``backends``, for a test module or conftest to bind:
+    ``state = state_fixture(BACKENDS)``. Each test gets a :class:`StateUnderTest` under
+    its own folder, closed after it."""
+
+    @pytest.fixture(params=backends, name="state")
+    async def state(
+        request: pytest.FixtureRequest, tmp_path: Path
+    ) -> AsyncIterator[StateUnderTest]:
+        opened = StateUnderTest(request.param, tmp_path / "state")
+        try:
+            yield opened
+        finally:
+            await opened.aclose()
+
+    return state

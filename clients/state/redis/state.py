@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import redis
 
+from clients.state.clock import SYSTEM_CLOCKS, HostClocks
 from clients.state.health import StateHealth
 from clients.state.protocols import (
     BudgetMark,
@@ -20,7 +21,6 @@ from clients.state.protocols import (
     ResponseRecords,
     TokenStore,
 )
-from clients.state.clock import SYSTEM_CLOCKS, HostClocks
 from clients.state.redis.budget import RedisBudgetMark
 from clients.state.redis.context import RedisContext, open_client
 from clients.state.redis.holds import RedisCreateHolds
