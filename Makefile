@@ -62,6 +62,40 @@ run: protos
 	(trap '' HUP; exec $(BIN)/prospect-sync serve --config $(CONFIG)) & serve=$$!; \
 	wait -n $$serve $$fake; status=$$?; stop; exit $$status
 
+# Three replicas on one shared state, as a deployment runs them: redis-server on
+# 127.0.0.1:REDIS_PORT (no persistence, its files in a temporary folder removed on stop),
+# the embedded fake Pardot on FAKE_PORT, and `prospect-sync serve` on each of
+# CLUSTER_PORTS with CONFIG plus `state = "redis"` and a [redis] table (written to that
+# folder, owner-only). Stopped as `make run` is (the same signals, the same trap; also
+# when any one of them exits on its own): the replicas and the fake drain first, then
+# Redis stops. tests/tooling/test_make_run_cluster.py checks it.
+REDIS_PORT ?= 6390
+CLUSTER_PORTS ?= 50051 50052 50053
+.PHONY: run-cluster
+run-cluster: protos
+	@command -v redis-server >/dev/null || { [ "$${CI:-}" = true ] || [ "$$(id -u)" = 0 ]; } || \
+		{ echo "make run-cluster needs redis-server: run sudo make redis-deps"; exit 2; }
+	@command -v redis-server >/dev/null || $(MAKE) --no-print-directory redis-deps
+	@data=$$(mktemp -d); redis=; fake=; serves=; \
+	stop() { trap '' INT TERM HUP; kill -TERM $$serves $$fake 2>/dev/null; wait $$serves $$fake; \
+		kill -TERM $$redis 2>/dev/null; wait $$redis; rm -rf "$$data"; }; \
+	trap 'stop; exit 130' INT; trap 'stop; exit 143' TERM; trap 'stop; exit 129' HUP; \
+	(umask 077; awk '{ print } /^\[server\]/ { print "state = \"redis\"" }' $(CONFIG); \
+		printf '\n[redis]\nurl = "redis://127.0.0.1:%s/0"\n' $(REDIS_PORT)) > "$$data/cluster.toml"; \
+	(trap '' HUP; exec redis-server --bind 127.0.0.1 --port $(REDIS_PORT) --dir "$$data" \
+		--save "" --appendonly no --protected-mode yes --loglevel warning) & redis=$$!; \
+	for try in $$(seq 100); do \
+		(exec 3<>/dev/tcp/127.0.0.1/$(REDIS_PORT) && printf 'PING\r\n' >&3 && read -r -t 1 pong <&3 && \
+			[[ $$pong == +PONG* ]]) 2>/dev/null && break; \
+		kill -0 $$redis 2>/dev/null || break; sleep 0.1; \
+	done; \
+	(trap '' HUP; exec $(BIN)/prospect-sync fake-pardot --port $(FAKE_PORT) --demo) & fake=$$!; \
+	for port in $(CLUSTER_PORTS); do \
+		(trap '' HUP; exec $(BIN)/prospect-sync serve --config "$$data/cluster.toml" \
+			--listen 127.0.0.1:$$port) & serves="$$serves $$!"; \
+	done; \
+	wait -n $$redis $$fake $$serves; status=$$?; stop; exit $$status
+
 # The suite on one interpreter (PY=…): the stubs, then what the browser test, the Node
 # client test and the stub-generation tests need (each installs on CI or as root, or says
 # how), then pytest.
