@@ -230,7 +230,7 @@ bench-calls: protos
 # overhead beside a bare grpc.aio echo server, and a 5,000-call memory burst. About two
 # minutes; BENCH_ARGS="--runs 3 --json bench.json" for medians (docs/benchmarks.md).
 .PHONY: bench
-bench: protos
+bench: protos redis-deps-for-tests
 	$(BIN)/python -m bench.throughput $(BENCH_ARGS)
 
 clean:

@@ -93,12 +93,22 @@ class Tally:
         }
 
 
-def open_channels(target: str, in_flight: int) -> list[grpc.aio.Channel]:
-    count = min(MAX_CHANNELS, max(1, math.ceil(in_flight / STREAMS_PER_CHANNEL)))
+def open_channels(
+    targets: Sequence[str], in_flight: int, per_target: int | None = None
+) -> list[grpc.aio.Channel]:
+    """Channels to every target, interleaved (worker ``i`` uses channel ``i % n``, so
+    consecutive workers go to different targets: the load is spread evenly over
+    replicas). ``per_target`` fixes the connections per target: several workers behind
+    one port (SO_REUSEPORT) share connections, not calls, so they need several."""
+    count = per_target or min(MAX_CHANNELS, max(1, math.ceil(in_flight / STREAMS_PER_CHANNEL)))
     # A local subchannel pool per channel: otherwise grpc shares one connection
     # between channels with equal arguments.
     options = [("grpc.use_local_subchannel_pool", 1)]
-    return [grpc.aio.insecure_channel(target, options=options) for _ in range(count)]
+    return [
+        grpc.aio.insecure_channel(target, options=options)
+        for _ in range(count)
+        for target in targets
+    ]
 
 
 def identify_call(
@@ -283,7 +293,7 @@ async def burst(call: Call, count: int, *, outcomes: bool = False) -> dict[str, 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     in_flight = args.count if args.mode == "burst" else args.in_flight
-    channels = open_channels(args.target, in_flight)
+    channels = open_channels(args.target, in_flight, args.channels)
     control = FakeControl(args.fake_url) if args.fake_url else None
     try:
         await asyncio.wait_for(
@@ -320,7 +330,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__)
-    parser.add_argument("--target", required=True, help="HOST:PORT of the gRPC server")
+    parser.add_argument(
+        "--target",
+        required=True,
+        action="append",
+        help="HOST:PORT of the gRPC server; again for more (load spread evenly over them)",
+    )
+    parser.add_argument("--channels", type=int, help="connections per target (by the load)")
     parser.add_argument("--mode", choices=("closed", "seed", "burst"), default="closed")
     parser.add_argument("--rpc", choices=("identify", "batch"), default="identify")
     parser.add_argument("--strategy", default="EmailV3", help="a bench.workload strategy")

@@ -1,6 +1,7 @@
-"""The processes a benchmark run starts — fakepardot, the service, the bare echo server,
-the load generator — each on a free loopback port, each stopped by its own pid; and the
-server's resident memory, read from /proc.
+"""The processes a benchmark run starts — fakepardot, the service (one process, or a
+supervisor with its workers), a redis-server of its own, the bare echo server, the load
+generator — each on a free loopback port, each stopped by its own pid; and the server's
+resident memory and worker pids, read from /proc.
 
 Every wait here is bounded, and a child that dies early is reported with the tail of
 its log. It never touches a process it did not start, and never binds anything but
@@ -13,6 +14,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,9 +29,11 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.fake_control import FakeControl
 from fakepardot import DEMO
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
+from strategies.core.pardot_facts import MAX_CONCURRENT_REQUESTS
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
@@ -83,6 +87,20 @@ class Child:
                 self.process.kill()
                 self.process.wait(STOP_TIMEOUT_S)
 
+    def descendants(self) -> list[int]:
+        """The pids this process started, and theirs (a supervisor's workers), from
+        /proc: the processes whose CPU is the server's too."""
+        found: list[int] = []
+        parents = [self.pid]
+        while parents:
+            parent = parents.pop()
+            with contextlib.suppress(OSError, ValueError):
+                text = Path(f"/proc/{parent}/task/{parent}/children").read_text()
+                children = [int(pid) for pid in text.split()]
+                found += children
+                parents += children
+        return found
+
     def memory_kib(self) -> dict[str, int]:
         """VmRSS (resident now) and VmHWM (the peak since the process started), KiB."""
         wanted = {"VmRSS", "VmHWM"}
@@ -93,6 +111,15 @@ class Child:
                 if key in wanted:
                     found[key] = int(value.split()[0])
         return found
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A process whose CPU a measurement reports, though the bench did not start it
+    (a supervisor's worker): named, by its pid."""
+
+    name: str
+    pid: int
 
 
 @dataclass(frozen=True)
@@ -156,18 +183,86 @@ def _prospect_sync() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "server"]
 
 
+@dataclass(frozen=True)
+class Pardot:
+    """The fake a run drives, and its control API."""
+
+    child: Child
+    url: str
+    control: FakeControl
+
+    def fresh(self, latency_s: float) -> None:
+        """A reset fake with Pardot's shape: ``latency_s`` per call, 5 in flight per
+        account, no daily limit. Resetting before each measurement keeps the fake's
+        prospect store small and every scenario's start equal."""
+        self.control.reset(
+            latency_s=latency_s, max_concurrency=MAX_CONCURRENT_REQUESTS, daily_limit=None
+        )
+
+
+@dataclass(frozen=True)
+class SharedState:
+    """Where ``state = "redis"`` servers keep what they share: one redis-server of the
+    bench's own and a key prefix, so that a group of replicas (or workers) shares one
+    limiter, token and records, and the next group starts from nothing."""
+
+    url: str
+    key_prefix: str
+
+
 def start_fake(workdir: Path, source: Source = HERE) -> tuple[Child, str]:
     port = free_port()
     argv = [*_prospect_sync(), "fake-pardot", "--port", str(port)]
     return _spawn("fakepardot", argv, workdir, source), f"http://{LOOPBACK}:{port}"
 
 
-def write_server_config(path: Path, fake_url: str, state_dir: Path, *, v5: bool = False) -> None:
+def start_redis(workdir: Path, name: str = "redis") -> tuple[Child, str]:
+    """A redis-server of the bench's own on a free loopback port, without persistence
+    (nothing it holds outlives the run; persistence would add disk writes the service
+    does not ask for), answering PING; with its URL. Debian's package:
+    ``make redis-deps`` installs it."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ChildFailed("redis-server is not installed: run `make redis-deps` as root")
+    folder = workdir / f"{name}-data"
+    folder.mkdir()
+    port = free_port()
+    argv = [
+        binary, "--bind", LOOPBACK, "--port", str(port), "--dir", str(folder),
+        "--save", "", "--appendonly", "no", "--protected-mode", "yes", "--loglevel", "warning",
+    ]  # fmt: skip
+    child = _spawn(name, argv, workdir)
+    try:
+        _wait(child, lambda: _pongs(port))
+    except BaseException:
+        child.stop()
+        raise
+    return child, f"redis://{LOOPBACK}:{port}/0"
+
+
+def _pongs(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=0.5) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def write_server_config(
+    path: Path,
+    fake_url: str,
+    state_dir: Path,
+    *,
+    v5: bool = False,
+    shared: SharedState | None = None,
+) -> None:
     """A config like examples/demo.toml aimed at the fake, logging warnings only (so
     logging does not dominate what is measured); owner-readable, since it holds the
     fake's demo credentials. ``v5`` adds the API v5 connection (``v5``, on the v4
     business unit): only when a v5 row is measured, so that ``--commit`` can still run
-    trees from before API v5."""
+    trees from before API v5. ``shared`` sets ``state = "redis"`` on it (absent: the
+    embedded SQLite state, so trees from before Redis still run)."""
     oauth = f"""pardot_url = "{fake_url}"
 auth = "oauth"
 token_url = "{fake_url}/services/oauth2/token"
@@ -175,12 +270,13 @@ client_id = "{DEMO.client_id}"
 client_secret = "{DEMO.client_secret}"
 daily_call_limit = {BENCH_DAILY_CALL_LIMIT}
 """
+    redis = "" if shared is None else 'state = "redis"\n'
     text = f"""[server]
 listen = "{LOOPBACK}:0"
 state_dir = "{state_dir}"
 log_level = "warning"
 shutdown_grace_s = 1.0
-
+{redis}
 [connections.default]
 api_version = 4
 business_unit_id = "{DEMO.business_unit_v4}"
@@ -201,6 +297,12 @@ api_version = 5
 business_unit_id = "{DEMO.business_unit_v4}"
 grant_type = "client_credentials"
 {oauth}"""
+    if shared is not None:
+        text += f"""
+[redis]
+url = "{shared.url}"
+key_prefix = "{shared.key_prefix}"
+"""
     path.write_text(text)
     path.chmod(0o600)
 
@@ -212,15 +314,24 @@ def start_server(
     source: Source = HERE,
     *,
     v5: bool = False,
+    shared: SharedState | None = None,
+    workers: int = 1,
 ) -> tuple[Child, str]:
-    """The service as ``prospect-sync serve``, SERVING on a free port (fresh state)."""
+    """The service as ``prospect-sync serve``, SERVING on a free port (fresh embedded
+    state, or ``shared``); ``workers`` > 1 runs ``--workers N`` (it needs ``shared``)."""
     config = workdir / f"{name}.toml"
-    write_server_config(config, fake_url, workdir / f"{name}-state", v5=v5)
+    write_server_config(config, fake_url, workdir / f"{name}-state", v5=v5, shared=shared)
     target = f"{LOOPBACK}:{free_port()}"
     argv = [*_prospect_sync(), "serve", "--config", str(config), "--listen", target]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     child = _spawn(name, argv, workdir, source)
     try:
         wait_serving(child, target)
+        # A worker gets connections only once it listens: until every one does, the
+        # load generator's connections would all go to the first.
+        port = int(target.rpartition(":")[2])
+        _wait(child, lambda: listening_sockets(port) >= workers)
     except BaseException:
         child.stop()
         raise
@@ -253,6 +364,27 @@ def wait_serving(child: Child, target: str) -> None:
             return answer.status == health_pb2.HealthCheckResponse.SERVING
 
         _wait(child, serving)
+
+
+#: /proc/net/tcp's state of a listening socket.
+_TCP_LISTEN = "0A"
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on ``LOOPBACK:port`` (one per worker under SO_REUSEPORT;
+    the supervisor's held socket is bound but never listens). gRPC binds an IPv6
+    socket with the v4-mapped address, so both tables count."""
+    wanted = {f"0100007F:{port:04X}", f"0000000000000000FFFF00000100007F:{port:04X}"}
+    found = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            rows = Path(table).read_text().splitlines()[1:]
+            found += sum(1 for row in rows if _listens_on(row.split(), wanted))
+    return found
+
+
+def _listens_on(fields: list[str], addresses: set[str]) -> bool:
+    return len(fields) > 3 and fields[1] in addresses and fields[3] == _TCP_LISTEN
 
 
 def _answers(identify: Any) -> bool:

@@ -14,7 +14,10 @@ drives the live server over gRPC from a separate load-generator process, and pri
 4. the cold lookup burst (issue 12): 200 cold LookupFieldV4 calls at once (read by
    email, then create) with 10 s deadlines, Pardot at 300 ms: calls OK, Pardot calls
    spent, and the share spent on calls that then failed;
-5. the issues' targets, ✓ or ✗.
+5. shared state on Redis (issue 13, ``bench.cluster``): 3 Redis-backed replicas on one
+   account against one embedded process at the same load; ``--workers 2`` against
+   ``--workers 1`` at zero Pardot latency; the added p50 of an idle Redis-backed call;
+6. the issues' targets, ✓ or ✗.
 
 Everything stops by itself: warm-ups, windows and deadlines are bounded, and every child
 is stopped by its pid. How to read the figures: docs/benchmarks.md.
@@ -40,6 +43,8 @@ from typing import Any
 
 import grpc
 
+from bench import cluster
+from bench.cluster_report import render_shared
 from bench.fake_control import FakeControl
 from bench.figures import burst_figures, closed_figures, cold_figures, median_figures
 from bench.processes import (
@@ -47,7 +52,9 @@ from bench.processes import (
     ROOT,
     Child,
     MemorySampler,
+    Pardot,
     Source,
+    Watched,
     export_tree,
     machine,
     run_loadgen,
@@ -58,6 +65,9 @@ from bench.processes import (
 from bench.report import RowSpec, render
 from bench.workload import BatchShape, People, batch_shape
 from strategies.core.pardot_facts import MAX_CONCURRENT_REQUESTS
+
+#: ``--only`` choices: the parts a run can measure alone.
+PARTS = ("rows", "zero", "burst", "cold", "cluster", "workers", "redis-idle")
 
 #: BatchSync: requests in flight, and identify items per request.
 BATCH_IN_FLIGHT = 2
@@ -159,6 +169,10 @@ class BenchRun:
         self.tag = f"r{number}{secrets.token_hex(3)}"
         self.ceiling = MAX_CONCURRENT_REQUESTS / args.latency if args.latency else None
 
+    @property
+    def zero_window_s(self) -> float:
+        return self.timing.zero_window_s
+
     def say(self, text: str) -> None:
         print(f"[run {self.number}/{self.args.runs}] {text}", file=sys.stderr, flush=True)
 
@@ -188,6 +202,9 @@ class BenchRun:
                         server.stop()
                 burst = self.burst(pardot) if self.wanted("burst") else {}
                 cold = self.cold_burst(pardot) if self.wanted("cold") else {}
+                shared = cluster.cluster(self, pardot) if self.wanted("cluster") else {}
+                workers = cluster.workers(self, pardot) if self.wanted("workers") else {}
+                idle = cluster.idle(self, pardot) if self.wanted("redis-idle") else {}
         finally:
             fake.stop()
         return {
@@ -195,30 +212,39 @@ class BenchRun:
             "zero": zero,
             "burst": burst,
             "cold": cold,
+            "cluster": shared,
+            "workers": workers,
+            "redis_idle": idle,
             "load_average_before": load_before,
         }
 
     def wanted(self, part: str) -> bool:
-        return self.args.only in ("all", part)
+        return part in self.args.only or "all" in self.args.only
 
     def closed(
         self,
-        target: str,
+        target: str | Sequence[str],
         name: str,
         in_flight: int,
         *extra: str,
         pardot: Pardot | None = None,
-        watch: Sequence[Child] = (),
+        watch: Sequence[Child | Watched] = (),
         window_s: float | None = None,
+        channels: int | None = None,
     ) -> dict[str, Any]:
-        """A closed-loop measurement; with ``pardot`` its calls are counted at the fake."""
+        """A closed-loop measurement; with ``pardot`` its calls are counted at the fake.
+        Several targets share the load evenly; ``channels`` fixes connections per target."""
         timing = self.timing
         window = timing.window_s if window_s is None else window_s
+        targets = [target] if isinstance(target, str) else list(target)
         args = [
-            "--target", target, "--tag", f"{self.tag}-{name}", "--in-flight", str(in_flight),
+            *(arg for each in targets for arg in ("--target", each)),
+            "--tag", f"{self.tag}-{name}", "--in-flight", str(in_flight),
             "--warmup-min", str(timing.warmup_min_s), "--warmup-max", str(timing.warmup_max_s),
             "--window", str(window), *extra,
         ]  # fmt: skip
+        if channels is not None:
+            args += ["--channels", str(channels)]
         if pardot is not None:
             args += ["--fake-url", pardot.url]
         for child in watch:
@@ -336,23 +362,6 @@ class BenchRun:
         return cold_figures(result, pardot.control.calls(), tag)
 
 
-@dataclass(frozen=True)
-class Pardot:
-    """The fake this run drives, and its control API."""
-
-    child: Child
-    url: str
-    control: FakeControl
-
-    def fresh(self, latency_s: float) -> None:
-        """A reset fake with Pardot's shape: ``latency_s`` per call, 5 in flight per
-        account, no daily limit. Resetting before each measurement keeps the fake's
-        prospect store small and every scenario's start equal."""
-        self.control.reset(
-            latency_s=latency_s, max_concurrency=MAX_CONCURRENT_REQUESTS, daily_limit=None
-        )
-
-
 def batch_refused(target: str, shape: BatchShape) -> str | None:
     """Why the server does not take BatchSync (None when it does), from one one-item
     call: the contract may declare the RPC before the server serves it, and a loop of
@@ -385,6 +394,10 @@ def bench_config(args: argparse.Namespace, specs: Sequence[Scenario]) -> dict[st
         "cold": args.cold,
         "cold_deadline_s": args.cold_deadline,
         "cold_latency_s": args.cold_latency,
+        "cluster_in_flight": args.cluster_in_flight,
+        "replicas": cluster.REPLICAS,
+        "worker_channels": cluster.WORKER_CHANNELS,
+        "idle_calls": args.idle_calls,
         "quick": args.quick,
         "timing": dataclasses.asdict(timing(args)),
         "target_row": f"identify@{target_in_flight}",
@@ -407,10 +420,18 @@ def one_line(run: dict[str, Any], config: dict[str, Any]) -> str:
         if cold
         else "n/a"
     )
+    shared = [
+        f"{label} {value * 100:.0f} %"
+        for label, part in (("replicas/single", "cluster"), ("workers 2/1", "workers"))
+        if (value := run[part].get("ratio")) is not None
+    ]
+    if run["redis_idle"].get("added_ms") is not None:
+        shared.append(f"idle Redis {run['redis_idle']['added_ms']:+.2f} ms over SQLite")
     return (
         f"{config['target_row']}: {'n/a' if events is None else f'{events:.1f}'} events/s; "
         f"zero latency: {'n/a' if ratio is None else f'{ratio * 100:.0f} %'} of echo; "
-        f"burst: {burst_line}; cold lookup burst: {cold_line}"
+        f"burst: {burst_line}; cold lookup burst: {cold_line}; "
+        f"shared state: {', '.join(shared) or 'n/a'}"
     )
 
 
@@ -427,6 +448,14 @@ def git_state(revision: str | None) -> dict[str, Any]:
     if revision is not None:
         return {"commit": git("rev-parse", f"{revision}^{{commit}}"), "dirty": False}
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+
+
+def parts_list(text: str) -> tuple[str, ...]:
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [part for part in chosen if part not in ("all", *PARTS)]
+    if not chosen or unknown:
+        raise argparse.ArgumentTypeError(f"parts from: all, {', '.join(PARTS)}")
+    return chosen
 
 
 def in_flight_list(text: str) -> list[int]:
@@ -466,10 +495,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--echo-in-flight", type=int, default=50, help="zero-latency run (50)")
     parser.add_argument(
         "--only",
-        choices=("all", "rows", "zero", "burst", "cold"),
-        default="all",
-        help="measure one part: the main table, the zero-latency comparison, the burst or "
-        "the cold lookup burst",
+        type=parts_list,
+        default=("all",),
+        help="measure these parts (comma-separated): rows (the main table), zero (the "
+        "zero-latency comparison), burst, cold (the cold lookup burst), cluster (3 "
+        "Redis-backed replicas), workers (--workers 2 against 1), redis-idle (an idle "
+        "call on Redis against SQLite); all (default) = every one",
+    )
+    parser.add_argument(
+        "--cluster-in-flight", type=int, default=500, help="cluster: Identify in flight (500)"
+    )
+    parser.add_argument(
+        "--idle-calls", type=int, help="redis-idle: calls one at a time (300; --quick 30)"
     )
     parser.add_argument("--burst", type=int, help="calls at once (5000; --quick 500)")
     parser.add_argument("--burst-deadline", type=float, help="their deadline, s (15; --quick 3)")
@@ -487,6 +524,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.cold = 20 if args.quick else 200
     if args.cold_deadline is None:
         args.cold_deadline = 2.0 if args.quick else 10.0
+    if args.idle_calls is None:
+        args.idle_calls = 30 if args.quick else 300
+    if args.cluster_in_flight < 1 or args.idle_calls < 1:
+        parser.error("--cluster-in-flight and --idle-calls must be ≥ 1")
     if args.runs < 1 or args.latency < 0 or args.burst < 1 or args.echo_in_flight < 1:
         parser.error("--runs, --burst and --echo-in-flight must be ≥ 1, --latency ≥ 0")
     if args.cold < 1 or args.cold_deadline <= 0 or args.cold_latency < 0:
@@ -512,6 +553,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     host = machine()
     loads = [run["load_average_before"] for run in runs]
     print(render([s.spec for s in specs], summary, config, host, loads))
+    shared = render_shared(summary, host)
+    if shared:
+        print(shared)
     if args.json:
         document = {
             "machine": host,

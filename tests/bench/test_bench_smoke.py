@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from bench.report import MAIN_COLUMNS
+from support.redis_server import redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 90  # a bound, not an expectation: it takes a few seconds
@@ -36,6 +37,7 @@ def quick_bench(*args: str) -> str:
 def test_quick_bench_prints_the_tables_and_writes_its_figures(tmp_path: Path) -> None:
     figures = tmp_path / "bench.json"
     out = quick_bench(
+        "--only", "rows,zero,burst,cold",
         "--latency", "0.02", "--in-flight", "1,6", "--warm-in-flight", "3",
         "--echo-in-flight", "3", "--burst", "12", "--burst-deadline", "2",
         "--window", "0.3", "--json", str(figures),
@@ -93,3 +95,44 @@ def test_only_cold_measures_the_cold_lookup_burst_alone(tmp_path: Path) -> None:
     # Every OK call read once and created (alone or in a batch): at least 12 + 1 calls.
     assert cold["pardot_calls"] >= cold["ok"] + 1
     assert 0 <= cold["wasted_calls"] <= cold["pardot_calls"]
+
+
+def test_the_shared_state_parts_measure_and_print_alone(tmp_path: Path) -> None:
+    """Issue 13's parts: 3 Redis-backed replicas against one embedded process, --workers
+    2 against 1, an idle call on Redis against SQLite — every call answered, counted at
+    the fake, and an idle Redis-backed call's Redis commands counted at redis-server."""
+    redis_server_binary()  # skips (fails on CI) without redis-server
+    figures = tmp_path / "shared.json"
+    out = quick_bench(
+        "--only", "cluster,workers,redis-idle", "--latency", "0.02",
+        "--cluster-in-flight", "6", "--echo-in-flight", "3", "--idle-calls", "12",
+        "--window", "0.3", "--json", str(figures),
+    )  # fmt: skip
+    assert '| 3 replicas, state = "redis", load spread over 3 ports | 6 |' in out
+    assert "--workers 2 ÷ --workers 1:" in out and "the server had" in out
+    assert "Redis p50 - SQLite p50:" in out
+    assert "Targets (issue 13, shared state on Redis):" in out
+    assert "| " + " | ".join(MAIN_COLUMNS) + " |" not in out
+
+    median = json.loads(figures.read_text())["median"]
+    assert median["rows"] == {} and median["zero"] == {} and median["burst"] == {}
+    shared = median["cluster"]
+    for key in ("single", "one_redis", "spread"):
+        row = shared[key]
+        assert row["answers"] > 0, key
+        assert row["errors"] == 0 and row["err66"] == 0, (key, row)
+        assert 0 < row["calls_per_event"] <= 1.3, (key, row)
+    # The replicas' CPU is each one's own: three servers and the bench's redis-server.
+    replicas = [name for name in shared["spread"]["cpu_cores"] if name.startswith("server")]
+    assert len(replicas) == 3 and "redis-cluster" in shared["spread"]["cpu_cores"]
+    workers = median["workers"]
+    assert workers["one"]["answers"] > 0 and workers["two"]["answers"] > 0
+    assert workers["one"]["errors"] == 0 and workers["two"]["errors"] == 0
+    # --workers 2: the supervisor and its workers are all watched.
+    assert len([n for n in workers["two"]["cpu_cores"] if n.startswith("server")]) >= 3
+    assert workers["cpus_usable"] >= 1
+    idle = median["redis_idle"]
+    assert idle["sqlite"]["ok"] == idle["redis"]["ok"] == 12
+    # Only the Redis-backed server talks to redis-server, and every call does.
+    assert idle["redis_commands"] >= 1
+    assert idle["added_ms"] is not None
