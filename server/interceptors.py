@@ -28,8 +28,8 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeAlias, cast
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import grpc
 import structlog
@@ -37,6 +37,16 @@ from google.protobuf.message import DecodeError
 
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from server import metrics
+from server.handlers import (
+    Context,
+    Continuation,
+    Handler,
+    UnaryBehavior,
+    WrappedOncePerMethod,
+    like,
+    unary,
+    unary_behavior,
+)
 from server.idempotency import Idempotency, serving_items
 from server.logging import enabled_for
 from server.status import abort_with
@@ -44,12 +54,6 @@ from strategies.core.errors import FailedPrecondition, ProspectSyncError, Reason
 
 log = structlog.get_logger("server.rpc")
 
-#: Every method's handler: requests and responses are the methods' own messages, so Any.
-#: A string: grpc.RpcMethodHandler is generic in types-grpcio only, not at run time.
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["Handler | None"]]
 
 #: Probes and tooling call these all day; their completion is logged at debug level.
 _QUIET_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
@@ -97,57 +101,12 @@ def report_unexpected(event: str, **fields: Any) -> UnexpectedError:
     return UnexpectedError(error_id)
 
 
-_Wrap = Callable[[str, Handler], Handler]
-
-
-class _WrappedOncePerMethod:
-    """grpc.aio asks every interceptor for the handler on every call, but a method's
-    handler is the same object call after call: its wrapped handler is built on the
-    first call and reused (building it per call cost a measurable part of each RPC).
-
-    Keyed by method and checked by identity, so a different handler for the method (a
-    refusal, a re-registered service) is wrapped afresh; at most one per method is kept.
-    """
-
-    def __init__(self, wrap: _Wrap) -> None:
-        self._wrap = wrap
-        self._built: dict[str, tuple[Handler, Handler]] = {}
-
-    def __call__(self, method: str, handler: Handler) -> Handler:
-        built = self._built.get(method)
-        if built is None or built[0] is not handler:
-            built = self._built[method] = (handler, self._wrap(method, handler))
-        return built[1]
-
-
-def _unary_behavior(handler: Handler) -> UnaryBehavior:
-    """``handler``'s unary-unary behavior as grpc.aio calls it. Only for a unary-unary
-    handler: every interceptor checks ``handler.unary_unary`` before it wraps one.
-
-    The cast because types-grpcio types RpcMethodHandler for the threaded server alone
-    (a ``grpc.ServicerContext`` in, the response out), and grpc.aio reuses that class:
-    there a behavior takes a ``grpc.aio.ServicerContext`` and returns an awaitable."""
-    behavior = handler.unary_unary
-    if behavior is None:
-        raise TypeError("not a unary-unary handler")
-    return cast(UnaryBehavior, behavior)
-
-
-def _unary(handler: Handler, behavior: UnaryBehavior) -> Handler:
-    """``handler`` with ``behavior`` in place of its unary-unary behavior."""
-    return grpc.unary_unary_rpc_method_handler(
-        behavior,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
-
-
 class RpcContextInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every unary-unary handler (streaming ones — reflection, health Watch — pass
     through untouched: they carry no business logic and log nothing of ours)."""
 
     def __init__(self) -> None:
-        self._wrapped = _WrappedOncePerMethod(_guarded_handler)
+        self._wrapped = WrappedOncePerMethod(_guarded_handler)
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -160,7 +119,7 @@ class RpcContextInterceptor(grpc.aio.ServerInterceptor):
 
 def _guarded_handler(method: str, handler: Handler) -> Handler:
     return grpc.unary_unary_rpc_method_handler(
-        _guarded(method, _unary_behavior(handler)),
+        _guarded(method, unary_behavior(handler)),
         request_deserializer=_tolerant(handler.request_deserializer),
         response_serializer=handler.response_serializer,
     )
@@ -247,7 +206,7 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
         self._max = max_in_flight
         #: Units in progress now (a unary call 1, a BatchSync its item count).
         self.in_flight = 0
-        self._wrapped = _WrappedOncePerMethod(self._admitting)
+        self._wrapped = WrappedOncePerMethod(self._admitting)
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -262,7 +221,7 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
         return self._wrapped(handler_call_details.method, handler)
 
     def _admitting(self, _method: str, handler: Handler) -> Handler:
-        behavior = _unary_behavior(handler)
+        behavior = unary_behavior(handler)
 
         async def admitted(request: Any, context: Context) -> Any:
             units = units_of(request)
@@ -275,7 +234,7 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
                 self.in_flight -= units
                 metrics.in_flight(self.in_flight, self._max)
 
-        return _unary(handler, admitted)
+        return unary(handler, admitted)
 
     def _refuse_unless_fits(self, units: int) -> None:
         if units > self._max:
@@ -346,14 +305,7 @@ def _refusing(handler: Handler, error: ProspectSyncError) -> Handler:
         structlog.contextvars.bind_contextvars(reason=error.reason)
         await abort_with(context, error)
 
-    kinds = {
-        "unary_unary": grpc.unary_unary_rpc_method_handler,
-        "unary_stream": grpc.unary_stream_rpc_method_handler,
-        "stream_unary": grpc.stream_unary_rpc_method_handler,
-        "stream_stream": grpc.stream_stream_rpc_method_handler,
-    }
-    kind = next(name for name in kinds if getattr(handler, name) is not None)
-    return kinds[kind](refuse)
+    return like(handler, refuse, decoded=False)
 
 
 class IdempotencyInterceptor(grpc.aio.ServerInterceptor):
@@ -364,7 +316,7 @@ class IdempotencyInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, idempotency: Idempotency) -> None:
         self._idempotency = idempotency
-        self._wrapped = _WrappedOncePerMethod(self._idempotent)
+        self._wrapped = WrappedOncePerMethod(self._idempotent)
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -377,7 +329,7 @@ class IdempotencyInterceptor(grpc.aio.ServerInterceptor):
         return self._wrapped(method, handler)
 
     def _idempotent(self, method: str, handler: Handler) -> Handler:
-        behavior = _unary_behavior(handler)
+        behavior = unary_behavior(handler)
         idempotency = self._idempotency
 
         async def idempotent(request: Any, context: Context) -> Any:
@@ -385,4 +337,4 @@ class IdempotencyInterceptor(grpc.aio.ServerInterceptor):
             with serving_items(idempotency):
                 return await idempotency.guard(method, request, lambda: behavior(request, context))
 
-        return _unary(handler, idempotent)
+        return unary(handler, idempotent)

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeAlias, cast
+from typing import Any, Final
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -37,12 +37,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
 
 import clients.metrics  # noqa: F401 - registers the Pardot client's metrics for serving
+from server.handlers import Context, Continuation, Handler, WrappedOncePerMethod, behavior_of, like
 from strategies.core.errors import Reason
 
 #: grpc.RpcMethodHandler is generic in types-grpcio only, not at run time.
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["Handler | None"]]
-Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 #: The variable that turns on prometheus-client's multiprocess mode: each worker writes
 #: its values to files there, and one exposition adds them up (issue 13's ``workers``).
@@ -215,9 +213,7 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
     """
 
     def __init__(self) -> None:
-        #: Per method: its handler and the wrapped one (built once, reused while the
-        #: method's handler is the same object; see server.interceptors).
-        self._built: dict[str, tuple[Handler, Handler]] = {}
+        self._wrapped = WrappedOncePerMethod(_measured)
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -225,11 +221,7 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
-        built = self._built.get(method)
-        if built is None or built[0] is not handler:
-            built = self._built[method] = (handler, _measured(method, handler))
-        return built[1]
+        return self._wrapped(handler_call_details.method, handler)
 
 
 @dataclass(frozen=True)
@@ -263,36 +255,13 @@ def _measured(method: str, handler: Handler) -> Handler:
     labels = _labels(method, handler)
     # Ours and OK are counted from the start, so a rate of errors has a zero to start from.
     labels.handled(grpc.StatusCode.OK)
-    builders = {
-        (False, False): grpc.unary_unary_rpc_method_handler,
-        (False, True): grpc.unary_stream_rpc_method_handler,
-        (True, False): grpc.stream_unary_rpc_method_handler,
-        (True, True): grpc.stream_stream_rpc_method_handler,
-    }
-    streaming = (bool(handler.request_streaming), bool(handler.response_streaming))
-    behavior = cast(
-        Callable[..., Any],
-        next(
-            b
-            for b in (
-                handler.unary_unary,
-                handler.unary_stream,
-                handler.stream_unary,
-                handler.stream_stream,
-            )
-            if b is not None
-        ),
-    )
+    behavior = behavior_of(handler)
     wrapped = (
         _measured_generator(behavior, labels)
         if inspect.isasyncgenfunction(behavior)
         else _measured_coroutine(behavior, labels)
     )
-    return builders[streaming](
-        wrapped,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
+    return like(handler, wrapped)
 
 
 def _measured_coroutine(

@@ -19,8 +19,8 @@ module only installs and wraps; it never decides anything about a call.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, TypeAlias
+from collections.abc import Mapping
+from typing import Any, Final
 
 import grpc
 import structlog
@@ -31,12 +31,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+from server.handlers import (
+    Context,
+    Continuation,
+    Handler,
+    WrappedOncePerMethod,
+    unary,
+    unary_behavior,
+)
 from server.metrics import split_method
-
-Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable["Handler | None"]]
-Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-UnaryBehavior = Callable[[Any, Context], Awaitable[Any]]
 
 #: The per-RPC log fields (``server.servicer`` binds them) that an RPC span carries, as
 #: ``prospectsync.<name>``: each is a name, a number or an enum's name, never what a
@@ -93,7 +96,7 @@ class RpcTracingInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, provider: trace.TracerProvider | None = None) -> None:
         self._tracer = trace.get_tracer("prospectsync.server", tracer_provider=provider)
-        self._built: dict[str, tuple[Handler, Handler]] = {}
+        self._wrapped = WrappedOncePerMethod(self._traced)
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -101,14 +104,10 @@ class RpcTracingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method = handler_call_details.method
-        built = self._built.get(method)
-        if built is None or built[0] is not handler:
-            built = self._built[method] = (handler, self._traced(method, handler))
-        return built[1]
+        return self._wrapped(handler_call_details.method, handler)
 
     def _traced(self, method: str, handler: Handler) -> Handler:
-        behavior: UnaryBehavior = handler.unary_unary  # type: ignore[assignment]
+        behavior = unary_behavior(handler)
         service, name = split_method(method)
         span_name = f"{service}/{name}"
         tracer = self._tracer
@@ -139,11 +138,7 @@ class RpcTracingInterceptor(grpc.aio.ServerInterceptor):
                 finally:
                     _finish(span, code)
 
-        return grpc.unary_unary_rpc_method_handler(
-            traced,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return unary(handler, traced)
 
 
 def _metadata(context: Context) -> dict[str, str]:
