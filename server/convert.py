@@ -28,6 +28,7 @@ from strategies.core.model import (
     Event,
     Outcome,
     Settings,
+    SyncMode,
     SyncResult,
     TrackAction,
     TrackMapping,
@@ -147,7 +148,31 @@ def settings_from_proto(settings: pb.PardotSettings, connection: ConnectionConfi
             if settings.HasField("secondary_deleted_search")
             else True
         ),
+        sync_mode=_sync_mode(settings.sync_mode),
+        list_ids_add=tuple(settings.list_ids_add),
+        list_ids_remove=tuple(settings.list_ids_remove),
+        skip_unchanged=settings.skip_unchanged if settings.HasField("skip_unchanged") else True,
+        normalize_email=(
+            settings.normalize_email if settings.HasField("normalize_email") else True
+        ),
+        normalize_email_local_part=settings.normalize_email_local_part,
+        allow_resubscribe=connection.allow_resubscribe,
     )
+
+
+def _sync_mode(value: pb.SyncMode.ValueType) -> SyncMode:
+    """``settings.sync_mode``: UNSPECIFIED is UPSERT; a number this build does not
+    know is refused rather than taken for the default."""
+    if value == pb.SYNC_MODE_UNSPECIFIED:
+        return SyncMode.UPSERT
+    try:
+        return SyncMode[pb.SyncMode.Name(value).removeprefix("SYNC_MODE_")]
+    except (ValueError, KeyError):
+        raise InvalidArgument(
+            "settings.sync_mode",
+            f"has an unknown value ({value}): use SYNC_MODE_UPSERT, SYNC_MODE_UPDATE_ONLY "
+            "or SYNC_MODE_CREATE_ONLY",
+        ) from None
 
 
 def _check_settings(settings: pb.PardotSettings) -> None:
@@ -177,9 +202,16 @@ def _check_settings(settings: pb.PardotSettings) -> None:
 
 
 def identify_response(
-    result: SyncResult, strategy_name: str, calls: Iterable[CallRecord]
+    result: SyncResult,
+    strategy_name: str,
+    calls: Iterable[CallRecord],
+    actions: Iterable[TrackAction] = (),
 ) -> pb.IdentifyResponse:
-    return pb.IdentifyResponse(**_resolved(result, strategy_name, calls))
+    """``actions``: what settings.list_ids_add / list_ids_remove did."""
+    return pb.IdentifyResponse(
+        **_resolved(result, strategy_name, calls),
+        actions=[track_action(action) for action in actions],
+    )
 
 
 def track_response(
@@ -235,6 +267,10 @@ def _resolved(
         "strategy": strategy_name,
         "pardot_calls": [pardot_call(call) for call in calls],
         "warnings": list(result.warnings),
+        "suppressed": [
+            pb.Suppression(field=s.field, list_id=s.list_id, reason=s.reason)
+            for s in result.suppressed
+        ],
     }
 
 
@@ -364,4 +400,5 @@ def _track_mapping(mapping: pb.TrackMapping) -> TrackMapping:
         external_activity=(
             (activity.extension, activity.type) if mapping.HasField("external_activity") else None
         ),
+        remove_from_list_ids=tuple(mapping.remove_from_list_ids),
     )

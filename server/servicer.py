@@ -41,6 +41,7 @@ from server.convert import (
     snippet_response,
     track_response,
 )
+from server.forget import Forgetting
 from server.idempotency import as_item
 from server.interceptors import report_unexpected
 from server.snippet import render_snippet
@@ -48,10 +49,21 @@ from server.status import abort_with, to_rpc_status
 from strategies.base import Gateway, Strategy
 from strategies.catalog import REGISTRY
 from strategies.core.errors import InvalidArgument, ProspectSyncError
-from strategies.core.model import Event, Outcome, Settings, SyncResult
+from strategies.core.model import (
+    Event,
+    Outcome,
+    Prospect,
+    Settings,
+    Skipped,
+    SyncResult,
+    TrackAction,
+    TrackResult,
+)
 from strategies.core.pardot_facts import MAX_BATCH_PROSPECTS, MAX_CONCURRENT_REQUESTS
+from strategies.emails import normalized
+from strategies.policies import governed
 from strategies.registry import Registry
-from strategies.track import identity_event, mapping_path, plan_track, run_track
+from strategies.track import identity_event, mapping_path, plan_identify, plan_track, run_track
 
 if TYPE_CHECKING:
     from clients.connections import PardotConnection, PardotConnections
@@ -104,6 +116,7 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
         *,
         person_locks: PersonLocks,
         state_health: StateHealth,
+        forgetting: Forgetting | None = None,
         registry: Registry = REGISTRY,
     ) -> None:
         self._connections = connections
@@ -112,6 +125,8 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
         self._person_locks = person_locks
         #: Whether the state backend can be written now (``_refuse_while_unwritable``).
         self._state_health = state_health
+        #: Forget, and the check that refuses a forgotten person's calls.
+        self._forgetting = forgetting or Forgetting()
 
     async def Identify(
         self,
@@ -136,6 +151,20 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
     ) -> pb.GetTrackingSnippetResponse:
         handle = self._run(
             request.settings, deadline_of(context), lambda rpc: self._snippet(request, rpc)
+        )
+        return await _reported(context, handle)
+
+    async def Forget(
+        self,
+        request: pb.ForgetRequest,
+        context: grpc.aio.ServicerContext[pb.ForgetRequest, pb.ForgetResponse],
+    ) -> pb.ForgetResponse:
+        deadline = deadline_of(context)
+        bind(message_id=request.message_id)
+        handle = self._run(
+            request.settings,
+            deadline,
+            lambda rpc: self._forgetting.forget(request, rpc.connection, rpc.settings, deadline),
         )
         return await _reported(context, handle)
 
@@ -223,12 +252,31 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
             return pb.BatchSyncResult(error=to_rpc_status(unexpected))
 
     async def _identify(self, event: Event, rpc: _Rpc) -> pb.IdentifyResponse:
+        event = normalized(event, rpc.settings)
+        plan = plan_identify(event, rpc.settings)  # bad list ids fail before any call
         strategy = self._pick(event, rpc.settings)
+        await self._forgetting.refuse_forgotten(event, rpc.settings)
         self._refuse_while_unwritable(rpc.settings)
         gateway = rpc.open_gateway()
-        result = await self._resolve(strategy, event, rpc.settings, gateway)
+        governed_gateway = governed(gateway, rpc.settings)
+        actions: list[TrackAction] = []
+        try:
+            if plan is None:
+                result = await self._resolve(strategy, event, rpc.settings, governed_gateway)
+            else:
+                done = await run_track(
+                    plan,
+                    event,
+                    rpc.settings,
+                    governed_gateway,
+                    lambda through: self._resolve(strategy, event, rpc.settings, through),
+                )
+                result, actions = done.sync, done.actions
+        except Skipped as skip:
+            result = _skipped(skip)
+        result.suppressed.extend(governed_gateway.suppressed)
         bind(outcome=result.outcome.name, pardot_calls=len(gateway.calls))
-        return identify_response(result, strategy.name, gateway.calls)
+        return identify_response(result, strategy.name, gateway.calls, actions)
 
     async def _track(self, event: Event, rpc: _Rpc) -> pb.TrackResponse:
         plan = plan_track(event, rpc.settings)  # a bad mapping fails before any call
@@ -238,15 +286,21 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
                 f"{mapping_path(event.name)} is not set: the event was skipped and nothing "
                 "was sent to Pardot"
             )
-        who = identity_event(event, rpc.settings)
+        who = normalized(identity_event(event, rpc.settings), rpc.settings)
         strategy = self._pick(who, rpc.settings)
+        await self._forgetting.refuse_forgotten(who, rpc.settings)
         self._refuse_while_unwritable(rpc.settings)
         gateway = rpc.open_gateway()
+        governed_gateway = governed(gateway, rpc.settings)
 
         def resolve(through: Gateway) -> Awaitable[SyncResult]:
             return self._resolve(strategy, who, rpc.settings, through)
 
-        result = await run_track(plan, who, rpc.settings, gateway, resolve)
+        try:
+            result = await run_track(plan, who, rpc.settings, governed_gateway, resolve)
+        except Skipped as skip:
+            result = TrackResult(_skipped(skip))
+        result.sync.suppressed.extend(governed_gateway.suppressed)
         bind(
             outcome=result.sync.outcome.name,
             pardot_calls=len(gateway.calls),
@@ -319,6 +373,11 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
             return await strategy.sync(event, settings, gateway)
         async with self._person_locks.hold(settings.connection, key):
             return await strategy.sync(event, settings, gateway)
+
+
+def _skipped(skip: Skipped) -> SyncResult:
+    """A call its sync mode forbade: nothing was written, and the warning says why."""
+    return SyncResult(Prospect(id=None), Outcome.SKIPPED, [skip.reason])
 
 
 async def _reported(

@@ -12,6 +12,7 @@ holds both to it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, tzinfo
 from typing import ClassVar, Literal, NamedTuple, Protocol
 
@@ -37,6 +38,38 @@ class IdentityView(Protocol):
         ...
 
 
+class WrittenView(Protocol):
+    """What the service last wrote to each prospect of one connection
+    (``pardot.written``): digests per field, so a write that would change nothing is
+    not sent (``strategies.unchanged``). ``clients.state.written`` implements it over
+    the state seam; :data:`NO_MEMORY` remembers nothing."""
+
+    async def unchanged(self, prospect_id: int, fields: Fields) -> bool:
+        """Whether every field in ``fields`` was last written with this same value."""
+        ...
+
+    async def wrote(self, prospect_id: int, fields: Fields) -> None:
+        """Remember that Pardot took ``fields`` for the prospect."""
+        ...
+
+    async def forget(self, prospect_id: int) -> None: ...
+
+
+class _NoMemory:
+    async def unchanged(self, prospect_id: int, fields: Fields) -> bool:
+        return False
+
+    async def wrote(self, prospect_id: int, fields: Fields) -> None:
+        return None
+
+    async def forget(self, prospect_id: int) -> None:
+        return None
+
+
+#: A memory of writes that remembers nothing: every write is sent.
+NO_MEMORY: WrittenView = _NoMemory()
+
+
 #: How a prospect is named to Pardot: Pardot's email, its id, or a Salesforce fid.
 KeyField = Literal["email", "id", "fid"]
 #: What a prospect write does: ``create`` always makes a new prospect (v3 refuses an
@@ -58,6 +91,27 @@ class ProspectKey(NamedTuple):
     by: KeyField
     value: str | int
     custom_fields: tuple[str, ...] = ()
+
+
+#: What a write policy passes a write on to: the next policy, and at the chain's end the
+#: gateway's own :meth:`Gateway.write` (``strategies.policies``).
+WriteFn = Callable[[WriteOperation, "ProspectKey", Fields, bool], Awaitable[Prospect]]
+
+
+class WritePolicy(Protocol):
+    """One rule every prospect write of a call obeys (a sync mode, the opt-out guard, the
+    memory of writes): it sees the write, may change it, refuse it (``Skipped``) or
+    answer it without sending, and passes it on through ``then``."""
+
+    async def write(
+        self,
+        operation: WriteOperation,
+        key: ProspectKey,
+        fields: Fields,
+        *,
+        need_answer: bool,
+        then: WriteFn,
+    ) -> Prospect: ...
 
 
 class EarlierAttempt(NamedTuple):
@@ -118,6 +172,8 @@ class Gateway(ABC):
     identity: IdentityView
     #: Set when an earlier attempt of this call's message may have written already.
     earlier_attempt: EarlierAttempt | None = None
+    #: What this connection last wrote to each prospect (``skip_unchanged``).
+    written: WrittenView = NO_MEMORY
 
     # --- the two primitives ---------------------------------------------------------
 

@@ -228,6 +228,20 @@ class ConnectionConfig:
         doc="added to the campaign id in `piCId` (Pardot's own plugin uses 1000)",
     )
 
+    allow_resubscribe: bool = setting(
+        False,
+        doc="let writes re-subscribe a person who opted out (`is_do_not_email` or "
+        "`opted_out` back to false, a list membership they opted out of); off, such "
+        "writes are left out and the response lists them under `suppressed`",
+    )
+
+    permanent_delete: bool = setting(
+        False,
+        doc="`Forget`: after the v5 delete, also try to remove each prospect from the "
+        "recycle bin for good (`DELETE …/prospects/<id>?deleted=true`, not documented by "
+        "Salesforce: turn it on only where the account is known to take it)",
+    )
+
     def key(self, name: str) -> str:
         """Where setting ``name`` lives in the server's configuration, for error
         messages that tell an operator what to fix (never its value)."""

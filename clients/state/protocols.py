@@ -17,6 +17,9 @@ several replicas) implements these same protocols and runs the same tests
 - :class:`ConcurrencySlots` — one account's requests in flight, at most its limit.
 - :class:`TokenStore` — one connection's API token, its one refresh at a time and the
   cooldown after its credentials were rejected.
+- :class:`WrittenFields` — what the service last wrote to each prospect (digests, per
+  field), so that a write that would change nothing is not sent (issue 15).
+- :class:`Suppressions` — keyed hashes of the people ``Forget`` erased (issue 15).
 - :class:`ClientState` — what ``clients.connections`` asks a backend for.
 
 Implementations must be safe to share across requests of one event loop. An
@@ -66,8 +69,9 @@ class IdentityStore(Protocol):
         self, connection: str, namespace: str, key: str, prospect_id: int
     ) -> None: ...
 
-    async def forget(self, connection: str, prospect_id: int) -> None:
-        """Drop every entry that points at ``prospect_id`` (deleted or merged away)."""
+    async def forget(self, connection: str, prospect_id: int) -> int:
+        """Drop every entry that points at ``prospect_id`` (deleted or merged away);
+        how many were dropped (``Forget`` reports it)."""
         ...
 
     def close(self) -> None: ...
@@ -113,15 +117,28 @@ class ResponseRecords(Protocol):
         ...
 
     def save(
-        self, key: IdempotencyKey, response: bytes, *, then: Callable[[], None]
+        self,
+        key: IdempotencyKey,
+        response: bytes,
+        *,
+        then: Callable[[], None],
+        prospect_id: int | None = None,
     ) -> asyncio.Future[None]:
-        """Stores ``response`` under ``key``. The future resolves once the record is
-        committed (or fails with the commit's error); ``then()`` runs after the commit,
-        whether it succeeded or not, even when the future was cancelled."""
+        """Stores ``response`` under ``key`` (indexed by ``prospect_id``, the prospect it
+        names, when it names one: :meth:`forget_prospects`). The future resolves once
+        the record is committed (or fails with the commit's error); ``then()`` runs
+        after the commit, whether it succeeded or not, even when the future was
+        cancelled."""
         ...
 
     def commit(self) -> None:
         """Commits the records saved and still waiting, now."""
+        ...
+
+    async def forget_prospects(self, connection: str, prospect_ids: tuple[int, ...]) -> int:
+        """Drop every stored response of ``connection`` that names one of
+        ``prospect_ids`` (``save``'s ``prospect_id``; ``Forget`` erased them), found
+        through an index written with the record, never a scan. How many were dropped."""
         ...
 
     def close(self) -> None:
@@ -298,6 +315,46 @@ class TokenStore(Protocol):
         ...
 
 
+class WrittenFields(Protocol):
+    """(connection, prospect id) → Pardot field → a digest of the value the service
+    last wrote to it (never the value: this is a memory of writes, not a copy of the
+    person). Forgetting is safe (the next write is sent); a stale digest is why the
+    memory can be turned off (``settings.skip_unchanged``).
+
+    Fails like :class:`IdentityStore` (StateUnwritable through the backend's health)."""
+
+    async def digests(self, connection: str, prospect_id: int) -> dict[str, str]:
+        """Every field's digest remembered for the prospect; {} for none."""
+        ...
+
+    async def wrote(self, connection: str, prospect_id: int, digests: dict[str, str]) -> None:
+        """Merge ``digests`` into the prospect's (a field not named keeps its own)."""
+        ...
+
+    async def forget(self, connection: str, prospect_id: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Suppressions(Protocol):
+    """The people ``Forget`` erased, per scope (the caller's: ``server.forget`` keeps
+    them per Pardot account), as keyed hashes of their email and ids (computed by the
+    caller; never the plain values). Fails like :class:`IdentityStore`."""
+
+    async def hash_key(self) -> bytes:
+        """The key the digests are made with: generated once and kept with the state
+        (``clients.state.suppressions``), the same for every process sharing it."""
+        ...
+
+    async def add(self, connection: str, digests: tuple[str, ...]) -> None: ...
+
+    async def any_of(self, connection: str, digests: tuple[str, ...]) -> bool:
+        """Whether any of ``digests`` is recorded for the connection."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class ClientState(Protocol):
     """What ``clients.connections`` asks a backend for, once per thing it builds: the
     identity map, and per account (named by ``clients.account.account_label``) or per
@@ -321,6 +378,10 @@ class ClientState(Protocol):
 
     def tokens(self, connection: str) -> TokenStore: ...
 
+    def written(self) -> WrittenFields:
+        """What the service last wrote to each prospect, for every connection."""
+        ...
+
 
 class ServiceState(ClientState, Protocol):
     """What ``server.app`` asks a backend for, beyond what the connections ask: the
@@ -333,5 +394,7 @@ class ServiceState(ClientState, Protocol):
     def person_locks(self) -> PersonLocks: ...
 
     def responses(self, *, window_s: float) -> ResponseRecords: ...
+
+    def suppressions(self) -> Suppressions: ...
 
     async def aclose(self) -> None: ...

@@ -75,8 +75,11 @@ class Reason(enum.Enum):
         "email (RFC syntax and Pardot's rule: ≤ 64 characters before the @, a top-level "
         "domain of 2-13, ≤ 255 in all), a custom field name that is not a Pardot field id"
         " or is a parameter Pardot reads from the request (`format`, `api_key`, "
-        "`prospects`, …), an id/fid of the wrong shape, a trait that is an object or a "
-        "list, a number that is NaN or Infinity, a Timestamp outside protobuf's range, "
+        "`prospects`, …), an id/fid of the wrong shape, a trait that is an object, or a "
+        "list for a standard field or holding an object, a list or a null (a list of "
+        "scalars for a custom field is a multi-select value), more than 100 values in "
+        "one, a number that is NaN or Infinity, a Timestamp outside protobuf's range, "
+        "list ids that are not positive integers or are both added and removed, "
         "more than 200 traits, a value over 64 KiB (UTF-8), a string over its limit (the "
         "proto gives each; `user_id`, `message_id`, an event name or a lookup value over "
         "255 characters, a Struct name over 255), an unknown `settings.api_version` or "
@@ -220,6 +223,18 @@ class Reason(enum.Enum):
         StatusCode.FAILED_PRECONDITION,
         "`prospect-sync backfill` only: Pardot accepted the write but kept no lookup field "
         "(the account has no such custom field).",
+    )
+    PERSON_FORGOTTEN = _About(
+        StatusCode.FAILED_PRECONDITION,
+        "the person was erased with `Forget`: the service keeps a suppression (a keyed "
+        "hash of the email and ids, never the plain value) and refuses to re-create them. "
+        "Nothing was sent to Pardot. An operator lifts it only by removing the "
+        "suppression (docs/erasure.md).",
+    )
+    FORGET_NEEDS_A_KEY = _About(
+        StatusCode.INVALID_ARGUMENT,
+        "`Forget` names nobody: send `email`, `user_id`, `lookup_value` or `pardot_id` "
+        "(`user_id` and `lookup_value` need `settings.lookup_field`).",
     )
     PROSPECT_NOT_FOUND = _About(
         StatusCode.NOT_FOUND,

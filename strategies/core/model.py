@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-#: Field values as Pardot takes them on the wire (form-encoded strings).
-Fields = Mapping[str, str]
+#: One field's value: a string, or the values of a multi-value custom field (checkbox,
+#: multi-select) in order, ``()`` clearing them all. ``clients.wire`` encodes a tuple as
+#: each dialect takes it (``f_0=a&f_1=b`` on v3/v4, a JSON array on v5).
+FieldValue = str | tuple[str, ...]
+#: Field values as Pardot takes them (form strings, or a multi-value field's tuple).
+Fields = Mapping[str, FieldValue]
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ class Prospect:
     fields: Mapping[str, Any] = field(default_factory=dict)
     created: bool | None = False
     planned: bool = False
+    #: Not written: the service last wrote these same values to it (``skip_unchanged``),
+    #: so no call was made. ``fields`` are the fields as they would have been sent.
+    unchanged: bool = False
 
     def get(self, name: str) -> Any:
         return self.fields.get(name)
@@ -70,6 +77,18 @@ class Outcome(enum.Enum):
     SKIPPED = "SKIPPED"
     #: Written in a batch call whose answer has no id and does not say whether it created.
     UPSERTED = "UPSERTED"
+    #: The writes would change nothing the service last wrote: no call was made.
+    UNCHANGED = "UNCHANGED"
+
+
+class SyncMode(enum.Enum):
+    """Mirrors ``prospectsync.v1.SyncMode`` by name (UNSPECIFIED is UPSERT)."""
+
+    UPSERT = "UPSERT"
+    #: Never create: with no match the call is skipped, with 0 writes.
+    UPDATE_ONLY = "UPDATE_ONLY"
+    #: Never touch an existing prospect: with a match the call is skipped, with 0 writes.
+    CREATE_ONLY = "CREATE_ONLY"
 
 
 @dataclass(frozen=True)
@@ -79,6 +98,7 @@ class TrackMapping:
     fields: Mapping[str, str] = field(default_factory=dict)
     add_to_list_ids: tuple[int, ...] = ()
     external_activity: tuple[str, str] | None = None  # (extension, type)
+    remove_from_list_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,6 +119,18 @@ class Settings:
     #: API v5: ``upsertLatestByEmail`` undeletes the latest prospect with the email when
     #: all of them are in the recycle bin (``secondaryDeletedSearch``), instead of creating.
     secondary_deleted_search: bool = True
+    sync_mode: SyncMode = SyncMode.UPSERT
+    #: Identify: lists the prospect is added to / removed from.
+    list_ids_add: tuple[int, ...] = ()
+    list_ids_remove: tuple[int, ...] = ()
+    #: Skip a write that would change nothing the service last wrote (OUTCOME_UNCHANGED).
+    skip_unchanged: bool = True
+    #: Lower-case the email's domain; with ``normalize_email_local_part`` all of it.
+    normalize_email: bool = True
+    normalize_email_local_part: bool = False
+    #: The connection's ``allow_resubscribe`` (server configuration, never a request's):
+    #: writes that would re-subscribe a person who opted out go through.
+    allow_resubscribe: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,11 +161,33 @@ class Event:
         return value.strip() if isinstance(value, str) else ""
 
 
+@dataclass(frozen=True)
+class Suppressed:
+    """One write refused so that nobody is re-subscribed silently (``Suppression`` in
+    the contract): a field (``is_do_not_email``…) or a list (``list_id``)."""
+
+    reason: str
+    field: str = ""
+    list_id: int = 0
+
+
+class Skipped(Exception):
+    """Raised by a strategy's gateway when the call must write nothing (a sync mode
+    forbids the write): the call answers OUTCOME_SKIPPED with ``reason`` as a warning.
+    Not a ProspectSyncError: it is an outcome, not a failure."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass
 class SyncResult:
     prospect: Prospect
     outcome: Outcome
     warnings: list[str] = field(default_factory=list)
+    #: Writes refused to respect an opt-out (``Suppression`` in the contract).
+    suppressed: list[Suppressed] = field(default_factory=list)
 
     @classmethod
     def of(cls, prospect: Prospect, warnings: list[str] | None = None) -> SyncResult:
@@ -142,6 +196,8 @@ class SyncResult:
         None) — written either way, UPSERTED."""
         if prospect.planned:
             outcome = Outcome.PLANNED
+        elif prospect.unchanged:
+            outcome = Outcome.UNCHANGED
         elif prospect.created is None:
             outcome = Outcome.UPSERTED
         elif prospect.created:
@@ -157,6 +213,7 @@ class ActionKind(enum.Enum):
     WRITE_FIELDS = "WRITE_FIELDS"
     ADD_TO_LIST = "ADD_TO_LIST"
     EXTERNAL_ACTIVITY = "EXTERNAL_ACTIVITY"
+    REMOVE_FROM_LIST = "REMOVE_FROM_LIST"
 
 
 class ActionStatus(enum.Enum):
@@ -166,6 +223,8 @@ class ActionStatus(enum.Enum):
     #: Pardot already held the result (err 58, already a list member): success.
     ALREADY_APPLIED = "ALREADY_APPLIED"
     PLANNED = "PLANNED"
+    #: Not done to respect an opt-out (the person opted out of the list).
+    SUPPRESSED = "SUPPRESSED"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ keeps message_id records: the idempotency tests run against its protocol.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import json
@@ -85,6 +86,8 @@ class RecordingGateway:
 
     def __getattr__(self, name: str) -> Any:
         operation = getattr(self.inner, name)
+        if not callable(operation) or not asyncio.iscoroutinefunction(operation):
+            return operation  # attributes (earlier_attempt, written) and plain methods
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             if self._before is not None:

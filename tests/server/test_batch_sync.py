@@ -198,9 +198,10 @@ async def test_batchsync_is_not_one_idempotent_unit(served: Served) -> None:
     assert outcomes(second) == ["OUTCOME_UPDATED"]
 
 
-def test_the_idempotent_methods_are_identify_and_track(served: Served) -> None:
+def test_the_idempotent_methods_are_identify_track_and_forget(served: Served) -> None:
     keyed = served.running.idempotency.response_types
     assert sorted(keyed) == [
+        "/prospectsync.v1.ProspectSync/Forget",
         "/prospectsync.v1.ProspectSync/Identify",
         "/prospectsync.v1.ProspectSync/Track",
     ]

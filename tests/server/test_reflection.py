@@ -66,6 +66,7 @@ async def test_v1_describes_our_service_with_its_imports(served: Served) -> None
         "Track",
         "GetTrackingSnippet",
         "BatchSync",
+        "Forget",
     ]
 
 

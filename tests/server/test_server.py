@@ -92,7 +92,7 @@ async def test_reflection_lists_and_describes_the_service(served: Served) -> Non
     # The reflection client is synchronous: run it off the loop the server runs on.
     services, methods = await asyncio.wait_for(asyncio.to_thread(reflect, served.target), 10)
     assert {SERVICE_NAME, "grpc.health.v1.Health"} <= services
-    assert methods == ["Identify", "Track", "GetTrackingSnippet", "BatchSync"]
+    assert methods == ["Identify", "Track", "GetTrackingSnippet", "BatchSync", "Forget"]
 
 
 async def test_reflection_can_be_switched_off(
@@ -117,7 +117,7 @@ async def test_identify_runs_the_strategy_and_reports_its_calls(served: Served) 
     assert first.outcome == pb.OUTCOME_CREATED
     assert first.prospect_id.isdigit()
     assert [(c.method, c.path, c.http_status) for c in first.pardot_calls] == [
-        ("POST", "/memory/upsert_by_email", 200)
+        ("POST", "/memory/write", 200)
     ]
     assert first.pardot_calls[0].attempt == 1
 
