@@ -34,6 +34,7 @@ from strategies.base import ProspectKey
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import FailedPrecondition, PardotError, ProspectSyncError, Reason
 from strategies.core.model import CallRecord, Fields, Prospect
+from strategies.track import ListChange
 
 
 class PardotV5Gateway(PardotGateway):
@@ -144,23 +145,84 @@ class PardotV5Gateway(PardotGateway):
 
     # --- list memberships (track mappings) ------------------------------------------
 
-    async def add_to_list(self, prospect_id: int | None, list_id: int) -> bool:
-        """True when added, False when already a member (err 58) or only planned."""
+    async def add_to_list(
+        self, prospect_id: int | None, list_id: int, *, resubscribe: bool
+    ) -> ListChange:
+        """ADDED; on err 58 one membership query tells ALREADY_MEMBER from OPTED_OUT,
+        and with ``resubscribe`` an opted-out membership is PATCHed ``optedOut: false``
+        (RESUBSCRIBED); PLANNED in a dry run."""
         if prospect_id is None and not self.dry_run:
             raise ValueError("adding to a list needs the prospect's id")
         if self.dry_run:
             self.calls.append(
                 CallRecord(method="POST", path=facts.V5_LIST_MEMBERSHIPS_PATH, planned=True)
             )
-            return False
+            return ListChange.PLANNED
         assert prospect_id is not None
         try:
             await self._send(v5.list_membership(list_id, prospect_id))
         except PardotError as exc:
-            if exc.err_code == facts.ERR_ALREADY_LIST_MEMBER:
-                return False
+            if exc.err_code != facts.ERR_ALREADY_LIST_MEMBER:
+                raise
+            membership = await self._find_membership(list_id, prospect_id)
+            if membership is None or not membership.get("optedOut"):
+                return ListChange.ALREADY_MEMBER
+            if not resubscribe:
+                return ListChange.OPTED_OUT
+            await self._send(_membership_request("PATCH", membership, {"optedOut": False}))
+            return ListChange.RESUBSCRIBED
+        return ListChange.ADDED
+
+    async def remove_from_list(self, prospect_id: int | None, list_id: int) -> ListChange:
+        """v5 has no ``list_<id>`` on prospect writes: the membership is found by a
+        query (also in a dry run: a read) and DELETEd. Not a member: NOT_A_MEMBER."""
+        if prospect_id is None:
+            if not self.dry_run:
+                raise ValueError("removing from a list needs the prospect's id")
+            return ListChange.PLANNED  # a prospect still to be created is on no list
+        membership = await self._find_membership(list_id, prospect_id)
+        if membership is None:
+            return ListChange.NOT_A_MEMBER
+        request = _membership_request("DELETE", membership, None)
+        if self.dry_run:
+            self.calls.append(CallRecord(method=request.method, path=request.path, planned=True))
+            return ListChange.PLANNED
+        try:
+            await self._send(request)
+        except PardotError as exc:
+            if exc.err_code == facts.ERR_V5_NOT_FOUND:  # removed meanwhile
+                return ListChange.NOT_A_MEMBER
             raise
-        return True
+        return ListChange.REMOVED
+
+    async def _find_membership(self, list_id: int, prospect_id: int) -> dict[str, object] | None:
+        """The prospect's membership of the list, by v5's list-membership query
+        (filters ``listId`` and ``prospectId``), or None."""
+        request = v5.v5_request(
+            "GET",
+            facts.V5_LIST_MEMBERSHIPS_PATH,
+            None,
+            idempotent=True,
+            query={
+                facts.V5_FIELDS_PARAM: "id,listId,prospectId,optedOut",
+                "listId": str(list_id),
+                "prospectId": str(prospect_id),
+            },
+        )
+        values = (await self._send(request)).get("values")
+        if not isinstance(values, list):
+            raise ProspectSyncError(
+                "Pardot's v5 list-membership query answered no `values` list",
+                reason=Reason.PARDOT_UNEXPECTED_RESPONSE,
+            )
+        for value in values:  # matched here too: the filters are not RECORDED
+            if (
+                isinstance(value, dict)
+                and value.get("listId") == list_id
+                and value.get("prospectId") == prospect_id
+            ):
+                return value
+        return None
 
     async def _read_list(self, list_id: int) -> bool:
         """v5's list read: True when the account has the list, False for 404 code 109
@@ -179,3 +241,20 @@ class PardotV5Gateway(PardotGateway):
 
     async def _send(self, request: PardotRequest) -> dict[str, object]:
         return await self._transport.send(request, deadline=self.deadline, calls=self.calls)
+
+
+def _membership_request(
+    method: str, membership: dict[str, object], body: dict[str, object] | None
+) -> PardotRequest:
+    """A PATCH or DELETE of one list membership by its id (Salesforce's v5 List
+    Membership object: ``/api/v5/objects/list-memberships/<id>``). Both are safe to
+    repeat: a second PATCH sets the same value, a second DELETE finds nothing (404)."""
+    membership_id = _int_or_none(membership.get("id"))
+    if membership_id is None:
+        raise ProspectSyncError(
+            "Pardot's v5 list-membership query answered a membership without an id",
+            reason=Reason.PARDOT_UNEXPECTED_RESPONSE,
+        )
+    path = f"{facts.V5_LIST_MEMBERSHIPS_PATH}/{membership_id}"
+    query = {facts.V5_FIELDS_PARAM: "id,optedOut"} if method == "PATCH" else None
+    return v5.v5_request(method, path, body, idempotent=True, query=query)

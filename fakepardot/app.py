@@ -216,7 +216,7 @@ class _PardotApi:
             key = (rest[0], rest[1]) if len(rest) >= 2 else None
             payload = prospects.run(book, version, op, key, call.params)
         elif obj == "listMembership":
-            payload = engagement.list_membership(book, op, rest)
+            payload = engagement.list_membership(book, op, rest, call.params)
         elif obj == "list":
             payload = engagement.read_list(book, op, rest)
         else:

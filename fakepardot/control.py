@@ -23,6 +23,7 @@ faults, seed data and read the call log.
     GET    /_fake/accounts/{account}/prospects         POST (JSON fields) seeds one
     GET    /_fake/accounts/{account}/prospects/{id}    DELETE removes it
     GET    /_fake/accounts/{account}/lists/{list_id}   POST {"prospect_id": N} adds a member
+                                   ("opted_out": true: one who opted out of the list)
     GET    /_fake/accounts/{account}/activities
     POST   /_fake/accounts/{account}/configure         {"custom_fields": [...], "campaigns": [...],
                                    "lists": [...], "external_activity_types": [[ext, type]]}
@@ -97,7 +98,12 @@ def control_routes(state: FakeState) -> list[Route]:
 
     def add_member(request: Request, payload: dict[str, Any]) -> None:
         list_id = int(request.path_params["list_id"])
-        state.add_list_member(account(request), list_id, int(payload["prospect_id"]))
+        state.add_list_member(
+            account(request),
+            list_id,
+            int(payload["prospect_id"]),
+            opted_out=bool(payload.get("opted_out", False)),
+        )
 
     def configure(request: Request, payload: dict[str, Any]) -> None:
         state.configure_account(account(request), **payload)

@@ -11,7 +11,15 @@ Pardot's docs), err 55 for a list the account does not have (the error table's
 "Invalid list ID"), err 13 without an id. The fake's lists have no names of their own:
 each is "List <id>", private, static, made at the demo's start (chosen).
 
-Fake's choices: read/delete of a membership that does not exist answer err 3; an
+``update`` sets the membership's ``opted_out`` from the request's ``opted_out`` (Pardot's
+v4 List Membership Update, "update a list membership's information, including … list
+subscription"; micahlmartin/pardot ``lib/list-membership.js`` calls
+``do/update/list_id/<l>/prospect_id/<p>`` with the fields as parameters); a request
+without ``opted_out`` changes nothing but ``updated_at``. A membership's ``opted_out``
+travels as a JSON boolean (RECORDED). Whether Pardot accepts ``opted_out=false`` to
+re-subscribe is UNCONFIRMED: the fake does.
+
+Fake's choices: read/update/delete of a membership that does not exist answer err 3; an
 external activity for an email with no prospect is still accepted (204) and recorded
 with no prospect ids. Runs with the state lock held; never awaits, never renders.
 """
@@ -26,7 +34,7 @@ from fakepardot import fields
 from fakepardot.model import Account, PardotFail, V5Fail
 from fakepardot.prospects import ProspectBook
 
-MEMBERSHIP_OPS = ("create", "read", "delete")
+MEMBERSHIP_OPS = ("create", "read", "update", "delete")
 #: When every list of the fake was made (chosen: lists come with the account).
 LIST_CREATED_AT = "2021-05-04 15:45:40"
 
@@ -59,7 +67,9 @@ def read_list(book: ProspectBook, op: str, rest: list[str]) -> dict[str, Any]:
     return {"list": list_record(int(raw))}
 
 
-def list_membership(book: ProspectBook, op: str, rest: list[str]) -> dict[str, Any] | None:
+def list_membership(
+    book: ProspectBook, op: str, rest: list[str], form: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
     keys = dict(zip(rest[::2], rest[1::2], strict=False))
     if op not in MEMBERSHIP_OPS:
         raise PardotFail(c.ERR_INVALID_ACTION)
@@ -82,7 +92,16 @@ def list_membership(book: ProspectBook, op: str, rest: list[str]) -> dict[str, A
     elif op == "delete":
         del members[prospect_id]
         return None
+    elif op == "update":
+        _update_membership(members[prospect_id], form or {}, book.state._now())
     return {"list_membership": dict(members[prospect_id])}
+
+
+def _update_membership(membership: dict[str, Any], form: Mapping[str, str], now: str) -> None:
+    raw = form.get("opted_out")
+    if raw is not None:
+        membership["opted_out"] = fields.parse_boolean(raw) == 1
+    membership["updated_at"] = now
 
 
 def external_activity(book: ProspectBook, body: Any) -> None:

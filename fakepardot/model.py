@@ -74,6 +74,8 @@ class Account:
     campaigns: list[int]  # oldest first
     lists: dict[int, dict[int, dict[str, Any]]]  # list id → prospect id → membership
     activity_types: set[tuple[str, str]]  # (extension, type)
+    #: The ``list_field_resubscribes`` switch, as this account applies it (fields.py).
+    list_field_resubscribes: bool = False
     prospects: ProspectStore = field(default_factory=ProspectStore)
     activities: list[dict[str, Any]] = field(default_factory=list)
     in_flight: int = 0

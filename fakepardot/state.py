@@ -45,6 +45,9 @@ class FakeState:
     v5_upsert_fields_required = v5.Choice(False, True)
     v5_page_size = v5.PageSize()
     v5_null_clears = v5.Choice(True, False)
+    #: UNCONFIRMED: a JSON array in a v4 batch entry (batch.py): "expand" | "refuse".
+    batch_list_values = v5.Choice("expand", "refuse")
+    v5_permanent_delete = v5.Choice(False, True)
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -108,6 +111,24 @@ class FakeState:
             raise ValueError(f"oauth_grant_types must be a list of {c.OAUTH_GRANTS}")
         self._oauth_grant_types = chosen
 
+    @property
+    def list_field_resubscribes(self) -> bool:
+        """UNCONFIRMED (PARDOT_API.md, "List membership": "A prospect write can also set
+        ``list_<id>=1``"): what that does to a membership the prospect opted out of.
+        False (default): it stays opted out, as Pardot keeps opt-outs elsewhere; True:
+        subscribed again. The service never relies on either (it adds by
+        ``listMembership``)."""
+        return self._list_field_resubscribes
+
+    @list_field_resubscribes.setter
+    def list_field_resubscribes(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise ValueError("list_field_resubscribes must be true or false")
+        with self.lock:
+            self._list_field_resubscribes = value
+            for acct in self._accounts.values():
+                acct.list_field_resubscribes = value
+
     def switches(self) -> dict[str, Any]:
         """The switch values, as the control API shows and accepts them."""
         return {
@@ -123,6 +144,8 @@ class FakeState:
             "bu_invalid_http_status": self.bu_invalid_http_status,
             "oauth_grant_types": self.oauth_grant_types,
             "v3_batch_error_keys": self.v3_batch_error_keys,
+            "batch_list_values": self.batch_list_values,
+            "list_field_resubscribes": self.list_field_resubscribes,
             **{name: getattr(self, name) for name, _ in v5.DEFAULTS},
         }
 
@@ -158,6 +181,7 @@ class FakeState:
             #: refresh token → when its latest grant ended (auth.py: overlapping grants).
             self._refresh_grants: dict[str, float] = {}
             self._v3_batch_error_keys = "index"
+            self.batch_list_values = "expand"
             for name, default in v5.DEFAULTS:
                 setattr(self, name, default)
             self._accounts = {
@@ -165,6 +189,7 @@ class FakeState:
                 for name, version in DEMO.account_versions.items()
             }
             self._business_units = dict(DEMO.business_units)
+            self._list_field_resubscribes = False
             self._tokens: dict[str, float] = {}
             self._api_keys: dict[str, tuple[str, float]] = {}
             self._faults: list[Fault] = []
@@ -325,6 +350,13 @@ class FakeState:
             record = self._account(account).prospects.get(int(prospect_id))
             return fields.render(record) if record else None
 
+    def in_recycle_bin(self, account: str, prospect_id: int) -> bool | None:
+        """Whether the prospect is in the recycle bin (v5 deleted, v3/v4 archived);
+        None when the account has no such prospect at all (deleted for good)."""
+        with self.lock:
+            record = self._account(account).prospects.get(int(prospect_id))
+            return None if record is None else bool(record.get("is_archived"))
+
     def delete_prospect(self, account: str, prospect_id: int) -> bool:
         """Delete a prospect behind the client's back; True if it existed."""
         with self.lock:
@@ -338,13 +370,18 @@ class FakeState:
         with self.lock:
             return sorted(self._account(account).lists.get(int(list_id), {}))
 
-    def add_list_member(self, account: str, list_id: int, prospect_id: int) -> None:
+    def add_list_member(
+        self, account: str, list_id: int, prospect_id: int, *, opted_out: bool = False
+    ) -> None:
+        """Make the prospect a member, as if added in Pardot's UI; ``opted_out``: a
+        member who then opted out of the list (the membership stays)."""
         with self.lock:
             acct = self._account(account)
             members = acct.lists.setdefault(int(list_id), {})
             members[int(prospect_id)] = fields.membership(
                 int(list_id), int(prospect_id), self._now()
             )
+            members[int(prospect_id)]["opted_out"] = bool(opted_out)
 
     def activities(self, account: str) -> list[dict[str, Any]]:
         """External activities recorded through POST /api/v5/external-activities."""

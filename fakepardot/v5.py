@@ -63,7 +63,13 @@ def run(state: FakeState, call: Incoming, account: Account | None, base_url: str
 
 def _routes(obj: str, rest: list[str]) -> Mapping[str, Handler] | None:
     if obj == "list-memberships" and not rest:
-        return {"POST": v5_lists.create}
+        return {"POST": v5_lists.create, "GET": v5_lists.query}
+    if obj == "list-memberships" and len(rest) == 1:
+        return {
+            "GET": v5_lists.read_membership,
+            "PATCH": v5_lists.update,
+            "DELETE": v5_lists.delete,
+        }
     if obj == "lists" and len(rest) == 1:
         return {"GET": v5_lists.read}
     if obj != COLLECTION:
@@ -126,7 +132,19 @@ def _update(request: V5Call) -> Reply:
 def _delete(request: V5Call) -> Reply:
     """DELETE …/prospects/<id> — into the recycle bin, 204 with no body (version 5
     overview; v3/v4 deletes are 204 too). Its list memberships stay, to come back on an
-    undelete (chosen). Deleting it again: 404 code 109 with the recycle bin warning."""
+    undelete (chosen). Deleting it again: 404 code 109 with the recycle bin warning —
+    unless ``deleted=true`` asks for a prospect in the recycle bin and the
+    ``v5_permanent_delete`` switch (UNCONFIRMED) lets it go for good."""
+    forever = request.call.query.get("deleted", "false").lower() == "true"
+    if forever and request.state.v5_permanent_delete:
+        record = _by_id(request, deleted_ok=True)
+        if not record.get("is_archived"):
+            raise w.not_found()  # only what is in the recycle bin goes for good
+        prospect_id = int(request.call.segments[4])
+        request.account.prospects.remove(prospect_id)
+        for members in request.account.lists.values():
+            members.pop(prospect_id, None)
+        return NO_CONTENT
     record = _by_id(request)
     record["is_archived"] = 1
     return NO_CONTENT

@@ -22,6 +22,7 @@ its per-person lock around it).
 
 from __future__ import annotations
 
+import enum
 import json
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -42,8 +43,10 @@ from strategies.core.model import (
     ActionStatus,
     Event,
     Fields,
+    FieldValue,
     Prospect,
     Settings,
+    Suppressed,
     SyncResult,
     TrackAction,
     TrackMapping,
@@ -54,11 +57,42 @@ from strategies.core.pardot_facts import (
     EXTERNAL_ACTIVITY_VALUE_MAX,
     READ_ONLY_FIELDS,
 )
-from strategies.fields import format_value
+from strategies.fields import field_value, format_value
+from strategies.unchanged import track_outcome
 from strategies.validation import check_email, check_field_id
 
 #: Runs the registry's strategy for the event through the gateway it is given.
 Resolve = Callable[[Gateway], Awaitable[SyncResult]]
+
+#: The API versions on which ``list_<id>=0`` on a prospect write removes a membership
+#: (PARDOT_API.md, "List membership"); v5 writes have no such field.
+LIST_FIELDS_VERSIONS = frozenset({3, 4})
+#: Why a list add was not made (``Suppressed.reason``).
+LIST_OPTED_OUT = (
+    "not re-added: the person opted out of this list; the connection's "
+    "allow_resubscribe = true lets it through"
+)
+
+
+class ListChange(enum.Enum):
+    """What a list verb did (``TrackGateway.add_to_list`` / ``remove_from_list``)."""
+
+    ADDED = "ADDED"
+    #: Already a member (err 58, and the membership is not opted out).
+    ALREADY_MEMBER = "ALREADY_MEMBER"
+    #: Already a member, opted out of the list: left so (no ``resubscribe``).
+    OPTED_OUT = "OPTED_OUT"
+    #: Was opted out of the list; now subscribed again (``resubscribe``).
+    RESUBSCRIBED = "RESUBSCRIBED"
+    REMOVED = "REMOVED"
+    NOT_A_MEMBER = "NOT_A_MEMBER"
+    #: Dry run: only planned.
+    PLANNED = "PLANNED"
+
+
+def list_field(list_id: int) -> str:
+    """The prospect field that sets a membership on v3/v4 writes (``list_<id>``)."""
+    return f"list_{list_id}"
 
 
 class TrackGateway(Gateway):
@@ -67,9 +101,19 @@ class TrackGateway(Gateway):
     memory."""
 
     @abstractmethod
-    async def add_to_list(self, prospect_id: int | None, list_id: int) -> bool:
-        """True when added; False when already a member (err 58) or only planned.
-        ``prospect_id`` is None only in a dry run, for a prospect not created yet."""
+    async def add_to_list(
+        self, prospect_id: int | None, list_id: int, *, resubscribe: bool
+    ) -> ListChange:
+        """Add the prospect to the list. Already a member (err 58): one read of the
+        membership tells ALREADY_MEMBER from OPTED_OUT, and with ``resubscribe`` an
+        opted-out membership is subscribed again (RESUBSCRIBED). ``prospect_id`` is
+        None only in a dry run, for a prospect not created yet (PLANNED)."""
+
+    @abstractmethod
+    async def remove_from_list(self, prospect_id: int | None, list_id: int) -> ListChange:
+        """Take the prospect off the list by a call of its own: REMOVED, NOT_A_MEMBER
+        (success too), PLANNED in a dry run. v3/v4 callers rather carry
+        ``list_<id>=0`` on the prospect write they make anyway."""
 
     @abstractmethod
     async def unknown_lists(self, list_ids: Sequence[int]) -> tuple[int, ...]:
@@ -98,10 +142,24 @@ class TrackPlan:
 
     event: str
     #: Pardot field → value, from the properties the event carries.
-    fields: Mapping[str, str] = field(default_factory=dict)
+    fields: Fields = field(default_factory=dict)
     list_ids: tuple[int, ...] = ()
     external_activity: tuple[str, str] | None = None  # (extension, type)
     warnings: tuple[str, ...] = ()
+    #: Lists the prospect is taken off.
+    remove_list_ids: tuple[int, ...] = ()
+    #: Where ``list_ids`` / ``remove_list_ids`` come from in the request, for messages,
+    #: when not the event's mapping (an identify's ``settings.list_ids_add``).
+    add_at: str = ""
+    remove_at: str = ""
+
+    @property
+    def add_path(self) -> str:
+        return self.add_at or f"{mapping_path(self.event)}.add_to_list_ids"
+
+    @property
+    def remove_path(self) -> str:
+        return self.remove_at or f"{mapping_path(self.event)}.remove_from_list_ids"
 
 
 def mapping_path(event_name: str) -> str:
@@ -120,12 +178,34 @@ def plan_track(event: Event, settings: Settings) -> TrackPlan | None:
         return None
     where = mapping_path(event.name)
     fields, warnings = _mapped_fields(event, settings, mapping, where)
+    add_path, remove_path = f"{where}.add_to_list_ids", f"{where}.remove_from_list_ids"
+    adds = _list_ids(mapping.add_to_list_ids, add_path)
+    removals = _removals(mapping.remove_from_list_ids, remove_path, adds, add_path)
     return TrackPlan(
         event=event.name,
         fields=fields,
-        list_ids=_list_ids(mapping, where),
+        list_ids=adds,
         external_activity=_external_activity(event.name, mapping, where),
         warnings=warnings,
+        remove_list_ids=removals,
+    )
+
+
+def plan_identify(event: Event, settings: Settings) -> TrackPlan | None:
+    """An identify's list memberships (``settings.list_ids_add`` / ``list_ids_remove``)
+    as a plan :func:`run_track` applies; None when it asks for none. Raises
+    InvalidArgument naming the offending id; makes no call."""
+    add_path, remove_path = "settings.list_ids_add", "settings.list_ids_remove"
+    adds = _list_ids(settings.list_ids_add, add_path)
+    removals = _removals(settings.list_ids_remove, remove_path, adds, add_path)
+    if not adds and not removals:
+        return None
+    return TrackPlan(
+        event=event.name,
+        list_ids=adds,
+        remove_list_ids=removals,
+        add_at=add_path,
+        remove_at=remove_path,
     )
 
 
@@ -150,44 +230,64 @@ async def run_track(
     plan: TrackPlan, who: Event, settings: Settings, pardot: TrackGateway, resolve: Resolve
 ) -> TrackResult:
     """Resolve the prospect through ``resolve`` (the registry's strategy for ``who``),
-    then apply the plan's actions in order: fields, lists, activity.
+    then apply the plan's actions in order: fields, list removals, list adds, activity.
 
     The mapped fields ride on the strategy's own prospect write, so writing them costs
-    no call of its own; only a strategy that wrote nothing would need an update by id.
-    Adding to a list needs the prospect's id, which a batch call's answer lacks: with
-    lists to add, the strategy's writes are never batched (``need_answer``).
+    no call of its own; so do list removals on v3/v4 (``list_<id>=0``). Only a strategy
+    that wrote nothing needs one update by id, which carries both. v5 removes by the
+    list-membership object. Adding to a list needs the prospect's id, which a batch
+    call's answer lacks: with lists to change, the strategy's writes are never batched
+    (``need_answer``). A list add never re-subscribes a person who opted out of the
+    list unless the connection allows it (``allow_resubscribe``): the action says
+    SUPPRESSED, and the result's ``suppressed`` names the list.
     """
     await _check_targets(plan, pardot)  # before the prospect write: never half-applied
+    dry_run = settings.dry_run
+    carried_removals = (
+        {list_field(list_id): "0" for list_id in plan.remove_list_ids}
+        if pardot.api_version in LIST_FIELDS_VERSIONS
+        else {}
+    )
     carrier = _CarryingFields(
-        pardot, plan.fields, need_answer=bool(plan.list_ids) and not settings.dry_run
+        pardot,
+        {**plan.fields, **carried_removals},
+        need_answer=bool(plan.list_ids or plan.remove_list_ids) and not dry_run,
     )
     synced = await resolve(carrier)
     synced.warnings.extend(plan.warnings)
     prospect = synced.prospect
-    dry_run = settings.dry_run
     done = ActionStatus.PLANNED if dry_run else ActionStatus.APPLIED
     actions: list[TrackAction] = []
 
+    if (plan.fields or carried_removals) and not carrier.delivered:
+        prospect = await pardot.update_by_id(
+            _known_id(prospect), {**plan.fields, **carried_removals}
+        )
     if plan.fields:
-        if not carrier.delivered:
-            prospect = await pardot.update_by_id(_known_id(prospect), plan.fields)
         actions.append(
             TrackAction(ActionKind.WRITE_FIELDS, done, fields=tuple(sorted(plan.fields)))
         )
 
-    where = mapping_path(plan.event)
+    lists = _ListMoves(pardot, settings, synced.suppressed)
+    for list_id in plan.remove_list_ids:
+        if carried_removals:
+            status = done
+        else:
+            status = await lists.remove(prospect.id if dry_run else _known_id(prospect), list_id)
+        actions.append(TrackAction(ActionKind.REMOVE_FROM_LIST, status, list_id=list_id))
+
     for index, list_id in enumerate(plan.list_ids):
         prospect_id = prospect.id if dry_run else _known_id(prospect)
         try:
-            added = await pardot.add_to_list(prospect_id, list_id)
+            status = await lists.add(prospect_id, list_id)
         except PardotError as exc:
             if exc.err_code != ERR_INVALID_LIST:
                 raise
-            raise _list_refused(exc, f"{where}.add_to_list_ids[{index}]", list_id) from None
-        status = done if dry_run or added else ActionStatus.ALREADY_APPLIED
+            raise _list_refused(exc, f"{plan.add_path}[{index}]", list_id) from None
         actions.append(TrackAction(ActionKind.ADD_TO_LIST, status, list_id=list_id))
 
     if plan.external_activity is not None:
+        where = mapping_path(plan.event)
         extension, activity_type = plan.external_activity
         email = prospect.email or who.email
         if not email and not dry_run:
@@ -207,7 +307,62 @@ async def run_track(
                 ActionKind.EXTERNAL_ACTIVITY, done, external_activity=plan.external_activity
             )
         )
-    return TrackResult(synced, actions)
+    return TrackResult(track_outcome(synced, actions), actions)
+
+
+class _ListMoves:
+    """The list verbs of one call, with what the service last wrote (``pardot.written``,
+    as ``list_<id>`` = "1" / "0"): a membership it set and has not seen change costs no
+    call (``skip_unchanged``), and what a verb did is remembered. A re-add the person
+    opted out of is reported in ``suppressed``."""
+
+    def __init__(
+        self, pardot: TrackGateway, settings: Settings, suppressed: list[Suppressed]
+    ) -> None:
+        self._pardot = pardot
+        self._resubscribe = settings.allow_resubscribe
+        self._memory = settings.skip_unchanged and not settings.dry_run
+        self._suppressed = suppressed
+
+    async def add(self, prospect_id: int | None, list_id: int) -> ActionStatus:
+        if await self._unchanged(prospect_id, list_id, "1"):
+            return ActionStatus.ALREADY_APPLIED
+        change = await self._pardot.add_to_list(prospect_id, list_id, resubscribe=self._resubscribe)
+        if change is ListChange.OPTED_OUT:
+            self._suppressed.append(Suppressed(reason=LIST_OPTED_OUT, list_id=list_id))
+            return ActionStatus.SUPPRESSED
+        if change is not ListChange.PLANNED:
+            await self._wrote(prospect_id, list_id, "1")
+        return _STATUS[change]
+
+    async def remove(self, prospect_id: int | None, list_id: int) -> ActionStatus:
+        if await self._unchanged(prospect_id, list_id, "0"):
+            return ActionStatus.ALREADY_APPLIED
+        change = await self._pardot.remove_from_list(prospect_id, list_id)
+        if change is not ListChange.PLANNED:
+            await self._wrote(prospect_id, list_id, "0")
+        return _STATUS[change]
+
+    async def _unchanged(self, prospect_id: int | None, list_id: int, value: str) -> bool:
+        if not self._memory or prospect_id is None:
+            return False
+        return await self._pardot.written.unchanged(prospect_id, {list_field(list_id): value})
+
+    async def _wrote(self, prospect_id: int | None, list_id: int, value: str) -> None:
+        if self._memory and prospect_id is not None:
+            await self._pardot.written.wrote(prospect_id, {list_field(list_id): value})
+
+
+#: The action status of what a list verb did (OPTED_OUT is SUPPRESSED, see ``add``).
+_STATUS: dict[ListChange, ActionStatus] = {
+    ListChange.ADDED: ActionStatus.APPLIED,
+    ListChange.RESUBSCRIBED: ActionStatus.APPLIED,
+    ListChange.REMOVED: ActionStatus.APPLIED,
+    ListChange.ALREADY_MEMBER: ActionStatus.ALREADY_APPLIED,
+    ListChange.NOT_A_MEMBER: ActionStatus.ALREADY_APPLIED,
+    ListChange.OPTED_OUT: ActionStatus.SUPPRESSED,
+    ListChange.PLANNED: ActionStatus.PLANNED,
+}
 
 
 # --- checking a mapping (before any call) ------------------------------------------
@@ -223,21 +378,26 @@ async def _check_targets(plan: TrackPlan, pardot: TrackGateway) -> None:
         refused = pardot.refused_external_activity(*plan.external_activity)
         if refused is not None:
             raise _activity_refused(refused, f"{where}.external_activity", plan)
-    if plan.list_ids:
-        unknown = await pardot.unknown_lists(plan.list_ids)
+    named = plan.remove_list_ids + plan.list_ids
+    if named:
+        unknown = await pardot.unknown_lists(named)
         if unknown:
-            index = plan.list_ids.index(unknown[0])
+            list_id = unknown[0]
+            if list_id in plan.remove_list_ids:
+                path = f"{plan.remove_path}[{plan.remove_list_ids.index(list_id)}]"
+            else:
+                path = f"{plan.add_path}[{plan.list_ids.index(list_id)}]"
             error = PardotError(ERR_INVALID_LIST, "Invalid list ID")
-            raise _list_refused(error, f"{where}.add_to_list_ids[{index}]", unknown[0])
+            raise _list_refused(error, path, list_id)
 
 
 def _mapped_fields(
     event: Event, settings: Settings, mapping: TrackMapping, where: str
-) -> tuple[dict[str, str], tuple[str, ...]]:
+) -> tuple[dict[str, FieldValue], tuple[str, ...]]:
     # The fields that identify the prospect are the strategy's to write, from
     # context.traits: an event property must not overwrite them under its feet.
     identity = {"email", settings.lookup_field} - {""}
-    fields: dict[str, str] = {}
+    fields: dict[str, FieldValue] = {}
     written_by: dict[str, str] = {}
     for prop, pardot_field in sorted(mapping.fields.items()):
         path = f"{where}.fields[{json.dumps(prop, ensure_ascii=False)}]"
@@ -260,7 +420,7 @@ def _mapped_fields(
         written_by[pardot_field] = prop
         found = _property(event.properties, prop)
         if found is not _ABSENT:
-            fields[pardot_field] = format_value(found, f"properties.{prop}")
+            fields[pardot_field] = field_value(pardot_field, found, f"properties.{prop}")
     warnings: tuple[str, ...] = ()
     if mapping.fields and not fields:
         warnings = (
@@ -269,17 +429,34 @@ def _mapped_fields(
     return fields, warnings
 
 
-def _list_ids(mapping: TrackMapping, where: str) -> tuple[int, ...]:
+def _list_ids(list_ids: Sequence[object], path: str) -> tuple[int, ...]:
+    """The ids, checked (each a positive integer) and without repeats, in order."""
     ids: list[int] = []
-    for index, list_id in enumerate(mapping.add_to_list_ids):
+    for index, list_id in enumerate(list_ids):
         if isinstance(list_id, bool) or not isinstance(list_id, int) or list_id <= 0:
             raise InvalidArgument(
-                f"{where}.add_to_list_ids[{index}]",
+                f"{path}[{index}]",
                 f"must be a Pardot list id (a positive integer), not {list_id!r}",
             )
         if list_id not in ids:
             ids.append(list_id)
     return tuple(ids)
+
+
+def _removals(
+    list_ids: Sequence[object], path: str, adds: tuple[int, ...], add_path: str
+) -> tuple[int, ...]:
+    """The lists to leave, checked: one list both added and removed is a contradiction
+    the caller must settle, not a race for the service to decide."""
+    removals = _list_ids(list_ids, path)
+    for list_id in removals:
+        if list_id in adds:
+            index = list(list_ids).index(list_id)
+            raise InvalidArgument(
+                f"{path}[{index}]",
+                f"names list {list_id}, which {add_path} adds: name it in one of them",
+            )
+    return removals
 
 
 def _external_activity(

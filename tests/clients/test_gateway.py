@@ -7,6 +7,7 @@ import pytest
 
 from fakepardot import FakePardot
 from strategies.core.errors import FailedPrecondition, PardotError
+from strategies.track import ListChange
 
 from .conftest import ClientFactory, api_calls, gateway, oauth_config, v3_config
 
@@ -153,6 +154,7 @@ async def test_dry_run_reads_but_sends_no_write(
 async def test_add_to_list_is_idempotent(fake: FakePardot, make_client: ClientFactory) -> None:
     seeded = fake.state.add_prospect("v4", email="list@example.com")
     pardot = gateway(make_client(oauth_config(fake)))
-    assert await pardot.add_to_list(seeded["id"], 501) is True
-    assert await pardot.add_to_list(seeded["id"], 501) is False
+    added = await pardot.add_to_list(seeded["id"], 501, resubscribe=False)
+    again = await pardot.add_to_list(seeded["id"], 501, resubscribe=False)
+    assert (added, again) == (ListChange.ADDED, ListChange.ALREADY_MEMBER)
     assert fake.state.list_members("v4", 501) == [seeded["id"]]

@@ -497,7 +497,7 @@ def test_list_membership_create_and_duplicate(v5: V5Client, fake: FakePardot) ->
         ("GET", UPSERT),
         ("PATCH", UNDELETE),
         ("DELETE", "prospects"),
-        ("GET", "list-memberships"),
+        ("PUT", "list-memberships"),  # GET is v5's membership query
     ],
 )
 def test_wrong_method_is_405_code_60(v5: V5Client, method: str, path: str) -> None:
@@ -651,3 +651,25 @@ def test_v5_switches_refuse_bad_values(fake: FakePardot, http: httpx.Client) -> 
     assert http.post("/_fake/switches", json={"v5_page_size": 3}).json()["v5_page_size"] == 3
     fake.state.reset()
     assert fake.state.switches()["v5_page_size"] == 200
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_permanent_delete_switch(v5: V5Client, fake: FakePardot, allowed: bool) -> None:
+    """UNCONFIRMED → ``v5_permanent_delete``: Salesforce Help, "Permanently Delete
+    Prospects" (help.salesforce.com, mktg.pardot_admin_prospects_permanently_delete),
+    documents permanent deletion only from the recycle bin's page, by an Administrator;
+    no public client or v5 guide found names an API for it. Default: refused like any
+    DELETE of a prospect in the recycle bin (404 code 109); on: ``?deleted=true`` removes
+    it for good. A prospect not in the recycle bin is never removed for good."""
+    fake.state.v5_permanent_delete = allowed
+    prospect = fake.state.add_prospect("v4", email="gone@example.com")
+    path = f"prospects/{prospect['id']}"
+    if allowed:
+        v5.fails(109, 404, "DELETE", path, params={"deleted": "true"})  # not in the bin yet
+    v5.ok("DELETE", path, 204)
+    if allowed:
+        v5.ok("DELETE", path, 204, params={"deleted": "true"})
+        assert fake.state.in_recycle_bin("v4", prospect["id"]) is None
+    else:
+        v5.fails(109, 404, "DELETE", path, params={"deleted": "true"})
+        assert fake.state.in_recycle_bin("v4", prospect["id"]) is True

@@ -14,6 +14,7 @@ meet in production; tests/clients/test_gateway_contract.py holds both to one con
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -22,7 +23,7 @@ from clients.state.identity import IdentityView, MemoryIdentityStore
 from strategies.base import ProspectKey, WriteOperation
 from strategies.core.errors import FailedPrecondition, PardotError, Reason
 from strategies.core.model import Fields, Prospect
-from strategies.track import TrackGateway
+from strategies.track import ListChange, TrackGateway
 
 
 @dataclass
@@ -37,6 +38,8 @@ class MemoryGateway(TrackGateway):
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
     #: list id → member prospect ids; a list not here is unknown to "Pardot" (err 55).
     lists: dict[int, set[int]] = field(default_factory=lambda: {501: set(), 502: set()})
+    #: list id → the members who opted out of it (they stay members, as in Pardot).
+    opted_out: dict[int, set[int]] = field(default_factory=dict)
     #: Recorded external activities: {"extension", "type", "value", "email"}.
     activities: list[dict[str, str]] = field(default_factory=list)
     #: (extension, type) → the refusal the connection met lately for it (track refuses
@@ -121,19 +124,64 @@ class MemoryGateway(TrackGateway):
         return [_prospect(found)] if found and self._readable(found) else []
 
     # --- what track mappings add (strategies.track.TrackGateway) ----------------------
-    async def add_to_list(self, prospect_id: int | None, list_id: int) -> bool:
+    async def add_to_list(
+        self, prospect_id: int | None, list_id: int, *, resubscribe: bool
+    ) -> ListChange:
         self.calls.append(("add_to_list", (prospect_id, list_id)))
         if self.dry_run:
-            return False
+            return ListChange.PLANNED
         assert prospect_id is not None, "only a dry run may add a prospect it has no id for"
+        self._check_membership(prospect_id, list_id)
+        if prospect_id not in self.lists[list_id]:
+            self.lists[list_id].add(prospect_id)
+            return ListChange.ADDED
+        opted_out = self.opted_out.setdefault(list_id, set())
+        if prospect_id not in opted_out:
+            return ListChange.ALREADY_MEMBER  # err 58, already a member: success
+        if not resubscribe:
+            return ListChange.OPTED_OUT
+        self.calls.append(("resubscribe", (prospect_id, list_id)))
+        opted_out.discard(prospect_id)
+        return ListChange.RESUBSCRIBED
+
+    async def remove_from_list(self, prospect_id: int | None, list_id: int) -> ListChange:
+        self.calls.append(("remove_from_list", (prospect_id, list_id)))
+        if self.dry_run:
+            return ListChange.PLANNED
+        assert prospect_id is not None, "only a dry run may remove a prospect it has no id for"
+        self._check_membership(prospect_id, list_id)
+        if prospect_id not in self.lists[list_id]:
+            return ListChange.NOT_A_MEMBER
+        self.lists[list_id].discard(prospect_id)
+        self.opted_out.get(list_id, set()).discard(prospect_id)
+        return ListChange.REMOVED
+
+    def _check_membership(self, prospect_id: int, list_id: int) -> None:
         if list_id not in self.lists:
             raise PardotError(55, "Invalid list ID")
         if prospect_id not in self.prospects:
             raise PardotError(3, "Invalid prospect ID")
-        if prospect_id in self.lists[list_id]:
-            return False  # err 58, already a member: success
-        self.lists[list_id].add(prospect_id)
-        return True
+
+    def _apply_list_fields(self, prospect_id: int, fields: Mapping[str, str]) -> dict[str, str]:
+        """v3/v4's ``list_<id>=0|1`` on a prospect write: the membership changes, the
+        field is not stored. v5 has no such field (a test would see it stored)."""
+        if self.api_version == 5:
+            return dict(fields)
+        kept: dict[str, str] = {}
+        for name, value in fields.items():
+            match = re.fullmatch(r"list_(\d+)", name)
+            if match is None:
+                kept[name] = value
+                continue
+            list_id = int(match.group(1))
+            if list_id not in self.lists:
+                raise PardotError(55, "Invalid list ID")
+            if value == "0":
+                self.lists[list_id].discard(prospect_id)
+                self.opted_out.get(list_id, set()).discard(prospect_id)
+            else:
+                self.lists[list_id].add(prospect_id)
+        return kept
 
     async def unknown_lists(self, list_ids: Sequence[int]) -> tuple[int, ...]:
         return tuple(list_id for list_id in list_ids if list_id not in self.lists)
@@ -214,6 +262,7 @@ class MemoryGateway(TrackGateway):
             self.prospects[prospect_id] = {"id": prospect_id}
             self._created_here.add(prospect_id)
         self._touched[prospect_id] = next(self._clock)
+        fields = self._apply_list_fields(prospect_id, fields)
         stored = self.prospects[prospect_id]
         stored.update({k: v for k, v in fields.items() if v != ""})
         for k in [k for k, v in fields.items() if v == ""]:
