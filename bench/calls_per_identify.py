@@ -1,6 +1,7 @@
-"""Pardot calls per identify, for each strategy, cold (first sight) and warm (identity
-map hit) — measured against fakepardot through the live server, printed as the
-Markdown table that README.md carries.
+"""Pardot calls per identify, for each strategy, cold (first sight), warm (identity map
+hit, with a write to send: ``skip_unchanged`` off) and repeated identically (the memory
+of writes: issue 15, no call for nothing) — measured against fakepardot through the
+live server, printed as the Markdown table that README.md carries.
 
 Run: ``make bench-calls`` (or ``.venv/bin/python bench/calls_per_identify.py``).
 """
@@ -69,10 +70,10 @@ def operation(method: str, path: str) -> str:
 def described(response) -> str:
     """ "2 (read + create)": the count and the Pardot operations a response cost."""
     ops = [operation(c.method, c.path) for c in response.pardot_calls]
-    return f"{len(ops)} ({' + '.join(ops)})"
+    return f"{len(ops)} ({' + '.join(ops)})" if ops else "0"
 
 
-async def measure() -> list[tuple[str, str, str, str]]:
+async def measure() -> list[tuple[str, str, str, str, str]]:
     rows = []
     with FakePardot() as fake, tempfile.TemporaryDirectory() as state:
         for name, how, traits, segment in CASES:
@@ -88,8 +89,11 @@ async def measure() -> list[tuple[str, str, str, str]]:
                 }
                 request = identify(traits, **settings)
                 cold = await service.stub.Identify(request)
-                warm = await service.stub.Identify(request)
-                rows.append((name, described(cold), described(warm), segment))
+                repeat = await service.stub.Identify(request)
+                warm = await service.stub.Identify(
+                    identify(traits, **settings, skip_unchanged=False)
+                )
+                rows.append((name, described(cold), described(warm), described(repeat), segment))
             finally:
                 await close_service(service)
     return rows
@@ -99,9 +103,10 @@ def main() -> None:
     configure_logging("warning")
     rows = asyncio.run(measure())
     print(
-        "| strategy | cold: first identify | warm: repeat (identity map hit) | Segment's design |"
+        "| strategy | cold: first identify | warm: repeat, skip_unchanged off (identity map "
+        "hit) | repeat, identical (skip_unchanged on) | Segment's design |"
     )
-    print("| --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
 

@@ -56,7 +56,9 @@ class People:
 
 def identify_request(strategy: str, people: People, n: int) -> pb.IdentifyRequest:
     """Request ``n``: a Segment-style identify with a unique message_id (real callers
-    send one, so the idempotency path is part of what is measured)."""
+    send one, so the idempotency path is part of what is measured) and something new to
+    write (``comments``: an identical repeat would cost no call at all, "No call for
+    nothing", which ``make bench-calls`` measures; this bench measures the writes)."""
     person = people.person(n)
     traits = struct_pb2.Struct()
     traits.update(
@@ -64,6 +66,7 @@ def identify_request(strategy: str, people: People, n: int) -> pb.IdentifyReques
             "email": people.email(n),
             "first_name": f"Bench{person}",
             "org_id": f"{people.tag}-org-{person}",
+            "comments": f"event {n}",
         }
     )
     return pb.IdentifyRequest(

@@ -36,7 +36,8 @@ from clients.known_ids import KnownProspectIds
 from clients.retry import RetryPolicy
 from clients.state.identity import IdentityView
 from clients.state.local import MemoryState
-from clients.state.protocols import ClientState, CreateHolds, IdentityStore
+from clients.state.protocols import ClientState, CreateHolds, IdentityStore, WrittenFields
+from clients.state.written import WrittenView
 from clients.track_targets import TrackTargets
 from clients.transport import PardotTransport, new_http_client
 from strategies.core import pardot_facts as facts
@@ -57,6 +58,7 @@ class PardotConnection:
         account: PardotAccount,
         identity: IdentityStore,
         unconfirmed_creates: CreateHolds,
+        written: WrittenFields,
     ) -> None:
         self.config = config
         self.transport = transport
@@ -71,6 +73,8 @@ class PardotConnection:
         #: The lists and refused activity types its track calls met (``clients.track_targets``).
         self.track_targets = TrackTargets()
         self._identity = identity
+        #: What the service last wrote to each prospect (``skip_unchanged``).
+        self._written = WrittenView(written, config.name)
 
     @property
     def name(self) -> str:
@@ -97,6 +101,7 @@ class PardotConnection:
             dry_run=dry_run,
             deadline=deadline,
             track_targets=self.track_targets,
+            written=self._written,
         )
 
 
@@ -127,6 +132,12 @@ class PardotConnections:
         backend: ClientState = state if state is not None else MemoryState()
         self._accounts = _accounts(configs, backend)
         self.identity: IdentityStore = backend.identity()
+        #: The memory of writes every connection's gateways share, closed with them.
+        try:
+            self.written: WrittenFields = backend.written()
+        except BaseException:
+            self.identity.close()
+            raise
         #: Every connection's creates in doubt, closed with the connections.
         self._holds: list[CreateHolds] = []
         try:
@@ -154,11 +165,13 @@ class PardotConnections:
                     account=account,
                     identity=self.identity,
                     unconfirmed_creates=holds,
+                    written=self.written,
                 )
         except BaseException:
             for opened in self._holds:
                 opened.close()
             self.identity.close()
+            self.written.close()
             raise
 
     @property
@@ -193,6 +206,7 @@ class PardotConnections:
         for holds in self._holds:
             holds.close()
         self.identity.close()
+        self.written.close()
 
 
 def _accounts(

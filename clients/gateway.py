@@ -38,7 +38,14 @@ from clients.wire.batching import BatchEntry, batch_kind
 from clients.wire.paths import api_path
 from clients.wire.responses import prospects_in
 from clients.wire.v3v4 import api_request, prospect_read, prospect_write
-from strategies.base import EarlierAttempt, KeyField, ProspectKey, WriteOperation
+from strategies.base import (
+    NO_MEMORY,
+    EarlierAttempt,
+    KeyField,
+    ProspectKey,
+    WriteOperation,
+    WrittenView,
+)
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import (
     UNKNOWN_PARDOT_ERROR,
@@ -49,7 +56,7 @@ from strategies.core.errors import (
     Reason,
 )
 from strategies.core.model import CallRecord, Fields, Prospect
-from strategies.track import TrackGateway
+from strategies.track import ListChange, TrackGateway, list_field
 
 #: How a planned call's path shows the id of a prospect that a dry run would create.
 PLANNED_NEW_ID = "{new}"
@@ -85,6 +92,7 @@ class PardotGateway(TrackGateway):
         dry_run: bool,
         deadline: float | None,
         track_targets: TrackTargets | None = None,
+        written: WrittenView = NO_MEMORY,
     ) -> None:
         if api_version not in self.versions:
             raise FailedPrecondition(
@@ -105,6 +113,8 @@ class PardotGateway(TrackGateway):
         self.calls: list[CallRecord] = []
         #: What earlier calls on this connection learned (``clients.state.identity``).
         self.identity = identity
+        #: What this connection last wrote to each prospect (``clients.state.written``).
+        self.written = written
         #: The lists and refused activity types this connection knows of
         #: (``clients.track_targets``); a gateway built alone learns them afresh.
         self._track_targets = track_targets if track_targets is not None else TrackTargets()
@@ -213,10 +223,15 @@ class PardotGateway(TrackGateway):
 
     # --- beyond the Gateway, for track mappings (strategies.track.TrackGateway) -------
 
-    async def add_to_list(self, prospect_id: int | None, list_id: int) -> bool:
-        """True when the prospect was added, False when already a member (err 58) or
-        only planned (dry run). ``prospect_id`` is None only in a dry run, for a
-        prospect that would be created: the planned path shows ``{new}``."""
+    async def add_to_list(
+        self, prospect_id: int | None, list_id: int, *, resubscribe: bool
+    ) -> ListChange:
+        """ADDED; on err 58 one read of the membership tells ALREADY_MEMBER from
+        OPTED_OUT, and with ``resubscribe`` an opted-out membership is updated with
+        ``opted_out=false`` (RESUBSCRIBED); PLANNED in a dry run. ``prospect_id`` is None
+        only in a dry run, for a prospect that would be created: the planned path shows
+        ``{new}``. Never ``list_<id>=1`` on a prospect write: what that does to an
+        opted-out membership is not documented."""
         if prospect_id is None:
             if not self.dry_run:
                 raise ValueError("adding to a list needs the prospect's id")
@@ -224,29 +239,68 @@ class PardotGateway(TrackGateway):
             self.calls.append(
                 CallRecord(method="POST", path=f"{path}/prospect_id/{PLANNED_NEW_ID}", planned=True)
             )
-            return False
+            return ListChange.PLANNED
         path_params = {"list_id": list_id, "prospect_id": prospect_id}
         if self.dry_run:
             self._plan(facts.LIST_MEMBERSHIP, "create", path_params)
-            return False
-        request = api_request(
-            "POST",
-            facts.LIST_MEMBERSHIP,
-            self.api_version,
-            "create",
-            path_params,
-            {},
-            idempotent=True,
-        )
+            return ListChange.PLANNED
         try:
-            await self._transport.send(request, deadline=self.deadline, calls=self.calls)
+            await self._membership("POST", "create", path_params, {})
         except PardotError as exc:
             if exc.err_code == facts.ERR_ALREADY_LIST_MEMBER:
-                return False
+                return await self._existing_membership(path_params, resubscribe)
             if exc.err_code == facts.ERR_INVALID_LIST:  # deleted since it was read
                 self._track_targets.remember_list(list_id, False)
             raise
-        return True
+        return ListChange.ADDED
+
+    async def _existing_membership(
+        self, path_params: Mapping[str, int], resubscribe: bool
+    ) -> ListChange:
+        """After err 58: the membership's ``opted_out`` (a JSON boolean, RECORDED)."""
+        envelope = await self._membership("GET", "read", path_params, {})
+        membership = envelope.get("list_membership")
+        opted_out = isinstance(membership, Mapping) and _truthy(membership.get("opted_out"))
+        if not opted_out:
+            return ListChange.ALREADY_MEMBER
+        if not resubscribe:
+            return ListChange.OPTED_OUT
+        await self._membership("POST", "update", path_params, {"opted_out": "false"})
+        return ListChange.RESUBSCRIBED
+
+    async def _membership(
+        self,
+        method: str,
+        operation: str,
+        path_params: Mapping[str, int],
+        params: Mapping[str, str],
+    ) -> dict[str, Any]:
+        """One ``listMembership`` call by list and prospect id. Each is safe to repeat:
+        a second create answers err 58, a read or an update sets nothing new."""
+        request = api_request(
+            method,
+            facts.LIST_MEMBERSHIP,
+            self.api_version,
+            operation,
+            path_params,
+            params,
+            idempotent=True,
+        )
+        return await self._transport.send(request, deadline=self.deadline, calls=self.calls)
+
+    async def remove_from_list(self, prospect_id: int | None, list_id: int) -> ListChange:
+        """v3/v4: ``list_<id>=0`` by an update by id (PARDOT_API.md, "List membership");
+        removing a non-member is no error there, so a removal says REMOVED.
+        ``strategies.track`` rather carries the field on the write it makes anyway."""
+        if prospect_id is None:
+            if not self.dry_run:
+                raise ValueError("removing from a list needs the prospect's id")
+            path = api_path(facts.PROSPECT, self.api_version, "update", {"id": PLANNED_NEW_ID})
+            self.calls.append(CallRecord(method="POST", path=path, planned=True))
+            return ListChange.PLANNED
+        field = list_field(list_id)
+        await self._write("update", "id", prospect_id, {field: "0"}, True, True)
+        return ListChange.PLANNED if self.dry_run else ListChange.REMOVED
 
     async def unknown_lists(self, list_ids: Sequence[int]) -> tuple[int, ...]:
         """The ids among ``list_ids`` that name no list of the account, in their order:
@@ -468,6 +522,13 @@ class PardotGateway(TrackGateway):
     ) -> None:
         path = api_path(pardot_object, self.api_version, operation, path_params)
         self.calls.append(CallRecord(method="POST", path=path, planned=True))
+
+
+def _truthy(value: object) -> bool:
+    """A Pardot boolean as it comes back: a JSON boolean, 1, or "1"/"true" in XML."""
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true")
 
 
 def _prospect(fields: Mapping[str, Any], *, created: bool = False) -> Prospect:

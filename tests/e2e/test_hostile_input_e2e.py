@@ -348,7 +348,8 @@ async def test_the_edges_of_the_timestamp_range_pass(service: Service) -> None:
         request = identify(TOM, connection="v3")
         request.timestamp.CopyFrom(when)
         reply = await service.stub.Identify(request, timeout=10)
-        assert reply.outcome in (pb.OUTCOME_CREATED, pb.OUTCOME_UPDATED)
+        # The second is identical but for its timestamp, which Pardot is not sent.
+        assert reply.outcome in (pb.OUTCOME_CREATED, pb.OUTCOME_UNCHANGED)
 
 
 @pytest.mark.parametrize(

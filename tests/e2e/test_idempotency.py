@@ -86,7 +86,10 @@ async def test_after_the_window_the_message_is_sent_again(fake: FakePardot, tmp_
     )
     service = await open_service(config)
     try:
-        request = identify({"email": "di@example.com"}, connection="v3", message_id="m-w")
+        # skip_unchanged off: the repeat's write is sent, so the fake shows it was applied.
+        request = identify(
+            {"email": "di@example.com"}, connection="v3", message_id="m-w", skip_unchanged=False
+        )
         first = await service.stub.Identify(request, timeout=10)
         await asyncio.sleep(window * 2)
         later = await service.stub.Identify(request, timeout=10)

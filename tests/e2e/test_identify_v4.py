@@ -133,7 +133,12 @@ async def test_prospect_deleted_behind_the_maps_back_is_resolved_afresh(
     traits = {"email": "gone@example.com", "org_id": "o-9"}
     first = await service.stub.Identify(identify(traits, **ORG))
     fake.state.delete_prospect("v4", int(first.prospect_id))
-    again = await service.stub.Identify(identify(traits, **ORG))
+    # The memory of writes cannot see a deletion made in Pardot: an identical repeat
+    # is answered from it (the documented reason skip_unchanged is a setting) ...
+    remembered = await service.stub.Identify(identify(traits, **ORG))
+    assert remembered.outcome == pb.OUTCOME_UNCHANGED and not remembered.pardot_calls
+    # ... and with it off, the call reaches Pardot, which says the prospect is gone.
+    again = await service.stub.Identify(identify(traits, skip_unchanged=False, **ORG))
     assert operations(again) == ["update", "read", "create"]
     assert again.outcome == pb.OUTCOME_CREATED and again.prospect_id != first.prospect_id
     assert again.pardot_calls[0].err_code == 3
@@ -163,10 +168,13 @@ async def test_identity_map_survives_a_restart(fake: FakePardot, tmp_path: Path)
         await close_service(first_run)
     second_run = await open_service(config)
     try:
-        warm = await second_run.stub.Identify(identify(traits, **ORG))
+        warm = await second_run.stub.Identify(identify({**traits, "first_name": "D"}, **ORG))
+        same = await second_run.stub.Identify(identify({**traits, "first_name": "D"}, **ORG))
     finally:
         await close_service(second_run)
     assert warm.prospect_id == created.prospect_id and operations(warm) == ["update"]
+    # The memory of what was written survives too: the repeat is not sent.
+    assert same.outcome == pb.OUTCOME_UNCHANGED and operations(same) == []
 
 
 async def test_v4_without_a_way_to_match_says_what_to_configure(

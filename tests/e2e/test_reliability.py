@@ -138,7 +138,8 @@ async def test_the_daily_limit_fails_fast_with_retry_info_and_no_call(
     service: Service, fake: FakePardot
 ) -> None:
     seeded = fake.state.add_prospect("v4", email="daily@example.com")
-    by_id = identify({"first_name": "D"}, pardot_id=str(seeded["id"]))
+    # skip_unchanged off: each identical call is sent, and counts against the limit.
+    by_id = identify({"first_name": "D"}, pardot_id=str(seeded["id"]), skip_unchanged=False)
     fake.state.daily_limit = 2
     await service.stub.Identify(by_id, timeout=10)
     await service.stub.Identify(by_id, timeout=10)

@@ -295,4 +295,20 @@ async def test_the_readme_v5_session(service: Service, fake: FakePardot) -> None
     )
     assert code == 0, err
     again = json.loads(out)
-    assert (again["outcome"], again["prospect_id"]) == ("OUTCOME_UPDATED", response["prospect_id"])
+    assert (again["outcome"], again["prospect_id"]) == (
+        "OUTCOME_UNCHANGED",
+        response["prospect_id"],
+    )
+    assert "pardot_calls" not in again  # nothing sent: it would change nothing
+
+    changed = {**README_V5, "traits": {**README_V5["traits"], "company": "Initrode"}}
+    code, out, err = await grpcurl(
+        service.port, "prospectsync.v1.ProspectSync/Identify", data=changed
+    )
+    assert code == 0, err
+    updated = json.loads(out)
+    assert (updated["outcome"], updated["prospect_id"]) == (
+        "OUTCOME_UPDATED",
+        response["prospect_id"],
+    )
+    assert len(updated["pardot_calls"]) == 1

@@ -221,7 +221,11 @@ async def test_every_pardot_attempt_is_counted_by_kind_err_code_and_outcome(
 
     await service.stub.Identify(identify({"email": "grace@example.com"}, connection="v3"))
     fake.state.inject("err", err_code=66, path_contains="/do/upsert")  # then a retry
-    await service.stub.Identify(identify({"email": "grace@example.com"}, connection="v3"))
+    changed = {
+        "email": "grace@example.com",
+        "first_name": "Grace",
+    }  # an identical one sends nothing
+    await service.stub.Identify(identify(changed, connection="v3"))
 
     after = await scrape(endpoint.port)
 

@@ -74,8 +74,9 @@ async def test_no_secret_reaches_a_log_line_a_status_or_a_response(
                         for _, value in error.trailing_metadata() or ()
                     )
 
-            traits = {"email": "sec@example.com", "org_id": "o-1"}
-            for _ in range(2):
+            for round_ in range(2):
+                # A change each round: an identical repeat would send nothing.
+                traits = {"email": "sec@example.com", "org_id": "o-1", "first_name": f"R{round_}"}
                 await call(identify(traits, lookup_field="org_id"))
                 await call(identify(traits, connection="v3"))
                 await call(identify(traits, connection="legacy"))
