@@ -37,6 +37,8 @@ Switches and faults (``fake.state``; the same over HTTP under ``/_fake/``, see c
     oauth_grant_types = [...]    grants the token endpoint takes; others: unsupported_grant_type
     v3_batch_error_keys = "index" | "identifier"   UNCONFIRMED: a v3 batch answer names a
                                  failed entry by its index (as v4, RECORDED) or by its key
+    batch_list_values = "expand" | "refuse"   UNCONFIRMED: a JSON array in a batch entry is
+                                 a multi-value field (``f_0``, ``f_1``…) or fails the entry
     inject(kind, times=1, err_code=None, path_contains=None, delay_s=None, match=None, text=None)
         kinds: "html_502", "http_500", "empty_200", "err" (Pardot error for err_code),
         "delay" (wait delay_s, then answer), "drop" (close the connection, no response),

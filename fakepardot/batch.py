@@ -16,6 +16,13 @@ batch is ``stat="ok"`` with ``errors: {}``, HTTP 201 when an entry created a pro
 and 200 otherwise. It holds no ids. v3 error keys: the ``v3_batch_error_keys`` switch
 (UNCONFIRMED: indexes, or the identifiers the entries were sent under).
 
+A multi-value custom field in a JSON entry: ``<field>_0``, ``<field>_1`` keys, as a
+single write's form takes them (a v4 client in production sends them so:
+code-dot-org/code-dot-org, lib/cdo/contact_rollups/v2/pardot.rb). A JSON array in an
+entry is the ``batch_list_values`` switch (UNCONFIRMED: no client or recording sends
+one): "expand" (default) takes it as those keys; "refuse" fails the entry as a nested
+object fails it (err 90's text), the batch's other entries applied.
+
 Runs with the state lock held; never awaits, never renders.
 """
 
@@ -42,7 +49,7 @@ def run(book: ProspectBook, version: int, op: str, params: Mapping[str, str]) ->
     raw = params.get("prospects")
     if raw is None or not raw.strip():
         raise PardotFail(c.ERR_BATCH_INVALID)
-    entries = _parse(raw, version)
+    entries = _parse(raw, version, lists=book.state.batch_list_values == "expand")
     if len(entries) > c.MAX_BATCH_PROSPECTS:
         raise PardotFail(c.ERR_BATCH_TOO_BIG)
     path = f"/api/prospect/version/{version}/do/{op}"
@@ -108,7 +115,7 @@ def _without(fields: dict[str, str], *names: str) -> dict[str, str]:
 # --- parsing ---------------------------------------------------------------------------
 
 
-def _parse(raw: str, version: int) -> list[Entry]:
+def _parse(raw: str, version: int, *, lists: bool = True) -> list[Entry]:
     text = raw.strip()
     if text.startswith("<"):
         return _parse_xml(text, version)
@@ -125,11 +132,12 @@ def _parse(raw: str, version: int) -> list[Entry]:
         pairs = [(None, v) for v in items]
     else:
         raise PardotFail(c.ERR_BATCH_INVALID)
-    return [_entry(key, value) for key, value in pairs]
+    return [_entry(key, value, lists=lists) for key, value in pairs]
 
 
-def _entry(key: str | None, value: Any) -> Entry:
-    """One entry's fields as form strings; a nested value is that entry's own error."""
+def _entry(key: str | None, value: Any, *, lists: bool = True) -> Entry:
+    """One entry's fields as form strings; a nested value is that entry's own error
+    (an array too, unless ``lists``: the ``batch_list_values`` switch)."""
     if not isinstance(value, dict):
         return key, PardotFail(c.ERR_NOT_FLAT)
     fields: dict[str, str] = {}
@@ -141,7 +149,7 @@ def _entry(key: str | None, value: Any) -> Entry:
             # (grouparoo/grouparoo#1391, review of exportProfiles.ts: "does null work
             # here?" — "Nope, it just leaves the old value and does nothing").
             continue
-        elif isinstance(item, dict):
+        elif isinstance(item, dict) or (isinstance(item, list) and not lists):
             return key, PardotFail(c.ERR_NOT_FLAT)
         elif isinstance(item, list):  # multi-value custom field
             fields.update({f"{name}_{i}": _text(v) for i, v in enumerate(item)})

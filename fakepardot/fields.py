@@ -5,7 +5,11 @@ Rules (PARDOT_API.md, "Prospect fields"): writable standard fields are stored,
 read-only ones are ignored, custom fields are stored only if the account has them
 (unknown ones are ignored or refused, per ``state.unknown_custom_field``), an empty
 value clears a field, ``field_0=a&field_1=b`` is a multi-value custom field, and
-``list_<id>=1`` adds the prospect to a list. Never touches the network or the lock.
+``list_<id>=1`` adds the prospect to a list and ``list_<id>=0`` removes it (PARDOT_API.md,
+"List membership"; removing a non-member is no error: chosen, nothing documents one).
+What ``list_<id>=1`` does to a membership the prospect opted out of is not documented:
+the switch ``list_field_resubscribes`` (False: it stays opted out; True: subscribed
+again). Never touches the network or the lock.
 
 On the wire (``render``, PARDOT_API.md "Responses", RECORDED): Pardot's default field
 order, ``password`` null, no ``is_archived`` / ``prospect_account_id``, then
@@ -129,6 +133,11 @@ def _standard_value(account: Account, name: str, value: str) -> Any:
     return value or None
 
 
+def parse_boolean(value: str) -> int | None:
+    """A form boolean as Pardot reads it: 1, None (false or empty), or err 76."""
+    return _boolean(value)
+
+
 def _boolean(value: str) -> int | None:
     lowered = value.strip().lower()
     if lowered in _TRUE:
@@ -173,8 +182,10 @@ def apply_write(account: Account, record: ProspectRecord, plan: WritePlan, now: 
         members = account.lists[list_id]
         if member and record["id"] not in members:
             members[record["id"]] = membership(list_id, record["id"], now)
+        elif member and members[record["id"]]["opted_out"] and account.list_field_resubscribes:
+            members[record["id"]].update(opted_out=False, updated_at=now)
         elif not member:
-            members.pop(record["id"], None)
+            members.pop(record["id"], None)  # a non-member: nothing to remove, no error
     record["updated_at"] = now
 
 
@@ -208,7 +219,7 @@ def render(
     if campaign_id is not None:
         out["campaign"] = {"id": campaign_id, "name": f"Campaign {campaign_id}"}
     for name, value in record.get("_custom", {}).items():
-        out[name] = {"value": list(value)} if isinstance(value, list) else value
+        out[name] = _custom_output(value)
     if only is not None:
         return {k: v for k, v in out.items() if k == "id" or k in only}
     if output in (None, "", "full"):
@@ -217,6 +228,17 @@ def render(
         out["visitor_activities"] = None
         out["lists"] = _lists(record["id"], account)
     return out
+
+
+def _custom_output(value: str | list[str]) -> str | dict[str, list[str]]:
+    """A custom field as v3/v4 show it: a multi-value field's several values as
+    ``{"value": [...]}`` (XML: one ``<value>`` element each), one value as a plain one
+    (code-dot-org/code-dot-org PR 35472, from real v4 XML answers:
+    ``<db_Roles><value>Teacher</value><value>CSF Teacher</value></db_Roles>``, and
+    ``<db_Hour_of_Code_Organizer>2013</db_Hour_of_Code_Organizer>`` for one)."""
+    if not isinstance(value, list):
+        return value
+    return {"value": list(value)} if len(value) > 1 else value[0]
 
 
 def _lists(prospect_id: int, account: Account | None) -> dict[str, Any] | None:

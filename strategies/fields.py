@@ -15,6 +15,17 @@ table (``address: {city: null}`` clears the city; ``address: null`` leaves the a
 as it is) and no other source of the field may hold a value (``first_name: null,
 firstName: "Tom"`` sets Tom). The email is never cleared: it identifies the prospect and
 Pardot declines a write that clears a required field.
+
+A list of scalars for a CUSTOM field is a multi-value field (checkbox, multi-select):
+``tags: ["a", "b"]`` becomes the tuple ``("a", "b")``, which ``clients.wire`` sends as
+Pardot's ``tags_0=a&tags_1=b`` (v3/v4) or a JSON array (v5). Each value is formatted as
+:func:`format_value` formats a scalar; empty strings are dropped (an empty choice is no
+choice, and ``tags_0=`` would clear every value) and repeats kept once. An empty list
+clears the field: ``()`` is sent as ``tags_0=``, Pardot's documented way ("To clear all
+of the values for a checkbox or multi-select field, use ``<field_name>_0=``",
+pardot/api-docs, docs/kb/api-version-3/using-prospects.md). A standard field takes one
+value, so a list there, or a list holding objects, lists or nulls, is INVALID_ARGUMENT
+naming the trait.
 """
 
 from __future__ import annotations
@@ -24,8 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strategies.core.errors import InvalidArgument
-from strategies.core.pardot_facts import READ_ONLY_FIELDS
+from strategies.core.model import FieldValue
+from strategies.core.pardot_facts import READ_ONLY_FIELDS, WRITABLE_FIELDS
 from strategies.validation import (
+    MAX_FIELD_VALUES,
     check_email,
     check_field_id,
     check_trait_count,
@@ -73,9 +86,13 @@ CONSUMED_TRAITS: frozenset[str] = frozenset(
 _NEVER_CLEARED = frozenset({"email"})
 
 
+#: Pardot's own fields: each takes one value (only custom fields take several).
+STANDARD_FIELDS: frozenset[str] = frozenset(WRITABLE_FIELDS) | frozenset(READ_ONLY_FIELDS)
+
+
 @dataclass
 class MappedFields:
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, FieldValue] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -94,13 +111,14 @@ def prospect_fields(traits: Mapping[str, Any], *, path: str = "traits") -> Mappe
                 continue
             if isinstance(value, dict):
                 continue  # an object at a scalar path (company: {...}) → the next source
-            mapped.fields[pardot_field] = format_value(value, f"{path}.{'.'.join(source)}")
+            where = f"{path}.{'.'.join(source)}"
+            mapped.fields[pardot_field] = field_value(pardot_field, value, where)
             break
         else:
             if cleared and pardot_field not in _NEVER_CLEARED:
                 mapped.fields[pardot_field] = ""  # empty clears the field in Pardot
     email = mapped.fields.get("email")
-    if email and email.strip():  # every write that carries an email: Pardot's rule first
+    if isinstance(email, str) and email.strip():  # every write with an email: Pardot's rule
         mapped.fields["email"] = check_email(email, f"{path}.email")
     _split_name(traits, mapped.fields)
     for name, value in traits.items():
@@ -110,8 +128,45 @@ def prospect_fields(traits: Mapping[str, Any], *, path: str = "traits") -> Mappe
             mapped.warnings.append(f"{path}.{name} ignored: {name} is read-only in Pardot")
             continue
         check_field_id(name, f"{path}.{name}")
-        mapped.fields[name] = format_value(value, f"{path}.{name}")
+        mapped.fields[name] = field_value(name, value, f"{path}.{name}")
     return mapped
+
+
+def field_value(pardot_field: str, value: Any, field_path: str) -> FieldValue:
+    """One value for ``pardot_field``: :func:`format_value`'s string, or for a custom
+    field given a list, its multi-value tuple (the module docstring's rule). Track
+    mappings' properties go through here too."""
+    if not isinstance(value, list):
+        return format_value(value, field_path)
+    if pardot_field in STANDARD_FIELDS:
+        raise InvalidArgument(
+            field_path,
+            f"is a list, but {pardot_field} is a standard Pardot field and takes one value: "
+            "only a custom field (checkbox, multi-select) takes several",
+        )
+    return multi_value(value, field_path)
+
+
+def multi_value(values: list[Any], field_path: str) -> tuple[str, ...]:
+    """A multi-value custom field's values: each scalar formatted, empty strings
+    dropped, repeats kept once, in order; ``()`` for an empty list (clears the field)."""
+    if len(values) > MAX_FIELD_VALUES:
+        raise InvalidArgument(
+            field_path,
+            f"holds {len(values)} values; a multi-value field takes at most {MAX_FIELD_VALUES}",
+        )
+    kept: dict[str, None] = {}
+    for index, item in enumerate(values):
+        where = f"{field_path}[{index}]"
+        if item is None or isinstance(item, dict | list):
+            kind = "null" if item is None else "an object" if isinstance(item, dict) else "a list"
+            raise InvalidArgument(
+                where, f"is {kind}; a multi-value field takes strings, numbers or bools"
+            )
+        text = format_value(item, where)
+        if text:
+            kept[text] = None
+    return tuple(kept)
 
 
 def format_value(value: Any, field_path: str) -> str:
@@ -135,7 +190,7 @@ def format_value(value: Any, field_path: str) -> str:
     raise InvalidArgument(field_path, f"is {kind}; a Pardot field takes a string, number or bool")
 
 
-def _split_name(traits: Mapping[str, Any], fields: dict[str, str]) -> None:
+def _split_name(traits: Mapping[str, Any], fields: dict[str, FieldValue]) -> None:
     name = traits.get("name")
     if not isinstance(name, str) or not name.strip():
         return

@@ -35,6 +35,10 @@ MAX_TRAITS = 200
 #: One field value, as sent to Pardot, in UTF-8 bytes (Pardot's largest field, a text
 #: area, holds 65,535 characters; one value never needs more than this).
 MAX_VALUE_BYTES = 64 * 1024
+#: Values of one multi-value custom field (a trait that is a list): a checkbox or
+#: multi-select holds one value per choice it offers, and Pardot's forms offer dozens,
+#: not thousands; each value is bounded by :data:`MAX_VALUE_BYTES` too.
+MAX_FIELD_VALUES = 100
 #: ``message_id`` is an idempotency key, stored for a day: a UUID needs 36 characters.
 MAX_MESSAGE_ID_LENGTH = 255
 #: ``user_id``, ``anonymous_id`` and a lookup value: identifiers, kept in the identity map

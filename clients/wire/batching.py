@@ -4,6 +4,13 @@ batch answer says about each entry.
 
 - v3 keys its entries by id or email (a JSON object), so one batch holds one entry
   per key; v4 takes a list of entries that carry ``id``, ``fid`` or ``email``.
+- A multi-value custom field (a tuple) is sent in an entry as the single call sends
+  it, ``<field>_0``, ``<field>_1``, … (``clients.wire.v3v4.form_fields``): a client in
+  production against v4 batches does so (code-dot-org/code-dot-org,
+  lib/cdo/contact_rollups/v2/pardot.rb, ``convert_to_prospect_fields``: "For multi data
+  fields (multi-select, etc.), set key names as [field_name]_0, [field_name]_1"), while
+  no public client or recording shows a JSON array in a batch entry (UNCONFIRMED; the
+  fake's ``batch_list_values`` switch).
 - The answer names failed entries by their index, with Pardot's error TEXT and no
   err_code; every other entry was processed. It holds no ids. When an entry failed
   the envelope is ``stat="fail"`` with no err_code (HTTP 200, RECORDED): a partial
@@ -26,9 +33,10 @@ from typing import Any
 
 from clients.wire.request import PardotRequest
 from clients.wire.responses import parse_batch_response
-from clients.wire.v3v4 import api_request, prospect_write
+from clients.wire.v3v4 import api_request, form_fields, prospect_write
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import PardotError
+from strategies.core.model import Fields
 
 #: (API version, single-call operation, id field) → the batch operation that does the
 #: same for many prospects. Not here: v4 upsert by email (it always creates, and the
@@ -69,7 +77,7 @@ class BatchEntry:
     operation: str
     id_field: str
     id_value: str
-    fields: Mapping[str, str]
+    fields: Fields
 
     @property
     def key(self) -> str:
@@ -81,13 +89,17 @@ class BatchEntry:
 
     def size(self) -> int:
         """Characters the entry adds to a batch (near enough its bytes in memory)."""
-        return len(self.id_value) + sum(len(k) + len(str(v)) + 6 for k, v in self.fields.items())
+        return len(self.id_value) + sum(
+            len(k) + 6 + (len(v) if isinstance(v, str) else sum(len(i) + len(k) + 8 for i in v))
+            for k, v in self.fields.items()
+        )
 
 
 def encode(kind: BatchKind, entries: Sequence[BatchEntry]) -> str:
     """The ``prospects`` form value: v3 ``{"prospects": {key: fields}}``, v4
-    ``{"prospects": [{id_field: value, ...fields}]}``. The key wins over a field of the
-    same name, as the path wins over the form in a single call."""
+    ``{"prospects": [{id_field: value, ...fields}]}``, each entry's fields as its
+    single call's form (multi-values as ``<field>_<n>``). The key wins over a field of
+    the same name, as the path wins over the form in a single call."""
     if len(entries) > facts.MAX_BATCH_PROSPECTS:
         raise ValueError(f"a batch holds at most {facts.MAX_BATCH_PROSPECTS} prospects")
     prospects: dict[str, Any] | list[dict[str, str]]
@@ -96,9 +108,11 @@ def encode(kind: BatchKind, entries: Sequence[BatchEntry]) -> str:
         for entry in entries:
             if entry.id_value in prospects:
                 raise ValueError("two entries of a v3 batch share a key")
-            prospects[entry.id_value] = dict(entry.fields)
+            prospects[entry.id_value] = form_fields(entry.fields)
     else:
-        prospects = [{**entry.fields, entry.id_field: entry.id_value} for entry in entries]
+        prospects = [
+            {**form_fields(entry.fields), entry.id_field: entry.id_value} for entry in entries
+        ]
     return json.dumps({"prospects": prospects}, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -101,8 +101,19 @@ def prospects_in(envelope: Mapping[str, Any]) -> list[dict[str, Any]]:
     if found is None:
         return []
     if isinstance(found, list):
-        return [p for p in found if isinstance(p, dict)]
-    return [found] if isinstance(found, dict) else []
+        return [_multi_values(p) for p in found if isinstance(p, dict)]
+    return [_multi_values(found)] if isinstance(found, dict) else []
+
+
+def _multi_values(prospect: dict[str, Any]) -> dict[str, Any]:
+    """A multi-value field's ``{"value": [...]}`` (XML: one ``<value>`` each) as the
+    tuple of strings a write sends (``strategies.core.model.FieldValue``)."""
+    for name, value in prospect.items():
+        if isinstance(value, Mapping) and set(value) == {"value"}:
+            items = value["value"]
+            items = items if isinstance(items, list) else [items]
+            prospect[name] = tuple("" if item is None else str(item) for item in items)
+    return prospect
 
 
 def _decode(content_type: str, body: bytes) -> dict[str, Any] | None:

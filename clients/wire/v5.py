@@ -25,6 +25,7 @@ from clients.wire.request import PardotRequest
 from clients.wire.responses import error_text, json_object, not_pardot, parse_response
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import PardotError, ProspectSyncError, Reason
+from strategies.core.model import Fields, FieldValue
 
 #: v5 name → v3/v4 name, for answers.
 _V3V4_NAMES: Final[dict[str, str]] = {v5: v3v4 for v3v4, v5 in facts.V5_FIELD_NAMES.items()}
@@ -55,10 +56,15 @@ def v5_field_name(name: str) -> str:
     return facts.V5_FIELD_NAMES.get(name) or f"{name}{facts.V5_CUSTOM_FIELD_SUFFIX}"
 
 
-def fields_to_v5(fields: Mapping[str, str]) -> dict[str, Any]:
+def fields_to_v5(fields: Fields) -> dict[str, Any]:
     """v3/v4 form values → a v5 ``prospect`` object: camelCase names, ``""`` (clear the
     field) as null, numbers and booleans of the typed standard fields in their JSON type
-    (a value that is not one is sent as it is, and Pardot says what is wrong)."""
+    (a value that is not one is sent as it is, and Pardot says what is wrong), and a
+    multi-value custom field's values as a JSON array of strings, ``()`` as ``[]`` (no
+    values: clears them all). The array is issue 15's contract and the fake's v5 rule;
+    no public v5 client or recording shows a multi-value write (UNCONFIRMED: a form
+    plugin reported Pardot v5 wanting ``a;b`` for a Salesforce multi-picklist,
+    solspace/craft-freeform#249)."""
     body: dict[str, Any] = {}
     for name, value in fields.items():
         v5_name = v5_field_name(name)
@@ -68,9 +74,12 @@ def fields_to_v5(fields: Mapping[str, str]) -> dict[str, Any]:
 
 def prospect_from_v5(document: Mapping[str, Any]) -> dict[str, Any]:
     """A v5 prospect with v3/v4's field names (``firstName`` → ``first_name``,
-    ``org_id__c`` → ``org_id``), as the strategies and the identity map read them."""
+    ``org_id__c`` → ``org_id``), as the strategies and the identity map read them; a
+    multi-value field's array as the tuple of strings a write sends."""
     prospect: dict[str, Any] = {}
     for name, value in document.items():
+        if isinstance(value, list):  # a multi-value custom field, as fields carry one
+            value = tuple(str(item) for item in value)
         if name in _V3V4_NAMES:
             prospect[_V3V4_NAMES[name]] = value
         elif name.endswith(facts.V5_CUSTOM_FIELD_SUFFIX) and len(name) > 3:
@@ -91,7 +100,9 @@ def returned_fields(custom_fields: Iterable[str] = ()) -> str:
     return ",".join(names)
 
 
-def _json_value(v5_name: str, value: str) -> Any:
+def _json_value(v5_name: str, value: FieldValue) -> Any:
+    if not isinstance(value, str):
+        return list(value)
     if value == "":
         return None
     if v5_name in facts.V5_INTEGER_FIELDS and value.isdigit():
@@ -110,7 +121,7 @@ def _json_value(v5_name: str, value: str) -> Any:
 
 def upsert_latest_by_email(
     email: str,
-    fields: Mapping[str, str],
+    fields: Fields,
     *,
     secondary_deleted_search: bool,
     custom_fields: Iterable[str] = (),
@@ -130,7 +141,7 @@ def upsert_latest_by_email(
 
 
 def prospect_create(
-    email: str, fields: Mapping[str, str], *, custom_fields: Iterable[str] = ()
+    email: str, fields: Fields, *, custom_fields: Iterable[str] = ()
 ) -> PardotRequest:
     """``POST objects/prospects``: always a new prospect (where the business unit
     allows several per email), so never resent once Pardot may have it."""
@@ -145,7 +156,7 @@ def prospect_create(
 
 
 def prospect_update(
-    prospect_id: int, fields: Mapping[str, str], *, custom_fields: Iterable[str] = ()
+    prospect_id: int, fields: Fields, *, custom_fields: Iterable[str] = ()
 ) -> PardotRequest:
     """``PATCH objects/prospects/<id>``: sets values on that prospect, never creates
     (an id nobody has is err 109); safe to repeat."""

@@ -222,3 +222,33 @@ def test_a_bare_object_is_the_answer_and_a_proxy_page_is_not() -> None:
         v5.parse_v5_response(502, "text/html", b"<html>Bad Gateway</html>")
     with pytest.raises(PardotUnavailable):
         v5.parse_v5_response(200, "application/json", b"")
+
+
+# --- multi-value custom fields (issue 15) ---------------------------------------------
+
+
+def test_a_multi_value_field_is_a_json_array_of_strings() -> None:
+    body = v5.fields_to_v5({"tags": ("pro", "team"), "first_name": "Kevin"})
+    assert body == {"tags__c": ["pro", "team"], "firstName": "Kevin"}
+
+
+def test_an_empty_multi_value_is_an_empty_array_which_clears_it() -> None:
+    # Not null: with null "leaving the field as it was" (the fake's v5_null_clears off,
+    # UNCONFIRMED), [] still says "no values".
+    assert v5.fields_to_v5({"tags": ()}) == {"tags__c": []}
+
+
+def test_every_v5_write_carries_the_array() -> None:
+    upsert = v5.upsert_latest_by_email(
+        "a@example.com", {"tags": ("a",)}, secondary_deleted_search=True
+    )
+    assert (upsert.json_body or {})["prospect"]["tags__c"] == ["a"]
+    assert (v5.prospect_create("a@example.com", {"tags": ("a",)}).json_body or {})["tags__c"] == [
+        "a"
+    ]
+    assert (v5.prospect_update(7, {"tags": ()}).json_body or {}) == {"tags__c": []}
+
+
+def test_a_multi_value_reads_back_as_the_tuple_a_write_sends() -> None:
+    read = v5.prospect_from_v5({"id": 7, "tags__c": ["pro", "team"], "firstName": "K"})
+    assert read == {"id": 7, "tags": ("pro", "team"), "first_name": "K"}

@@ -101,7 +101,12 @@ def test_read_only_pardot_fields_are_ignored_with_a_warning() -> None:
     [
         ({"org-id": "x"}, "traits.org-id", "is not a Pardot field id"),
         ({"9lives": "x"}, "traits.9lives", "is not a Pardot field id"),
-        ({"tags": ["a", "b"]}, "traits.tags", "is a list"),
+        ({"first_name": ["a", "b"]}, "traits.first_name", "is a standard Pardot field"),
+        ({"score": [1, 2]}, "traits.score", "is a standard Pardot field"),
+        ({"tags": [{"a": 1}]}, "traits.tags[0]", "is an object"),
+        ({"tags": ["a", ["b"]]}, "traits.tags[1]", "is a list"),
+        ({"tags": ["a", None]}, "traits.tags[1]", "is null"),
+        ({"tags": list(range(101))}, "traits.tags", "at most 100"),
         ({"profile": {"a": 1}}, "traits.profile", "is an object"),
     ],
 )
@@ -117,3 +122,34 @@ def test_error_path_follows_where_traits_live() -> None:
     with pytest.raises(InvalidArgument) as caught:
         prospect_fields({"bad key": 1}, path="context.traits")
     assert caught.value.field == "context.traits.bad key"
+
+
+# --- multi-value custom fields (issue 15) ---------------------------------------------
+
+
+def test_a_list_for_a_custom_field_is_a_multi_value_tuple() -> None:
+    mapped = prospect_fields({"email": "a@b.co", "tags": ["pro", "team"]})
+    assert mapped.fields == {"email": "a@b.co", "tags": ("pro", "team")}
+
+
+def test_multi_values_are_formatted_as_scalars_are_without_empties_or_repeats() -> None:
+    mapped = prospect_fields({"tags": ["a", 10.0, 2.5, True, "", "a", 3]})
+    assert mapped.fields == {"tags": ("a", "10", "2.5", "true", "3")}
+
+
+def test_an_empty_list_clears_a_multi_value_field() -> None:
+    assert prospect_fields({"tags": []}).fields == {"tags": ()}
+    assert prospect_fields({"tags": [""]}).fields == {"tags": ()}
+
+
+def test_a_standard_field_from_a_table_path_refuses_a_list_naming_that_path() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        prospect_fields({"address": {"city": ["Paris", "Lyon"]}})
+    assert caught.value.field == "traits.address.city"
+    assert "city is a standard Pardot field and takes one value" in caught.value.message
+
+
+def test_each_multi_value_is_bounded_as_a_value_is() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        prospect_fields({"tags": ["ok", "x" * (64 * 1024 + 1)]})
+    assert caught.value.field == "traits.tags[1]"
