@@ -17,6 +17,7 @@ token fetches included.
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from typing import Final
 
 import structlog
@@ -34,6 +35,11 @@ _tracer = trace.get_tracer("prospectsync.clients")
 #: The per-RPC log fields (bound by the servicer) that a span may carry: none of them
 #: can hold an email or a secret (the message_id, a caller's value, is left out too).
 SPAN_LOG_FIELDS: Final = ("strategy", "api_version")
+
+#: True while the running call's paths name a person whose email and ids must not be
+#: logged (``Forget``, ``server.forget``): the log event carries the endpoint's kind
+#: instead of the path. A contextvar, so only that call's own requests are affected.
+PRIVATE_PATHS: ContextVar[bool] = ContextVar("private_paths", default=False)
 
 
 def record_call(
@@ -66,11 +72,12 @@ def record_call(
     )
     if calls is not None:
         calls.append(record)
+    kind = metrics.endpoint_kind(method, path, purpose=purpose)
     log.info(
         "pardot.call",
         connection=connection,
         method=method,
-        path=path,
+        path=kind if PRIVATE_PATHS.get() else path,
         http_status=http_status,
         err_code=err_code,
         duration_ms=round(duration * 1000, 1),
@@ -78,7 +85,6 @@ def record_call(
         purpose=purpose,
         batch_size=batch_size,
     )
-    kind = metrics.endpoint_kind(method, path, purpose=purpose)
     outcome = metrics.outcome_of(http_status, err_code)
     if purpose == "auth":
         metrics.token_fetch(connection, kind, outcome)

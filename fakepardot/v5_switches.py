@@ -46,6 +46,17 @@ means, which values it takes, and why its default is the default.
                                      and null in v4's batch JSON "just leaves the old value
                                      and does nothing" (grouparoo/grouparoo PR 1391, run
                                      against a Pardot sandbox).
+    v5_permanent_delete = False      whether ``DELETE …/prospects/<id>?deleted=true`` on a
+                                     prospect in the recycle bin removes it for good
+                                     (204): False (404 code 109, as any DELETE of a
+                                     prospect in the recycle bin) | True. UNCONFIRMED, and
+                                     not in PARDOT_API.md: Salesforce Help ("Permanently
+                                     Delete Prospects") documents permanent deletion only
+                                     from the recycle bin's page, by an Administrator, and
+                                     no public client or v5 guide we found names an API
+                                     for it; ``deleted=true`` is how v5 reads address a
+                                     prospect in the recycle bin. Off: no account is
+                                     known to allow it.
 
 Plain data and validation only: the handlers (v5.py, v5_query.py, v5_wire.py) read the
 values from the state, with its lock held.
@@ -71,6 +82,7 @@ DEFAULTS: Final[tuple[tuple[str, Any], ...]] = (
     ("v5_upsert_fields_required", False),
     ("v5_page_size", c.V5_DEFAULT_PAGE_SIZE),
     ("v5_null_clears", True),
+    ("v5_permanent_delete", False),
 )
 
 

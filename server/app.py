@@ -27,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from clients import auth as pardot_auth
+from clients.account import account_label
 from clients.config.connection import ConnectionMisconfigured
 from clients.connections import PardotConnections
 from clients.state.health import StateHealth
@@ -35,6 +36,7 @@ from clients.state.protocols import ServiceState, StateUnavailable
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
 from server.config import ConfigError, ServiceConfig, TlsConfig
+from server.forget import Forgetting
 from server.idempotency import Idempotency
 from server.interceptors import (
     AdmissionInterceptor,
@@ -163,8 +165,18 @@ async def start_server(
             setting = "--listen" if listen else "server.listen"
             problem = f"cannot listen on {address} (port in use, or not an address of this host)"
             raise ConfigError([f"{setting}: {problem}"]) from None
+        forgetting = Forgetting(
+            suppressions=state.suppressions(),
+            identity=connections.identity,
+            written=state.written(),
+            records=idempotency.store,
+            scope=lambda name: account_label(connections.get(name).config),
+        )
         servicer = ProspectSyncServicer(
-            connections, person_locks=state.person_locks(), state_health=state.health
+            connections,
+            person_locks=state.person_locks(),
+            state_health=state.health,
+            forgetting=forgetting,
         )
         pb_grpc.add_ProspectSyncServicer_to_server(servicer, server)
         checks = health.aio.HealthServicer()

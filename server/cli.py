@@ -2,6 +2,7 @@
 ``server.workers``, N worker processes under a supervisor, ``server.workers``),
 ``backfill`` prepares existing prospects for a lookup field (``server.backfill.cli``),
 ``state migrate`` copies the embedded state to Redis (``server.state_migrate``),
+``forget`` erases a person through the running service (``server.forget_cli``),
 ``fake-pardot`` runs the Pardot emulator for local use.
 
 A configuration problem is one line on stderr and exit code 2, never a traceback;
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import structlog
 
-from server import state_migrate
+from server import forget_cli, state_migrate
 from server.backfill import cli as backfill_cli
 from server.config import (
     ConfigError,
@@ -57,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return backfill_cli.command(args, PROG)
     if args.command == "state":
         return state_migrate.command(args, PROG)
+    if args.command == "forget":
+        return forget_cli.command(args, PROG)
     return _fake_pardot(args.host, args.port)
 
 
@@ -79,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 
     backfill_cli.add_parser(commands)
     state_migrate.add_parser(commands)
+    forget_cli.add_parser(commands)
 
     fake = commands.add_parser("fake-pardot", help="run the Pardot emulator (for local use)")
     fake.add_argument("--host", default="127.0.0.1", help="default: %(default)s")

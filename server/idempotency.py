@@ -2,8 +2,8 @@
 result back, marked OUTCOME_DUPLICATE_MESSAGE, and Pardot is not called again.
 
 Cross-cutting on purpose: ``server.interceptors.IdempotencyInterceptor`` wraps every
-RPC whose request has a ``message_id`` and whose response has an ``outcome`` (Identify,
-Track), so no servicer method carries this logic. The key is (method, connection,
+RPC whose request has a ``message_id`` and whose response has ``pardot_calls``
+(Identify, Track, Forget), so no servicer method carries this logic. The key is (method, connection,
 message_id): the same message_id sent to two connections is two deliveries.
 
 - Only successes are remembered. A failure is not a result: the caller (or its stub's
@@ -72,8 +72,10 @@ SERVICE = pb.DESCRIPTOR.services_by_name["ProspectSync"]
 #: The longest a duplicate waits for another process running its message. The caller's
 #: own deadline ends the wait sooner; a process that dies lets go when its lease ends.
 WAIT_ELSEWHERE_S = 300.0
-#: What a replay rewrites in the stored response.
-_REPLAYED_FIELDS = {"outcome", "pardot_calls", "strategy"}
+#: What a replay rewrites in the stored response: ``pardot_calls`` (a replay cost
+#: none) in every idempotent method's response, ``outcome`` where it has one (Forget's
+#: response has none: its replay is the first answer, calls emptied).
+_REPLAYED_FIELDS = {"pardot_calls"}
 
 Response = TypeVar("Response", bound=Message)
 
@@ -160,7 +162,10 @@ class Idempotency:
         # The waiters look again once the record is committed, even if this caller goes
         # away meanwhile: sooner, they would find nothing stored and run the call again.
         await self.store.save(
-            key, response.SerializeToString(), then=lambda: self._finished(key, done)
+            key,
+            response.SerializeToString(),
+            then=lambda: self._finished(key, done),
+            prospect_id=_prospect_named(response),
         )
         return response
 
@@ -231,16 +236,25 @@ def _forget_release(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[No
     return forget
 
 
+def _prospect_named(response: Message) -> int | None:
+    """The prospect a response names (its ``prospect_id``), for the records' index:
+    ``Forget`` drops the records of the prospects it deletes."""
+    named = getattr(response, "prospect_id", "")
+    return int(named) if isinstance(named, str) and named.isdigit() else None
+
+
 def _replay(key: IdempotencyKey, stored: bytes, response_type: type[Response]) -> Response:
     metrics.message_id_replayed(key.method)
     response = response_type.FromString(stored)
     replayed: Any = response  # a type of response_types: it has the _REPLAYED_FIELDS
-    replayed.outcome = pb.OUTCOME_DUPLICATE_MESSAGE
+    fields = response.DESCRIPTOR.fields_by_name
+    if "outcome" in fields:
+        replayed.outcome = pb.OUTCOME_DUPLICATE_MESSAGE
     del replayed.pardot_calls[:]
     structlog.contextvars.bind_contextvars(
         message_id=key.message_id,
         connection=key.connection,
-        strategy=replayed.strategy,
+        strategy=replayed.strategy if "strategy" in fields else "",
         outcome=Outcome.DUPLICATE_MESSAGE.name,
         pardot_calls=0,
     )

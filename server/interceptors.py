@@ -309,7 +309,7 @@ def _refusing(handler: Handler, error: ProspectSyncError) -> Handler:
 
 
 class IdempotencyInterceptor(grpc.aio.ServerInterceptor):
-    """Routes the RPCs whose requests carry a ``message_id`` (Identify, Track) through
+    """Routes the RPCs whose requests carry a ``message_id`` (Identify, Track, Forget) through
     :meth:`server.idempotency.Idempotency.guard`, and lets every call's items reach the
     same records (BatchSync's items, through :func:`server.idempotency.as_item`).
     BatchSync itself is not one idempotent unit: its request has no ``message_id``."""

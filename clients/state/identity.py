@@ -93,12 +93,12 @@ class SqliteIdentityStore:
         except sqlite3.Error as error:
             raise self._health.failed(WHAT, error) from error
 
-    async def forget(self, connection: str, prospect_id: int) -> None:
+    async def forget(self, connection: str, prospect_id: int) -> int:
         try:
-            self._db.execute(
+            return self._db.execute(
                 "DELETE FROM identity WHERE connection=? AND prospect_id=?",
                 (connection, prospect_id),
-            )
+            ).rowcount
         except sqlite3.Error as error:
             raise self._health.failed(WHAT, error) from error
 
@@ -126,9 +126,11 @@ class MemoryIdentityStore:
     async def remember(self, connection: str, namespace: str, key: str, prospect_id: int) -> None:
         self._map[(connection, namespace, _normal(namespace, key))] = prospect_id
 
-    async def forget(self, connection: str, prospect_id: int) -> None:
-        for entry in [k for k, v in self._map.items() if k[0] == connection and v == prospect_id]:
+    async def forget(self, connection: str, prospect_id: int) -> int:
+        entries = [k for k, v in self._map.items() if k[0] == connection and v == prospect_id]
+        for entry in entries:
             del self._map[entry]
+        return len(entries)
 
     def close(self) -> None:
         self._map.clear()

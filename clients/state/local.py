@@ -32,11 +32,15 @@ from clients.state.protocols import (
     PersonLocks,
     ResponseRecords,
     StateUnavailable,
+    Suppressions,
     TokenStore,
+    WrittenFields,
 )
 from clients.state.responses import ResponseStore
 from clients.state.slots import process_slots
+from clients.state.suppressions import MemorySuppressions, SqliteSuppressions
 from clients.state.tokens import MemoryTokenStore
+from clients.state.written import MemoryWrittenFields, SqliteWrittenFields
 
 #: The identity map's file inside ``server.state_dir``.
 IDENTITY_FILE = "identity.sqlite3"
@@ -44,6 +48,11 @@ IDENTITY_FILE = "identity.sqlite3"
 IDEMPOTENCY_FILE = "idempotency.sqlite3"
 #: The creates in doubt's file inside ``server.state_dir``.
 HOLDS_FILE = "create-holds.sqlite3"
+#: The memory of writes' file inside ``server.state_dir`` (``skip_unchanged``).
+WRITTEN_FILE = "written.sqlite3"
+#: The suppressions' file (Forget) inside ``server.state_dir``, and their HMAC key's.
+SUPPRESSIONS_FILE = "suppressions.sqlite3"
+SUPPRESSION_KEY_FILE = "suppression.key"
 
 
 class InProcessState:
@@ -115,6 +124,17 @@ class LocalState(InProcessState):
                 f"cannot open the idempotency records {path} ({error})"
             ) from None
 
+    def suppressions(self) -> Suppressions:
+        """The people Forget erased, as keyed hashes (they survive a restart); the key
+        in a 0600 file beside them (``clients.state.suppressions``)."""
+        path = self.state_dir / SUPPRESSIONS_FILE
+        try:
+            return SqliteSuppressions(
+                path, self.state_dir / SUPPRESSION_KEY_FILE, health=self.health
+            )
+        except (OSError, sqlite3.Error, ValueError) as error:
+            raise StateUnavailable(f"cannot open the suppressions {path} ({error})") from None
+
     def create_holds(self, connection: str, *, hold_s: float) -> CreateHolds:
         """The creates in doubt of ``connection``, each held ``hold_s`` seconds, in
         one file for every connection (they survive a restart)."""
@@ -126,6 +146,15 @@ class LocalState(InProcessState):
         except (OSError, sqlite3.Error) as error:
             raise StateUnavailable(f"cannot open the create holds {path} ({error})") from None
 
+    def written(self) -> WrittenFields:
+        """The memory of what was last written to each prospect (it survives a
+        restart, as the identity map it goes with does)."""
+        path = self.state_dir / WRITTEN_FILE
+        try:
+            return SqliteWrittenFields(path, health=self.health)
+        except (OSError, sqlite3.Error) as error:
+            raise StateUnavailable(f"cannot open the memory of writes {path} ({error})") from None
+
 
 class MemoryState(InProcessState):
     """Everything in this process's memory, nothing on disk: what connections built
@@ -134,3 +163,10 @@ class MemoryState(InProcessState):
 
     def identity(self) -> IdentityStore:
         return MemoryIdentityStore()
+
+    def written(self) -> WrittenFields:
+        return MemoryWrittenFields()
+
+    def suppressions(self) -> Suppressions:
+        """A new, empty set under a key of its own (nothing outlives the process)."""
+        return MemorySuppressions()

@@ -48,6 +48,11 @@ _SAVE_RESPONSE = (
     "INSERT OR REPLACE INTO responses"
     " (method, connection, message_id, response, stored_at) VALUES (?, ?, ?, ?, ?)"
 )
+#: Which prospect a stored response names (``forget_prospects``), one row per record.
+_INDEX_RESPONSE = (
+    "INSERT OR REPLACE INTO response_prospects"
+    " (method, connection, message_id, prospect_id) VALUES (?, ?, ?, ?)"
+)
 #: An answered message is no longer in progress.
 _END_ATTEMPT = "DELETE FROM attempts WHERE method=? AND connection=? AND message_id=?"
 _BEGIN_ATTEMPT = (
@@ -68,6 +73,8 @@ class _Pending(NamedTuple):
     #: What ``committed`` resolves with.
     result: Any
     then: Callable[[], None]
+    #: The prospect the response names (indexed for ``forget_prospects``), if any.
+    prospect_id: int | None = None
 
 
 def _nothing() -> None:
@@ -104,6 +111,12 @@ class ResponseStore:
             " began_at REAL NOT NULL, began_wall REAL NOT NULL,"
             " PRIMARY KEY (method, connection, message_id))",
             "CREATE INDEX IF NOT EXISTS attempts_by_age ON attempts (began_at)",
+            "CREATE TABLE IF NOT EXISTS response_prospects ("
+            " method TEXT NOT NULL, connection TEXT NOT NULL, message_id TEXT NOT NULL,"
+            " prospect_id INTEGER NOT NULL,"
+            " PRIMARY KEY (method, connection, message_id))",
+            "CREATE INDEX IF NOT EXISTS response_prospects_by_id"
+            " ON response_prospects (connection, prospect_id)",
             MARK_SCHEMA,
         )
         #: Records must outlive the process and ignore steps of the wall clock.
@@ -153,7 +166,12 @@ class ResponseStore:
         return committed
 
     def save(
-        self, key: IdempotencyKey, response: bytes, *, then: Callable[[], None]
+        self,
+        key: IdempotencyKey,
+        response: bytes,
+        *,
+        then: Callable[[], None],
+        prospect_id: int | None = None,
     ) -> asyncio.Future[None]:
         """Stores ``response`` under ``key``, in one transaction with the other records saved
         before it goes: on the next turn of the event loop if the last commit is
@@ -170,8 +188,44 @@ class ResponseStore:
         """
         committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         now = self._clock.now()
-        self._queue(_Pending(key, response, now, self._clock.wall(), committed, None, then))
+        self._queue(
+            _Pending(key, response, now, self._clock.wall(), committed, None, then, prospect_id)
+        )
         return committed
+
+    async def forget_prospects(self, connection: str, prospect_ids: tuple[int, ...]) -> int:
+        """Drops the responses of ``connection`` naming any of ``prospect_ids``, through
+        the ``response_prospects`` index (records still waiting are committed first, so
+        none slips past). One transaction."""
+        if not prospect_ids:
+            return 0
+        self.commit()
+        marks = ",".join("?" * len(prospect_ids))
+        where = f"connection=? AND prospect_id IN ({marks})"
+        try:
+            self._db.execute("BEGIN")
+            try:
+                keys = self._db.execute(
+                    f"SELECT method, connection, message_id FROM response_prospects WHERE {where}",
+                    (connection, *prospect_ids),
+                ).fetchall()
+                dropped = 0
+                for row in keys:
+                    dropped += self._db.execute(
+                        "DELETE FROM responses WHERE method=? AND connection=? AND message_id=?",
+                        row,
+                    ).rowcount
+                self._db.execute(
+                    f"DELETE FROM response_prospects WHERE {where}", (connection, *prospect_ids)
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            raise self._unwritable(error) from error
+        return dropped
 
     def _queue(self, record: _Pending) -> None:
         if self._commit_timer is None:
@@ -219,6 +273,10 @@ class ResponseStore:
             self._db.executemany(_BEGIN_ATTEMPT, begun)
             self._db.executemany(_SAVE_RESPONSE, answered)
             self._db.executemany(_END_ATTEMPT, [row[:3] for row in answered])
+            self._db.executemany(
+                _INDEX_RESPONSE,
+                [(*p.key, p.prospect_id) for p in pending if p.prospect_id is not None],
+            )
             self._clock.mark()
             self._db.execute("COMMIT")
         except BaseException:
@@ -255,6 +313,12 @@ class ResponseStore:
         now = self._clock.now()
         self._db.execute("DELETE FROM responses WHERE stored_at<=?", (now - self.window_s,))
         self._db.execute("DELETE FROM attempts WHERE began_at<=?", (now - self.window_s,))
+        self._db.execute(
+            "DELETE FROM response_prospects WHERE NOT EXISTS (SELECT 1 FROM responses r"
+            " WHERE r.method=response_prospects.method"
+            " AND r.connection=response_prospects.connection"
+            " AND r.message_id=response_prospects.message_id)"
+        )
         self._purged_at = now
 
     def close(self) -> None:

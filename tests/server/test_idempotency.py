@@ -478,6 +478,7 @@ def test_identify_and_track_are_idempotent_the_snippet_is_not(store: ResponseRec
     assert set(Idempotency(store).response_types) == {
         IDENTIFY,
         "/prospectsync.v1.ProspectSync/Track",
+        "/prospectsync.v1.ProspectSync/Forget",
     }
 
 

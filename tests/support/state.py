@@ -35,6 +35,7 @@ from clients.state.protocols import (
     IdentityStore,
     PersonLocks,
     ResponseRecords,
+    Suppressions,
     TokenStore,
 )
 from clients.state.redis.state import RedisState
@@ -88,7 +89,9 @@ class StateUnderTest:
         #: The host's clocks every store of this test reads.
         self.clocks = FakeClocks()
         self._redis: RedisState | None = None
-        self._opened: list[IdentityStore | ResponseRecords | TokenStore | CreateHolds] = []
+        self._opened: list[
+            IdentityStore | ResponseRecords | TokenStore | CreateHolds | Suppressions
+        ] = []
 
     @property
     def redis(self) -> RedisState:
@@ -134,6 +137,11 @@ class StateUnderTest:
 
     def person_locks(self) -> PersonLocks:
         return self.client_state().person_locks()
+
+    def suppressions(self) -> Suppressions:
+        store = self.client_state().suppressions()
+        self._opened.append(store)
+        return store
 
     def create_holds(self, connection: str = "default", *, hold_s: float) -> CreateHolds:
         store = self.client_state().create_holds(connection, hold_s=hold_s)

@@ -42,13 +42,15 @@ return 1
 #: the id (the set is kept exact by _REMEMBER; the check costs nothing and guards it).
 _FORGET = """
 local entries = redis.call('SMEMBERS', KEYS[1])
+local dropped = 0
 for _, entry in ipairs(entries) do
   if redis.call('GET', entry) == ARGV[1] then
     redis.call('DEL', entry)
+    dropped = dropped + 1
   end
 end
 redis.call('DEL', KEYS[1])
-return #entries
+return dropped
 """
 
 
@@ -82,9 +84,10 @@ class RedisIdentityStore:
             self._remember(keys=[entry, f"{index}:{prospect_id}"], args=[prospect_id, index]),
         )
 
-    async def forget(self, connection: str, prospect_id: int) -> None:
+    async def forget(self, connection: str, prospect_id: int) -> int:
         index = f"{self._index(connection)}:{prospect_id}"
-        await self._ctx.run(WHAT, self._forget(keys=[index], args=[prospect_id]))
+        dropped = await self._ctx.run(WHAT, self._forget(keys=[index], args=[prospect_id]))
+        return int(dropped)
 
     def close(self) -> None:
         """Nothing of its own to close: the client is the backend's (``RedisState``)."""

@@ -12,6 +12,10 @@ window (``server.idempotency_window_s``) as its TTL:
   ``lease`` (until when, in Redis's milliseconds, the owner is known to be running it;
   renewed every third of :data:`LEASE_S` while it runs).
 
+- ``msg-of:<connection>:<prospect id>`` → the set of response keys whose response
+  names that prospect, written in the MULTI that saves the response and expiring
+  with it: ``forget_prospects`` (``Forget``) finds them without a scan.
+
 Saving the response deletes the attempt in the same MULTI. The window is a TTL, so it
 runs on the Redis host's clock, not ours: a step of a service host's clock changes
 nothing (issue 12, item 11 holds for every replica at once), while a step of the Redis
@@ -109,11 +113,26 @@ return {'', 0}
 )
 
 
+#: KEYS: the prospects' index sets. Deletes every response they name, then the sets;
+#: returns how many responses were deleted.
+_FORGET = """
+local dropped = 0
+for _, index in ipairs(KEYS) do
+  for _, response in ipairs(redis.call('SMEMBERS', index)) do
+    dropped = dropped + redis.call('DEL', response)
+  end
+  redis.call('DEL', index)
+end
+return dropped
+"""
+
+
 class _Saved(NamedTuple):
     key: IdempotencyKey
     response: bytes
     committed: asyncio.Future[None]
     then: Callable[[], None]
+    prospect_id: int | None = None
 
 
 class RedisResponseRecords:
@@ -140,6 +159,7 @@ class RedisResponseRecords:
         self._claim = client.register_script(_CLAIM)
         self._lease = client.register_script(_LEASE)
         self._look = client.register_script(_LOOK)
+        self._forget = client.register_script(_FORGET)
         #: The attempts this store runs now (their leases are renewed).
         self._running: set[IdempotencyKey] = set()
         self._renewal: asyncio.Task[None] | None = None
@@ -153,6 +173,19 @@ class RedisResponseRecords:
 
     def _attempt_key(self, key: IdempotencyKey) -> str:
         return self._ctx.key("msg-attempt", *key)
+
+    def _index_key(self, connection: str, prospect_id: int) -> str:
+        return self._ctx.key("msg-of", connection, str(prospect_id))
+
+    async def forget_prospects(self, connection: str, prospect_ids: tuple[int, ...]) -> int:
+        """Drops the responses naming ``prospect_ids`` through their index sets: one
+        script, a few commands per record (records still being sent land first)."""
+        if not prospect_ids:
+            return 0
+        await self.drain()
+        keys = [self._index_key(connection, p) for p in prospect_ids]
+        dropped = await self._ctx.run(WHAT, self._forget(keys=keys, args=[]))
+        return int(dropped)
 
     async def get(self, key: IdempotencyKey) -> bytes | None:
         found = await self._ctx.run(WHAT, self._ctx.client.get(self._response_key(key)))
@@ -209,14 +242,19 @@ class RedisResponseRecords:
         await self._ctx.run(WHAT, self._lease(keys=[self._attempt_key(key)], args=[self.owner, 0]))
 
     def save(
-        self, key: IdempotencyKey, response: bytes, *, then: Callable[[], None]
+        self,
+        key: IdempotencyKey,
+        response: bytes,
+        *,
+        then: Callable[[], None],
+        prospect_id: int | None = None,
     ) -> asyncio.Future[None]:
         """Stores ``response`` (and ends the attempt) in one MULTI with the records saved
         on the same turn of the event loop. The future resolves once Redis acknowledged
         the EXEC (or fails with StateUnwritable); ``then()`` runs after it, whatever the
         outcome, even when the future was cancelled."""
         committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Saved(key, response, committed, then))
+        self._pending.append(_Saved(key, response, committed, then, prospect_id))
         if not self._commit_planned:
             self._commit_planned = True
             asyncio.get_running_loop().call_soon(self.commit)
@@ -244,6 +282,10 @@ class RedisResponseRecords:
                 for saved in pending:
                     multi.set(self._response_key(saved.key), saved.response, px=self._window_ms)
                     multi.delete(self._attempt_key(saved.key))
+                    if saved.prospect_id is not None:
+                        index = self._index_key(saved.key.connection, saved.prospect_id)
+                        multi.sadd(index, self._response_key(saved.key))
+                        multi.pexpire(index, self._window_ms)
                 await self._ctx.run(WHAT, multi.execute())
             outcome = None
         except StateUnwritable as failed:

@@ -19,7 +19,9 @@ from clients.state.protocols import (
     IdentityStore,
     PersonLocks,
     ResponseRecords,
+    Suppressions,
     TokenStore,
+    WrittenFields,
 )
 from clients.state.redis.budget import RedisBudgetMark
 from clients.state.redis.context import RedisContext, open_client
@@ -28,7 +30,9 @@ from clients.state.redis.identity import RedisIdentityStore
 from clients.state.redis.locks import RedisPersonLocks
 from clients.state.redis.responses import RedisResponseRecords
 from clients.state.redis.slots import RedisSlots
+from clients.state.redis.suppressions import RedisSuppressions
 from clients.state.redis.tokens import RedisTokenStore
+from clients.state.redis.written import RedisWrittenFields
 
 
 def ping_probe(url: str, *, timeout_s: float) -> None:
@@ -65,6 +69,9 @@ class RedisState:
     def identity(self) -> IdentityStore:
         return RedisIdentityStore(self.context)
 
+    def written(self) -> WrittenFields:
+        return RedisWrittenFields(self.context)
+
     def person_locks(self) -> PersonLocks:
         return RedisPersonLocks(self.context)
 
@@ -72,6 +79,9 @@ class RedisState:
         records = RedisResponseRecords(self.context, window_s=window_s, clocks=self.clocks)
         self._records.append(records)
         return records
+
+    def suppressions(self) -> Suppressions:
+        return RedisSuppressions(self.context)
 
     def create_holds(self, connection: str, *, hold_s: float) -> CreateHolds:
         return RedisCreateHolds(self.context, connection, hold_s=hold_s)
