@@ -30,7 +30,7 @@ naming the trait.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,7 +129,25 @@ def prospect_fields(traits: Mapping[str, Any], *, path: str = "traits") -> Mappe
             continue
         check_field_id(name, f"{path}.{name}")
         mapped.fields[name] = field_value(name, value, f"{path}.{name}")
+    check_multi_value_names(mapped.fields, lambda name: f"{path}.{name}")
     return mapped
+
+
+def check_multi_value_names(fields: Mapping[str, FieldValue], where: Callable[[str], str]) -> None:
+    """Refuse a field named ``<f>_<n>`` beside a multi-value ``<f>``: v3/v4 send the
+    multi-value as ``<f>_0``, ``<f>_1``…, so the two would collide on the wire and
+    Pardot would take one for the other. ``where`` names a field in the request."""
+    for name, value in fields.items():
+        if not isinstance(value, tuple):
+            continue
+        for other in fields:
+            prefix, _, index = other.rpartition("_")
+            if prefix == name and index.isdigit():
+                raise InvalidArgument(
+                    where(other),
+                    f"is sent as Pardot's {other}, which is also how the values of the "
+                    f"multi-value field {name} are sent ({name}_0, {name}_1, …): rename one",
+                )
 
 
 def field_value(pardot_field: str, value: Any, field_path: str) -> FieldValue:

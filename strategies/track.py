@@ -57,7 +57,7 @@ from strategies.core.pardot_facts import (
     EXTERNAL_ACTIVITY_VALUE_MAX,
     READ_ONLY_FIELDS,
 )
-from strategies.fields import field_value, format_value
+from strategies.fields import check_multi_value_names, field_value, format_value
 from strategies.unchanged import track_outcome
 from strategies.validation import check_email, check_field_id
 
@@ -259,19 +259,23 @@ async def run_track(
     done = ActionStatus.PLANNED if dry_run else ActionStatus.APPLIED
     actions: list[TrackAction] = []
 
+    fields_unchanged = carrier.delivered_unchanged
     if (plan.fields or carried_removals) and not carrier.delivered:
         prospect = await pardot.update_by_id(
             _known_id(prospect), {**plan.fields, **carried_removals}
         )
+        fields_unchanged = prospect.unchanged
     if plan.fields:
+        # A write the memory answered (skip_unchanged) found Pardot holding the fields.
+        status = ActionStatus.ALREADY_APPLIED if fields_unchanged else done
         actions.append(
-            TrackAction(ActionKind.WRITE_FIELDS, done, fields=tuple(sorted(plan.fields)))
+            TrackAction(ActionKind.WRITE_FIELDS, status, fields=tuple(sorted(plan.fields)))
         )
 
     lists = _ListMoves(pardot, settings, synced.suppressed)
     for list_id in plan.remove_list_ids:
         if carried_removals:
-            status = done
+            status = ActionStatus.ALREADY_APPLIED if fields_unchanged else done
         else:
             status = await lists.remove(prospect.id if dry_run else _known_id(prospect), list_id)
         actions.append(TrackAction(ActionKind.REMOVE_FROM_LIST, status, list_id=list_id))
@@ -421,6 +425,7 @@ def _mapped_fields(
         found = _property(event.properties, prop)
         if found is not _ABSENT:
             fields[pardot_field] = field_value(pardot_field, found, f"properties.{prop}")
+    check_multi_value_names(fields, lambda name: f"properties.{written_by[name]}")
     warnings: tuple[str, ...] = ()
     if mapping.fields and not fields:
         warnings = (
@@ -560,8 +565,12 @@ class _CarryingFields(Gateway):
         self._inner = inner
         self.api_version = inner.api_version
         self.identity = inner.identity
+        self.written = inner.written
+        self.earlier_attempt = inner.earlier_attempt
         self._mapped = dict(mapped)
         self.delivered = not mapped
+        #: The write that carried the mapped fields changed nothing (``Prospect.unchanged``).
+        self.delivered_unchanged = False
         self._need_answer = need_answer
 
     async def write(
@@ -579,6 +588,7 @@ class _CarryingFields(Gateway):
             operation, key, {**self._mapped, **fields}, need_answer=need_answer
         )
         self.delivered = True
+        self.delivered_unchanged = prospect.unchanged
         return prospect
 
     async def read(self, key: ProspectKey) -> list[Prospect]:

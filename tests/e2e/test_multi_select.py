@@ -93,6 +93,23 @@ async def test_a_list_holding_objects_is_refused_naming_the_entry(
     assert api_writes(fake) == []
 
 
+async def test_a_field_named_like_a_multi_values_wire_key_is_refused_naming_it(
+    service: Service, fake: FakePardot
+) -> None:
+    """v3/v4 send a multi-value plan as plan_0, plan_1…: a trait plan_0 beside it
+    would be taken by Pardot for plan's first value (or the other way round)."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await service.stub.Identify(
+            identify(
+                {"email": "m@example.com", "plan": ["pro", "team"], "plan_0": "x"},
+                connection="v3",
+            )
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "traits.plan_0 is sent as Pardot's plan_0" in caught.value.details()
+    assert api_writes(fake) == []
+
+
 async def test_a_track_mapped_list_property_is_a_multi_value_too(
     service: Service, fake: FakePardot
 ) -> None:

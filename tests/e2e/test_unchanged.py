@@ -105,8 +105,13 @@ async def test_a_track_with_the_same_mapped_fields_costs_no_call(
 
     assert again.outcome == pb.OUTCOME_UNCHANGED and list(again.pardot_calls) == []
     assert api_calls(fake) == log
+    # The fields' action says Pardot held them already, not that they were written.
+    assert [(a.kind, a.status) for a in again.actions] == [
+        (pb.TRACK_ACTION_KIND_WRITE_FIELDS, pb.TRACK_ACTION_STATUS_ALREADY_APPLIED)
+    ]
     changed = await service.stub.Track(track(mapping, plan="team"))
     assert changed.outcome == pb.OUTCOME_UPDATED
+    assert [a.status for a in changed.actions] == [pb.TRACK_ACTION_STATUS_APPLIED]
     assert fake.state.get_prospect("v4", int(changed.prospect_id))["comments"] == "team"
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from strategies import validation
-from strategies.base import Gateway
+from strategies.base import EarlierAttempt, Gateway
 from strategies.catalog import REGISTRY
 from strategies.core.errors import (
     FailedPrecondition,
@@ -366,3 +367,22 @@ async def test_an_empty_mapping_still_resolves_the_prospect() -> None:
     result = await apply(track(), with_mapping(V3, TrackMapping()), pardot)
     assert result.sync.outcome is Outcome.CREATED and result.actions == []
     assert pardot.ops == ["upsert_by_email"]
+
+
+async def test_a_track_replayed_after_an_unanswered_create_adopts_it_instead_of_a_twin() -> None:
+    """The strategy resolves a track call through the carrier of the mapped fields:
+    the carrier must pass the earlier attempt on, or CreateV4 creates a second
+    prospect where the crashed attempt's create had landed (issue 12, item 2)."""
+    began = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    pardot = MemoryGateway(api_version=4)
+    landed = pardot.seed(email="ann@example.com", created_at="2026-01-02 03:04:06")
+    pardot.earlier_attempt = EarlierAttempt(began_at=began, pardot_zone=UTC)
+    settings = Settings(
+        api_version=4,
+        create_when_unmatched=True,
+        track_mappings={"Signed Up": TrackMapping(fields={"plan": "plan"})},
+    )
+    result = await apply(track(), settings, pardot)
+    assert result.sync.prospect.id == landed
+    assert "create" not in pardot.ops
+    assert len(pardot.prospects) == 1
