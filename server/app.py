@@ -36,7 +36,7 @@ from clients.state.protocols import ServiceState, StateUnavailable
 from prospectsync.v1 import prospect_sync_pb2 as pb
 from prospectsync.v1 import prospect_sync_pb2_grpc as pb_grpc
 from server.config import ConfigError, ServiceConfig, TlsConfig
-from server.forget import Forgetting
+from server.forget import Forgetting, open_suppressions
 from server.idempotency import Idempotency
 from server.interceptors import (
     AdmissionInterceptor,
@@ -166,7 +166,7 @@ async def start_server(
             problem = f"cannot listen on {address} (port in use, or not an address of this host)"
             raise ConfigError([f"{setting}: {problem}"]) from None
         forgetting = Forgetting(
-            suppressions=state.suppressions(),
+            suppressions=await open_suppressions(config, state),
             identity=connections.identity,
             written=state.written(),
             records=idempotency.store,

@@ -174,6 +174,21 @@ _METRICS_KEYS = ("listen",)
 _TRACING_KEYS = ("otlp_endpoint", "service_name", "sample_ratio")
 
 
+#: ``server.suppression_key``: 32 bytes (or more) of hex, as ``openssl rand -hex 32``
+#: prints and as the generated ``suppression.key`` file holds (so it can be adopted).
+_SUPPRESSION_KEY = re.compile(r"(?:[0-9A-Fa-f]{2}){32,}")
+
+
+def suppression_key_problem(key: str) -> str | None:
+    """Never quotes the key: it is a secret."""
+    if key == "" or _SUPPRESSION_KEY.fullmatch(key.strip()):
+        return None
+    return (
+        "must be at least 64 hexadecimal digits (32 bytes), e.g. the output of "
+        "`openssl rand -hex 32`, or the content of the state's generated suppression.key"
+    )
+
+
 #: 1 KiB is smaller than any useful request; gRPC's own limit is a signed 32-bit int.
 _MESSAGE_BYTES_RANGE = (1024, 2**31 - 1)
 
@@ -258,6 +273,15 @@ class ServerConfig:
         doc="processes serving `listen` on this host (SO_REUSEPORT), each with its own event "
         'loop; more than 1 needs `state = "redis"`; `--workers` overrides it',
     )
+    suppression_key: str = setting(
+        "",
+        rule=suppression_key_problem,
+        secret=True,
+        doc="the HMAC key of Forget's suppressions, 64 hex digits (`openssl rand -hex 32`): "
+        "set, it is kept out of the state, so a stolen state dump cannot test guessed "
+        "emails; unset, one is generated and kept with the state. A key other than the one "
+        "the suppressions were recorded under stops the start (docs/erasure.md)",
+    )
 
 
 def workers_need_shared_state(server: ServerConfig, given: frozenset[str] | None) -> list[Problem]:
@@ -296,11 +320,24 @@ class ServiceConfig:
         """Every configured secret value, for the log redactor."""
         callers = self.server.auth.tokens if self.server.auth is not None else ()
         redis = self.redis.secrets if self.redis is not None else ()
-        return (*(s for c in self.connections.values() for s in c.secrets), *callers, *redis)
+        key = self.server.suppression_key
+        # As configured, and as its bytes print (``bytes.hex()``: lower case, trimmed).
+        suppression = tuple(dict.fromkeys(k for k in (key, key.strip().lower()) if k))
+        return (
+            *(s for c in self.connections.values() for s in c.secrets),
+            *callers,
+            *redis,
+            *suppression,
+        )
 
 
 SERVER_SETTINGS = settings_of(ServerConfig)
-_SERVER_KEYS = tuple(SERVER_SETTINGS)
+#: Each key ``[server]`` may hold: its settings, and a secret's ``_env`` / ``_file``.
+_SERVER_KEYS = tuple(
+    key
+    for name, declared in SERVER_SETTINGS.items()
+    for key in ((name, f"{name}_env", f"{name}_file") if declared.secret else (name,))
+)
 REDIS_SETTINGS = settings_of(RedisConfig)
 #: Each key ``[redis]`` may hold (the url, a secret, also as url_env / url_file).
 _REDIS_KEYS = ("url", "url_env", "url_file", "key_prefix", "timeout_s")
@@ -415,9 +452,16 @@ class _Parser:
         values: dict[str, Any] = {}
         unread: set[str] = set()
         for name, declared in SERVER_SETTINGS.items():
+            key = f"server.{name}"
+            if declared.secret:
+                if any(k in table for k in (name, f"{name}_env", f"{name}_file")):
+                    if (secret := self._secret(table, name, "server")) is None:
+                        unread.add(name)
+                    else:
+                        values[name] = secret
+                continue
             if name not in table:
                 continue
-            key = f"server.{name}"
             if declared.kind is None:
                 value = subtables[name](self._table(table, name, key))
             elif (value := self._value(table, name, declared, key)) is None:

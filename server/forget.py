@@ -20,8 +20,10 @@ in place: the person is never re-created and never reported as forgotten while a
 prospect of theirs is left. Forget is idempotent, so sending it again finishes the
 work (a prospect already gone counts as deleted).
 
-Digests are HMAC-SHA256 under the state's suppression key
-(``clients.state.suppressions``), kept per Pardot account rather than per connection
+Digests are HMAC-SHA256 under the suppression key (``server.suppression_key``, else
+the one generated and kept with the state: ``clients.state.suppressions``; a key the
+suppressions were not recorded under stops the start, :func:`open_suppressions`),
+kept per Pardot account rather than per connection
 name: two connections to one business unit reach the same prospects, so a person
 erased through one must be refused through the other. Neither the plain email nor an
 id of a forgotten person is logged (``clients.call_log.PRIVATE_PATHS``) or stored.
@@ -39,13 +41,16 @@ from clients.erasure import Erased, PardotErasure
 from clients.state.protocols import (
     IdentityStore,
     ResponseRecords,
+    ServiceState,
+    StateUnavailable,
     Suppressions,
     WrittenFields,
 )
-from clients.state.suppressions import digest
+from clients.state.suppressions import SuppressionKeyChanged, configured_key, digest
 from prospectsync.v1 import prospect_sync_pb2 as pb
+from server.config import ConfigError, ServiceConfig
 from server.convert import pardot_call
-from strategies.core.errors import FailedPrecondition, Reason
+from strategies.core.errors import FailedPrecondition, Reason, StateUnwritable
 from strategies.core.model import EMAIL, Event, Settings, field_namespace
 from strategies.forget import ForgetTarget, event_identifiers, forget_target, id_identifier
 from strategies.validation import check_message_id
@@ -58,6 +63,27 @@ IN_RECYCLE_BIN = (
     "or the account refused it): an Administrator can delete it for good (Account "
     "Engagement, Admin > Recycle Bin)"
 )
+
+
+async def open_suppressions(config: ServiceConfig, state: ServiceState) -> Suppressions:
+    """The state's suppressions under ``server.suppression_key`` (else the generated
+    key), with the key settled now: a key the suppressions were not recorded under is a
+    ConfigError, so the service refuses to start rather than let every forgotten person
+    through. A Redis that does not answer yet does not stop the start (``server.app``
+    says why): its store settles the key on first use and refuses calls until then."""
+    try:
+        suppressions = state.suppressions(configured_key(config.server.suppression_key))
+        try:
+            await suppressions.hash_key()
+        except SuppressionKeyChanged:
+            raise
+        except StateUnwritable:
+            pass  # Redis not answering yet: settled on first use
+    except SuppressionKeyChanged as error:
+        raise ConfigError([f"server.suppression_key: {error.message}"]) from None
+    except StateUnavailable as error:
+        raise ConfigError([f"server.state_dir: {error}"]) from None
+    return suppressions
 
 
 class Forgetting:

@@ -124,13 +124,14 @@ class LocalState(InProcessState):
                 f"cannot open the idempotency records {path} ({error})"
             ) from None
 
-    def suppressions(self) -> Suppressions:
+    def suppressions(self, key: bytes | None = None) -> Suppressions:
         """The people Forget erased, as keyed hashes (they survive a restart); the key
-        in a 0600 file beside them (``clients.state.suppressions``)."""
+        ``key`` when configured, else in a 0600 file beside them
+        (``clients.state.suppressions``)."""
         path = self.state_dir / SUPPRESSIONS_FILE
         try:
             return SqliteSuppressions(
-                path, self.state_dir / SUPPRESSION_KEY_FILE, health=self.health
+                path, self.state_dir / SUPPRESSION_KEY_FILE, key=key, health=self.health
             )
         except (OSError, sqlite3.Error, ValueError) as error:
             raise StateUnavailable(f"cannot open the suppressions {path} ({error})") from None
@@ -167,6 +168,7 @@ class MemoryState(InProcessState):
     def written(self) -> WrittenFields:
         return MemoryWrittenFields()
 
-    def suppressions(self) -> Suppressions:
-        """A new, empty set under a key of its own (nothing outlives the process)."""
-        return MemorySuppressions()
+    def suppressions(self, key: bytes | None = None) -> Suppressions:
+        """A new, empty set under ``key``, else a key of its own (nothing outlives the
+        process)."""
+        return MemorySuppressions(key)

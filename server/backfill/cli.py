@@ -75,6 +75,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "lower it to leave Pardot requests for a running server",
     )
     parser.add_argument(
+        "--no-normalize-email",
+        dest="normalize_email",
+        action="store_false",
+        help="send each email as written (settings.normalize_email = false); by default "
+        "its domain is lower-cased, as the service does for every call",
+    )
+    parser.add_argument(
+        "--normalize-email-local-part",
+        action="store_true",
+        help="lower-case the part before the @ too (settings.normalize_email_local_part): "
+        "use it when the service's calls set that setting",
+    )
+    parser.add_argument(
         "--restart",
         action="store_true",
         help="forget what earlier runs of this file finished and start from the first row",
@@ -94,6 +107,8 @@ def command(args: argparse.Namespace, prog: str) -> int:
         dry_run=args.dry_run,
         concurrency=args.concurrency,
         restart=args.restart,
+        normalize_email=args.normalize_email,
+        normalize_email_local_part=args.normalize_email_local_part,
     )
     try:
         config = load_config(args.config)

@@ -46,7 +46,7 @@ from server.config import ServiceConfig
 from strategies.base import Gateway
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import FailedPrecondition, InvalidArgument, ProspectSyncError, Reason
-from strategies.core.model import CallRecord, Prospect, field_namespace
+from strategies.core.model import CallRecord, Prospect, Settings, field_namespace
 
 # The strategies' own rules for "holds the value" and for a field's text, so the
 # backfill and LookupFieldV4 can never disagree about which prospect a value names.
@@ -95,6 +95,19 @@ class BackfillOptions:
     concurrency: int | None = None
     #: Forget this job's journal and start from the first row.
     restart: bool = False
+    #: The emails' normalization, as the request settings of the same names (and their
+    #: defaults): a row must name the prospect as the service's calls name it.
+    normalize_email: bool = True
+    normalize_email_local_part: bool = False
+
+    @property
+    def email_settings(self) -> Settings:
+        """The settings ``strategies.emails.normalize_email`` reads."""
+        return Settings(
+            connection=self.connection,
+            normalize_email=self.normalize_email,
+            normalize_email_local_part=self.normalize_email_local_part,
+        )
 
 
 class Progress(Protocol):
@@ -188,7 +201,7 @@ async def run_backfill(
     """
     lookup_field = check_lookup_field(options.lookup_field)
     try:
-        source = read_backfill_csv(options.source)
+        source = read_backfill_csv(options.source, options.email_settings)
     except CsvProblem as error:
         raise BackfillUsageError(str(error)) from None
     state = open_state(config)

@@ -6,6 +6,12 @@ row is reported and the other rows go on. The file's SHA-256 is the identity of 
 work (``server.backfill.journal``), so the same bytes resume the same job and an edited
 file starts a new one.
 
+Each email is normalized as the service normalizes a call's
+(``strategies.emails.normalize_email`` under the request settings' defaults, or the
+backfill's ``--no-normalize-email`` / ``--normalize-email-local-part``): the identity
+map and the reads must see the one spelling every identify uses, or a row would seed
+an entry no call finds (issue 15, "Email case").
+
 This module never talks to Pardot and never prints: it returns rows and problems.
 """
 
@@ -18,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from strategies.core.errors import InvalidArgument
+from strategies.core.model import Settings
+from strategies.emails import normalize_email
 from strategies.fields import format_value
 from strategies.validation import check_email
 
@@ -59,8 +67,10 @@ class BackfillFile:
         return len(self.rows) + len(self.bad_rows)
 
 
-def read_backfill_csv(path: Path) -> BackfillFile:
-    """Reads and checks the whole file (its hash needs every byte anyway)."""
+def read_backfill_csv(path: Path, settings: Settings | None = None) -> BackfillFile:
+    """Reads and checks the whole file (its hash needs every byte anyway); emails come
+    out normalized as ``settings`` (default: the request settings' defaults) ask."""
+    settings = settings or Settings()
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -81,7 +91,7 @@ def read_backfill_csv(path: Path) -> BackfillFile:
             line = reader.line_num
             if not any(cell.strip() for cell in record):
                 continue  # a blank line is not a row
-            row = _row(line, record, value_column, email_at, value_at)
+            row = _row(line, record, value_column, email_at, value_at, settings)
             if isinstance(row, CsvRow):
                 rows.append(row)
             else:
@@ -125,13 +135,18 @@ def _check_header(path: Path, header: list[str]) -> tuple[str, int, int]:
 
 
 def _row(
-    line: int, record: list[str], value_column: str, email_at: int, value_at: int
+    line: int,
+    record: list[str],
+    value_column: str,
+    email_at: int,
+    value_at: int,
+    settings: Settings,
 ) -> CsvRow | BadRow:
     if len(record) != 2:
         return BadRow(line, f"has {len(record)} columns; the header has 2")
     raw_email, raw_value = record[email_at], record[value_at]
     try:
-        email = check_email(raw_email, EMAIL_COLUMN)
+        email = check_email(normalize_email(raw_email, settings), EMAIL_COLUMN)
     except InvalidArgument as error:
         return BadRow(line, error.message)
     value = raw_value.strip()

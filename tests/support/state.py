@@ -138,8 +138,8 @@ class StateUnderTest:
     def person_locks(self) -> PersonLocks:
         return self.client_state().person_locks()
 
-    def suppressions(self) -> Suppressions:
-        store = self.client_state().suppressions()
+    def suppressions(self, key: bytes | None = None) -> Suppressions:
+        store = self.client_state().suppressions(key)
         self._opened.append(store)
         return store
 

@@ -80,8 +80,8 @@ class RedisState:
         self._records.append(records)
         return records
 
-    def suppressions(self) -> Suppressions:
-        return RedisSuppressions(self.context)
+    def suppressions(self, key: bytes | None = None) -> Suppressions:
+        return RedisSuppressions(self.context, key)
 
     def create_holds(self, connection: str, *, hold_s: float) -> CreateHolds:
         return RedisCreateHolds(self.context, connection, hold_s=hold_s)

@@ -5,9 +5,15 @@ Keys, under the backend's prefix:
 
 - ``suppressed:<connection>`` → a set of digests (``clients.state.suppressions``
   says what a digest is): ``any_of`` is one SMISMEMBER, ``add`` one SADD;
-- ``suppression-key`` → the HMAC key, set once with SET NX by the first replica that
-  needs it and read by the others, so every replica hashes alike. Each store reads it
-  once and keeps it.
+- ``suppression-key`` → the generated HMAC key, set once with SET NX by the first
+  replica that needs it and read by the others, so every replica hashes alike. Never
+  written when ``server.suppression_key`` is configured (then the key stays out of
+  Redis);
+- ``suppression-key-check`` → the key check (``clients.state.suppressions.key_check``),
+  set once with SET NX by the first replica that uses a key: a replica with another key
+  (a changed or forgotten setting, one replica configured differently) is refused
+  instead of letting forgotten people through. Each store settles its key once and
+  keeps it.
 
 No TTL: a suppression lasts until an operator removes it (docs/erasure.md).
 """
@@ -17,28 +23,50 @@ from __future__ import annotations
 import secrets
 
 from clients.state.redis.context import RedisContext
-from clients.state.suppressions import KEY_BYTES, WHAT
+from clients.state.suppressions import KEY_BYTES, WHAT, key_check, settled_key
 
 
 class RedisSuppressions:
-    """The suppressions of the Redis backend ``ctx``."""
+    """The suppressions of the Redis backend ``ctx``; ``key`` is the configured one
+    (``server.suppression_key``), None to use the generated key kept in Redis."""
 
-    def __init__(self, ctx: RedisContext) -> None:
+    def __init__(self, ctx: RedisContext, key: bytes | None = None) -> None:
         self._ctx = ctx
+        self._configured = key
         self._key: bytes | None = None
 
     async def hash_key(self) -> bytes:
+        """The settled key (raises SuppressionKeyChanged when it is not the one the
+        suppressions were recorded under); read once, then kept."""
         if self._key is None:
-            name = self._ctx.key("suppression-key")
+            where = f"Redis ({self._ctx.key('suppressed')}:*)"
+            kept = await self._kept_key(create=self._configured is None)
+            check_name = self._ctx.key("suppression-key-check")
             client = self._ctx.client
+            recorded = _text(await self._ctx.run(WHAT, client.get(check_name)))
+            key = settled_key(self._configured, kept, recorded, where)
+            if recorded is None:
+                await self._ctx.run(WHAT, client.set(check_name, key_check(key), nx=True))
+                # Another replica may have set its own meanwhile: settle against it.
+                won = _text(await self._ctx.run(WHAT, client.get(check_name)))
+                if won != key_check(key):
+                    settled_key(self._configured, kept, won, where)  # raises
+            self._key = key
+        return self._key
+
+    async def _kept_key(self, *, create: bool) -> bytes | None:
+        """The generated key in Redis; set first (SET NX) when ``create``."""
+        name = self._ctx.key("suppression-key")
+        client = self._ctx.client
+        if create:
             fresh = secrets.token_bytes(KEY_BYTES).hex()
             await self._ctx.run(WHAT, client.set(name, fresh, nx=True))
-            stored = await self._ctx.run(WHAT, client.get(name))
-            if stored is None:  # deleted between the two commands: an operator's doing
+        text = _text(await self._ctx.run(WHAT, client.get(name)))
+        if text is None:
+            if create:  # deleted between the two commands: an operator's doing
                 raise self._ctx.failed(WHAT, RuntimeError("the suppression key vanished"))
-            text = stored.decode() if isinstance(stored, bytes) else str(stored)
-            self._key = bytes.fromhex(text)
-        return self._key
+            return None
+        return bytes.fromhex(text)
 
     def _set(self, connection: str) -> str:
         return self._ctx.key("suppressed", connection)
@@ -57,3 +85,9 @@ class RedisSuppressions:
 
     def close(self) -> None:
         """Nothing of its own to close: the client is the backend's (``RedisState``)."""
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
