@@ -12,23 +12,20 @@ tried only where the connection sets ``permanent_delete``, and fakepardot's
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-import structlog
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from clients.state.local import SUPPRESSIONS_FILE
 from fakepardot import DEMO, FakePardot
 from prospectsync.v1 import prospect_sync_pb2 as pb
-from server.logging import configure_logging
+from support.log_capture import captured_logs
 from support.service import Service, close_service, config_for, identify, open_service
 from support.waiting import until
 
@@ -303,21 +300,10 @@ async def test_the_logs_of_a_forget_hold_neither_the_email_nor_the_ids(
     service: Service, fake: FakePardot
 ) -> None:
     prospect = fake.state.add_prospect(DEMO.account_v3, email=EMAIL)
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    configure_logging("debug", [], stream=stream)  # the service's real logging setup
-    try:
+    with captured_logs() as logs:  # the service's real logging setup
         await service.stub.Forget(forget("legacy", email=EMAIL))  # v3: read/email/<email>
         # "rpc.done" is logged after the answer has left.
-        await until(lambda: "rpc.done" in stream.getvalue())
-    finally:
-        structlog.reset_defaults()
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved_handlers:
-            root.addHandler(handler)
-        root.setLevel(saved_level)
-    logged = stream.getvalue()
-    assert "pardot.call" in logged
+        await until(lambda: bool(logs.named("rpc.done")))
+    logged = logs.text
+    assert logs.named("pardot.call")
     assert "forget.me" not in logged and str(prospect["id"]) not in logged

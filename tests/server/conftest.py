@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import io
-import json
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +21,6 @@ from typing import Any
 
 import grpc
 import pytest
-import structlog
 
 from clients.config import ConnectionConfig
 from clients.state.identity import IdentityView, MemoryIdentityStore
@@ -32,9 +28,9 @@ from clients.state.protocols import IdentityStore
 from fakepardot import FakePardot
 from server.app import RunningServer, start_server
 from server.config import ServerConfig, ServiceConfig
-from server.logging import configure_logging
 from strategies.core.errors import FailedPrecondition, Reason
 from strategies.core.model import CallRecord
+from support.log_capture import LogCapture, captured_logs
 from support.memory_gateway import MemoryGateway
 from support.state import RECORD_BACKENDS, state_fixture
 
@@ -187,35 +183,26 @@ async def served(
         await running.stop(0)
 
 
-class LogCapture:
-    def __init__(self) -> None:
-        self.stream = io.StringIO()
-
-    @property
-    def text(self) -> str:
-        return self.stream.getvalue()
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.text.splitlines() if line.strip()]
-
-    def named(self, event: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("event") == event]
-
-
 @pytest.fixture
 def logs() -> Iterator[LogCapture]:
     """The service's real logging setup, writing into a buffer; restored afterwards."""
-    capture = LogCapture()
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    configure_logging("debug", [CONFIGURED_SECRET], stream=capture.stream)
-    try:
+    with captured_logs([CONFIGURED_SECRET]) as capture:
         yield capture
-    finally:
-        structlog.reset_defaults()
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved_handlers:
-            root.addHandler(handler)
-        root.setLevel(saved_level)
+
+
+def offline_config(**server: object) -> dict[str, object]:
+    """A configuration to parse, not to call: one legacy connection to a port nothing
+    listens on; ``server`` sets ``[server]`` keys."""
+    return {
+        "server": {"listen": "127.0.0.1:0", **server},
+        "connections": {
+            "default": {
+                "auth": "legacy",
+                "api_version": 3,
+                "pardot_url": "http://127.0.0.1:9",
+                "email": "ops@example.com",
+                "password": "not-a-real-password",
+                "user_key": "0123456789abcdef0123456789abcdef",
+            }
+        },
+    }

@@ -56,6 +56,8 @@ from server.servicer import ProspectSyncServicer
 from strategies.core.errors import Reason
 from support.service import Service, close_service, config_for, identify, open_service
 
+from .conftest import offline_config
+
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = Path(sys.executable).with_name("prospect-sync")
 SERVICE = "prospectsync.v1.ProspectSync"
@@ -334,28 +336,12 @@ async def test_each_hook_moves_its_metric(endpoint: metrics.MetricsEndpoint) -> 
 # --- configuration and the command ---------------------------------------------------
 
 
-def base_config(**server: object) -> dict[str, object]:
-    return {
-        "server": {"listen": "127.0.0.1:0", **server},
-        "connections": {
-            "default": {
-                "auth": "legacy",
-                "api_version": 3,
-                "pardot_url": "http://127.0.0.1:9",
-                "email": "ops@example.com",
-                "password": "not-a-real-password",
-                "user_key": "0123456789abcdef0123456789abcdef",
-            }
-        },
-    }
-
-
 def test_the_metrics_table_is_read_and_checked(tmp_path: Path) -> None:
-    config = parse_config(base_config(metrics={"listen": "127.0.0.1:9464"}), base_dir=tmp_path)
+    config = parse_config(offline_config(metrics={"listen": "127.0.0.1:9464"}), base_dir=tmp_path)
     assert config.server.metrics == MetricsConfig(listen="127.0.0.1:9464")
-    assert parse_config(base_config(), base_dir=tmp_path).server.metrics is None
+    assert parse_config(offline_config(), base_dir=tmp_path).server.metrics is None
     with pytest.raises(ConfigError) as bad:
-        parse_config(base_config(metrics={"listen": "9464", "port": 1}), base_dir=tmp_path)
+        parse_config(offline_config(metrics={"listen": "9464", "port": 1}), base_dir=tmp_path)
     assert bad.value.problems == [
         "server.metrics.port: unknown key; known keys: listen",
         'server.metrics.listen: must be "HOST:PORT", e.g. "127.0.0.1:50051" or "[::]:50051"',

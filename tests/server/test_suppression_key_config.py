@@ -13,30 +13,16 @@ import structlog
 from server.config import ConfigError, parse_config
 from server.logging import REDACTED, configure_logging
 
+from .conftest import offline_config
+
 if TYPE_CHECKING:
     from .conftest import LogCapture
 
 KEY = "c3" * 32
 
 
-def with_server(**server: object) -> dict[str, object]:
-    return {
-        "server": {"listen": "127.0.0.1:0", **server},
-        "connections": {
-            "default": {
-                "auth": "legacy",
-                "api_version": 3,
-                "pardot_url": "http://127.0.0.1:9",
-                "email": "ops@example.com",
-                "password": "not-a-real-password",
-                "user_key": "0123456789abcdef0123456789abcdef",
-            }
-        },
-    }
-
-
 def test_unset_the_key_is_generated_and_kept_with_the_state(tmp_path: Path) -> None:
-    assert parse_config(with_server(), base_dir=tmp_path).server.suppression_key == ""
+    assert parse_config(offline_config(), base_dir=tmp_path).server.suppression_key == ""
 
 
 def test_the_key_comes_from_the_file_a_variable_or_a_file(tmp_path: Path) -> None:
@@ -47,7 +33,7 @@ def test_the_key_comes_from_the_file_a_variable_or_a_file(tmp_path: Path) -> Non
         ({"suppression_key_env": "PS_SUPPRESSION_KEY"}, {"PS_SUPPRESSION_KEY": KEY}),
         ({"suppression_key_file": "suppression.key"}, {}),
     ):
-        config = parse_config(with_server(**server), base_dir=tmp_path, environ=environ)
+        config = parse_config(offline_config(**server), base_dir=tmp_path, environ=environ)
         assert config.server.suppression_key.lower() == KEY
         assert config.server.suppression_key in config.secrets
         assert KEY not in repr(config.server)
@@ -58,7 +44,7 @@ def test_a_key_that_is_not_32_bytes_of_hex_is_refused_without_being_quoted(
     tmp_path: Path, bad: str
 ) -> None:
     with pytest.raises(ConfigError) as refused:
-        parse_config(with_server(suppression_key=bad), base_dir=tmp_path)
+        parse_config(offline_config(suppression_key=bad), base_dir=tmp_path)
     [problem] = refused.value.problems
     assert problem.startswith("server.suppression_key: ")
     assert "openssl rand -hex 32" in problem
@@ -66,7 +52,7 @@ def test_a_key_that_is_not_32_bytes_of_hex_is_refused_without_being_quoted(
 
 
 def test_two_sources_are_one_too_many(tmp_path: Path) -> None:
-    data = with_server(suppression_key=KEY, suppression_key_env="PS_SUPPRESSION_KEY")
+    data = offline_config(suppression_key=KEY, suppression_key_env="PS_SUPPRESSION_KEY")
     with pytest.raises(ConfigError) as refused:
         parse_config(data, base_dir=tmp_path, environ={"PS_SUPPRESSION_KEY": KEY})
     assert any(p.startswith("server.suppression_key: set only one") for p in refused.value.problems)
@@ -75,7 +61,7 @@ def test_two_sources_are_one_too_many(tmp_path: Path) -> None:
 
 def test_the_key_never_reaches_a_log_line(tmp_path: Path, logs: LogCapture) -> None:
     config = parse_config(
-        with_server(suppression_key_env="PS_SUPPRESSION_KEY"),
+        offline_config(suppression_key_env="PS_SUPPRESSION_KEY"),
         base_dir=tmp_path,
         environ={"PS_SUPPRESSION_KEY": KEY},
     )

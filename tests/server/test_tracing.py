@@ -49,6 +49,8 @@ from server.servicer import ProspectSyncServicer
 from server.tracing import RpcTracingInterceptor, tracer_provider
 from support.service import config_for, identify
 
+from .conftest import offline_config
+
 EMAIL = "margaret.hamilton@example.com"
 SECRETS = (DEMO.client_secret, DEMO.refresh_token, DEMO.password, DEMO.user_key)
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -269,31 +271,19 @@ async def test_spans_reach_an_otlp_collector(fake: FakePardot, tmp_path: Path) -
     assert service_names == {"prospectsync-test"}
 
 
-def tracing_config(**tracing: object) -> dict[str, object]:
-    return {
-        "server": {"listen": "127.0.0.1:0", "tracing": tracing},
-        "connections": {
-            "default": {
-                "auth": "legacy",
-                "api_version": 3,
-                "email": "ops@example.com",
-                "password": "not-a-real-password",
-                "user_key": "0123456789abcdef0123456789abcdef",
-            }
-        },
-    }
-
-
 def test_the_tracing_table_is_read_and_checked(tmp_path: Path) -> None:
     config = parse_config(
-        tracing_config(otlp_endpoint="http://127.0.0.1:4317", sample_ratio=0.25), base_dir=tmp_path
+        offline_config(tracing={"otlp_endpoint": "http://127.0.0.1:4317", "sample_ratio": 0.25}),
+        base_dir=tmp_path,
     )
     assert config.server.tracing == TracingConfig(
         otlp_endpoint="http://127.0.0.1:4317", sample_ratio=0.25
     )
     with pytest.raises(ConfigError) as bad:
         parse_config(
-            tracing_config(otlp_endpoint="127.0.0.1:4317", sample_ratio=2, service_name=""),
+            offline_config(
+                tracing={"otlp_endpoint": "127.0.0.1:4317", "sample_ratio": 2, "service_name": ""}
+            ),
             base_dir=tmp_path,
         )
     assert bad.value.problems == [
@@ -302,7 +292,7 @@ def test_the_tracing_table_is_read_and_checked(tmp_path: Path) -> None:
         "server.tracing.sample_ratio: must be from 0 to 1",
     ]
     with pytest.raises(ConfigError) as missing:
-        parse_config(tracing_config(), base_dir=tmp_path)
+        parse_config(offline_config(tracing={}), base_dir=tmp_path)
     assert missing.value.problems == [
         'server.tracing.otlp_endpoint: is required, e.g. "http://127.0.0.1:4317"'
     ]
