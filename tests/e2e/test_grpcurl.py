@@ -58,3 +58,43 @@ async def test_an_invalid_request_shows_the_field_to_fix(service: Service) -> No
     )
     assert code != 0
     assert "InvalidArgument" in err and "traits.email is required" in err
+
+
+async def test_describe_lists_every_rpc_as_the_readme_shows(service: Service) -> None:
+    code, out, _ = await grpcurl(service.port, "describe", "prospectsync.v1.ProspectSync")
+    assert code == 0
+    rpcs = sorted(line.split()[1] for line in out.splitlines() if line.strip().startswith("rpc "))
+    assert rpcs == ["BatchSync", "Forget", "GetTrackingSnippet", "Identify", "Track"]
+
+
+async def test_the_readme_update_only_and_forget_sessions(
+    service: Service, fake: FakePardot
+) -> None:
+    """README, "Sync modes" and "Forget: erasure in Pardot", as printed there."""
+    nobody = {
+        "traits": {"email": "nobody@example.com", "first_name": "No"},
+        "settings": {"connection": "v3", "sync_mode": "SYNC_MODE_UPDATE_ONLY"},
+    }
+    code, out, err = await grpcurl(
+        service.port, "prospectsync.v1.ProspectSync/Identify", data=nobody
+    )
+    assert code == 0, err
+    skipped = json.loads(out)
+    assert (skipped["outcome"], skipped["strategy"]) == ("OUTCOME_SKIPPED", "EmailV3")
+    assert skipped["warnings"] == [
+        "no prospect matches and settings.sync_mode is SYNC_MODE_UPDATE_ONLY: nothing was created"
+    ]
+    assert fake.state.prospects("v3") == []
+
+    ann = {"traits": {"email": "ann@example.com"}, "settings": {"connection": "v5"}}
+    code, out, err = await grpcurl(service.port, "prospectsync.v1.ProspectSync/Identify", data=ann)
+    assert code == 0, err
+    created = json.loads(out)["prospect_id"]
+    forget = {"email": "ann@example.com", "settings": {"connection": "v5"}}
+    code, out, err = await grpcurl(service.port, "prospectsync.v1.ProspectSync/Forget", data=forget)
+    assert code == 0, err
+    forgotten = json.loads(out)
+    assert forgotten["prospects"] == [{"prospect_id": created, "deleted": True}]
+    assert forgotten["suppression_recorded"] is True
+    code, _, err = await grpcurl(service.port, "prospectsync.v1.ProspectSync/Identify", data=ann)
+    assert code != 0 and "FailedPrecondition" in err and "PERSON_FORGOTTEN" in err
