@@ -4,11 +4,24 @@ deployment has (the SQLite files under ``server.state_dir``) into the Redis of i
 prevents a duplicate: the identity map (no second prospect for a person already
 synced, and one Pardot call instead of a lookup) and the message_id records within the
 idempotency window (a replay of an answered message answers from its record; a message
-in progress stays in progress, since its attempt may have written).
+in progress stays in progress, since its attempt may have written) and ``Forget``'s
+suppressions (a person forgotten stays forgotten: no replica on Redis re-creates them).
+
+The suppressions are keyed hashes (``clients.state.suppressions``): they match only
+under the key they were recorded under, and cannot be re-hashed. So the key is settled
+before anything is copied, and any doubt is exit 2 with Redis left as it was. With
+``server.suppression_key`` configured, the SQLite key check must be that key's, and so
+must Redis's if it has one (the key is never written to Redis). With the generated key,
+the one in ``state_dir/suppression.key`` becomes Redis's (SET NX, as a replica sets
+one); a Redis that already has another key or key check holds suppressions that cannot
+be merged with these, and the message says what the operator can do. The memory of
+writes (``skip_unchanged``) is not copied: starting it empty costs one write per
+prospect, never a wrong one.
 
 It reads the files through their stores (``clients.state.identity``,
-``clients.state.responses``) and writes through the Redis stores' protocol methods
-only, so Redis holds what the service itself would have written. Idempotent: an entry
+``clients.state.responses``, ``clients.state.suppressions``) and writes through the
+Redis stores' protocol methods only (and ``RedisSuppressions.adopt`` for the generated
+key), so Redis holds what the service itself would have written. Idempotent: an entry
 Redis already has is counted and left alone, so running it again (or after replicas
 started on Redis) changes nothing. Where Redis maps a key to another prospect than the
 file does, Redis wins: it is what the running service learned since.
@@ -21,26 +34,44 @@ lasts ``unconfirmed_create_hold_s`` (a minute); stop the old service that long
 before starting on Redis.
 
 Exit codes: 0 done (counts on stdout); 1 Redis could not be written (nothing half
-done matters: run it again); 2 bad options or configuration, or no SQLite state found.
+done matters: run it again); 2 bad options or configuration, no SQLite state found, or
+a suppression key in doubt (nothing copied).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from clients.state.identity import SqliteIdentityStore
-from clients.state.local import IDEMPOTENCY_FILE, IDENTITY_FILE
-from clients.state.protocols import IdempotencyKey, IdentityStore, ResponseRecords
+from clients.state.local import (
+    IDEMPOTENCY_FILE,
+    IDENTITY_FILE,
+    SUPPRESSION_KEY_FILE,
+    SUPPRESSIONS_FILE,
+)
+from clients.state.protocols import IdempotencyKey, IdentityStore, ResponseRecords, Suppressions
 from clients.state.responses import ResponseStore
+from clients.state.suppressions import (
+    SqliteSuppressions,
+    SuppressionKeyChanged,
+    configured_key,
+    existing_file_key,
+)
 from server.config import ConfigError, ServiceConfig, load_config
 from strategies.core.errors import StateUnwritable
+
+if TYPE_CHECKING:  # imported when run: `prospect-sync --help` need not load redis
+    from clients.state.redis.state import RedisState
+    from clients.state.redis.suppressions import RedisSuppressions
 
 T = TypeVar("T")
 
@@ -55,13 +86,24 @@ CHUNK = 200
 
 DESCRIPTION = """\
 Copy the embedded state (the SQLite files under server.state_dir) into the Redis of
-the [redis] table: the identity map and the message_id records still within
-server.idempotency_window_s (answered and in progress). Run it before switching
-server.state to "redis". Safe to run again: what Redis already holds is left alone.
+the [redis] table: the identity map, the message_id records still within
+server.idempotency_window_s (answered and in progress), and Forget's suppressions with
+their key (server.suppression_key if set, else the generated key, which becomes
+Redis's). Run it before switching server.state to "redis". Safe to run again: what
+Redis already holds is left alone.
 
 Exit codes: 0 done; 1 Redis could not be written (run it again); 2 bad options,
-configuration, or no SQLite state under server.state_dir.
+configuration, no SQLite state under server.state_dir, or a suppression key that
+differs between the two (nothing copied then).
 """
+
+#: What an operator can do when the two sides' suppressions are under different keys.
+CANNOT_MERGE = (
+    "suppressions recorded under different keys cannot be merged (a digest cannot be "
+    "re-hashed), and nothing was copied. Migrate into an empty Redis or under another "
+    "redis.key_prefix; or keep one side's suppressions and Forget the other side's people "
+    'again on the new state (docs/erasure.md, "The key check, and changing the key")'
+)
 
 
 @dataclass
@@ -74,11 +116,23 @@ class Copied:
     differs: int = 0
 
 
+@dataclass(frozen=True)
+class Sources:
+    """The SQLite files found under state_dir (None: not there)."""
+
+    identity: Path | None
+    records: Path | None
+    suppressions: Path | None
+
+
 @dataclass
 class Migration:
     identity: Copied
     answered: Copied
     in_progress: Copied
+    suppressions: Copied
+    #: How the suppression key was settled, for the operator.
+    key: str = "none (no suppressions to copy)"
 
     def render(self, state_dir: Path) -> str:
         return "\n".join(
@@ -91,6 +145,9 @@ class Migration:
                 f"{self.answered.already} already in Redis",
                 f"  message_id in progress: {self.in_progress.copied} copied, "
                 f"{self.in_progress.already} already in Redis",
+                f"  suppressions: {self.suppressions.copied} copied, "
+                f"{self.suppressions.already} already in Redis",
+                f"  suppression key: {self.key}",
             )
         )
 
@@ -116,8 +173,7 @@ def command(args: argparse.Namespace, prog: str) -> int:
     try:
         config = load_config(args.config)
         configure_logging("warning", config.secrets)
-        sources = _sources(config)
-        migration = asyncio.run(migrate(config, *sources))
+        migration = asyncio.run(migrate(config, _sources(config)))
     except ConfigError as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -129,22 +185,18 @@ def command(args: argparse.Namespace, prog: str) -> int:
     return EXIT_OK
 
 
-def _sources(config: ServiceConfig) -> tuple[Path | None, Path | None]:
+def _sources(config: ServiceConfig) -> Sources:
     if config.redis is None:
         raise ConfigError(["redis: migrating to Redis needs the [redis] table with its url"])
     folder = config.server.state_dir
-    identity, records = folder / IDENTITY_FILE, folder / IDEMPOTENCY_FILE
-    found = (identity if identity.exists() else None, records if records.exists() else None)
-    if found == (None, None):
-        raise ConfigError(
-            [f"server.state_dir: no SQLite state in {folder} ({IDENTITY_FILE}, {IDEMPOTENCY_FILE})"]
-        )
+    names = (IDENTITY_FILE, IDEMPOTENCY_FILE, SUPPRESSIONS_FILE)
+    found = Sources(*(folder / n if (folder / n).exists() else None for n in names))
+    if found == Sources(None, None, None):
+        raise ConfigError([f"server.state_dir: no SQLite state in {folder} ({', '.join(names)})"])
     return found
 
 
-async def migrate(
-    config: ServiceConfig, identity_file: Path | None, records_file: Path | None
-) -> Migration:
+async def migrate(config: ServiceConfig, sources: Sources) -> Migration:
     """Copies what the files hold into ``config.redis`` (see the module docstring)."""
     from clients.state.redis.state import RedisState
 
@@ -154,18 +206,21 @@ async def migrate(
         config.redis.url, key_prefix=config.redis.key_prefix, timeout_s=config.redis.timeout_s
     )
     identity, records = redis.identity(), redis.responses(window_s=window_s)
+    suppressions: tuple[Suppressions, Suppressions] | None = None
     try:
-        migration = Migration(Copied(), Copied(), Copied())
-        if identity_file is not None:
-            source = SqliteIdentityStore(identity_file)
+        migration = Migration(Copied(), Copied(), Copied(), Copied())
+        if sources.suppressions is not None:  # first: a key in doubt copies nothing
+            suppressions = await _settled(config, sources.suppressions, redis, migration)
+        if sources.identity is not None:
+            source = SqliteIdentityStore(sources.identity)
             try:
                 await _each(
                     source.entries(), lambda e: _identity_entry(identity, *e, migration.identity)
                 )
             finally:
                 source.close()
-        if records_file is not None:
-            stored = ResponseStore(records_file, window_s=window_s)
+        if sources.records is not None:
+            stored = ResponseStore(sources.records, window_s=window_s)
             try:
                 await _each(
                     stored.answered(),
@@ -177,11 +232,106 @@ async def migrate(
                 )
             finally:
                 stored.close()
+        if suppressions is not None:
+            await _suppressions(*suppressions, migration.suppressions)
         return migration
     finally:
+        for store in suppressions or ():
+            store.close()
         identity.close()
         records.close()
         await redis.aclose()
+
+
+async def _settled(
+    config: ServiceConfig, path: Path, redis: RedisState, migration: Migration
+) -> tuple[Suppressions, Suppressions]:
+    """The SQLite suppressions and Redis's, both under one key (see the module
+    docstring), or a ConfigError naming the problem and never a key."""
+    configured = configured_key(config.server.suppression_key)
+    source = _sqlite_suppressions(path, configured)
+    try:
+        if configured is not None:
+            target = redis.suppressions(configured)
+            try:
+                await target.hash_key()
+            except SuppressionKeyChanged:
+                raise ConfigError(
+                    [
+                        f"server.suppression_key: Redis ({redis.context.prefix}…) holds "
+                        "suppressions recorded under another key than server.suppression_key, "
+                        f"which the ones in {path} are recorded under: {CANNOT_MERGE}"
+                    ]
+                ) from None
+            migration.key = "server.suppression_key (it matches both sides; kept out of Redis)"
+            return source, target
+        from clients.state.redis.suppressions import RedisSuppressions
+
+        generated = RedisSuppressions(redis.context)
+        migration.key = await _adopted(generated, await source.hash_key(), path, redis)
+        return source, generated
+    except BaseException:
+        source.close()
+        raise
+
+
+def _sqlite_suppressions(path: Path, configured: bytes | None) -> SqliteSuppressions:
+    """The SQLite suppressions under their own key (never a new one: a missing key file
+    is a ConfigError, not a fresh key nothing recorded matches)."""
+    key_file = path.parent / SUPPRESSION_KEY_FILE
+    try:
+        if configured is None and existing_file_key(key_file) is None:
+            raise ConfigError(
+                [
+                    f"server.suppression_key: {path} has no generated key beside it "
+                    f"({key_file}), so its suppressions were recorded under "
+                    "server.suppression_key: set it, as the service had it, and run again"
+                ]
+            )
+        return SqliteSuppressions(path, key_file, key=configured)
+    except SuppressionKeyChanged as error:
+        raise ConfigError([f"server.suppression_key: {error.message}"]) from None
+    except (OSError, sqlite3.Error, ValueError) as error:
+        raise ConfigError([f"server.state_dir: cannot open the suppressions ({error})"]) from None
+
+
+async def _adopted(
+    redis_store: RedisSuppressions, key: bytes, path: Path, redis: RedisState
+) -> str:
+    """Makes the SQLite state's generated ``key`` Redis's; how it went, for the report."""
+    where = f"Redis ({redis.context.prefix}…)"
+    try:
+        taken = await redis_store.adopt(key)
+        settled = await redis_store.hash_key()
+    except SuppressionKeyChanged:
+        raise ConfigError(
+            [
+                f"redis: {where} holds the key check of another suppression key than the "
+                f"generated one the suppressions in {path} are recorded under: {CANNOT_MERGE}"
+            ]
+        ) from None
+    if not hmac.compare_digest(settled, key):
+        raise ConfigError(
+            [
+                f"redis: {where} already has a generated suppression key, another than the "
+                f"one the suppressions in {path} are recorded under (a replica started on "
+                f"it first): {CANNOT_MERGE}"
+            ]
+        )
+    return "the generated one, now Redis's" if taken else "the generated one, already Redis's"
+
+
+async def _suppressions(source: Suppressions, target: Suppressions, counts: Copied) -> None:
+    """Every digest of every scope, :data:`CHUNK` asked at a time; only the missing
+    ones added."""
+    async for scope, digests in source.recorded():
+        for start in range(0, len(digests), CHUNK):
+            chunk = digests[start : start + CHUNK]
+            there = await asyncio.gather(*(target.any_of(scope, (d,)) for d in chunk))
+            missing = tuple(d for d, found in zip(chunk, there, strict=True) if not found)
+            await target.add(scope, missing)
+            counts.copied += len(missing)
+            counts.already += len(chunk) - len(missing)
 
 
 async def _identity_entry(

@@ -36,7 +36,7 @@ answers those from its own copy.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime
 from types import TracebackType
@@ -350,6 +350,12 @@ class Suppressions(Protocol):
 
     async def any_of(self, connection: str, digests: tuple[str, ...]) -> bool:
         """Whether any of ``digests`` is recorded for the connection."""
+        ...
+
+    def recorded(self) -> AsyncIterator[tuple[str, tuple[str, ...]]]:
+        """Every scope with digests recorded, with some of them (a scope may come
+        several times, each digest once): ``prospect-sync state migrate`` copies them
+        to another backend, which must hash under the same key."""
         ...
 
     def close(self) -> None: ...

@@ -36,6 +36,8 @@ import hmac
 import os
 import secrets
 import sqlite3
+from collections.abc import AsyncIterator
+from itertools import groupby, islice
 from pathlib import Path
 
 import structlog
@@ -50,6 +52,9 @@ log = structlog.get_logger("clients.state.suppressions")
 WHAT = "the suppressions"
 #: Bytes of a generated suppression key.
 KEY_BYTES = 32
+#: Digests :meth:`SqliteSuppressions.recorded` hands out at once: bounded memory
+#: however many people were forgotten.
+LISTED_AT_ONCE = 1000
 
 
 def digest(key: bytes, scope: str, identifier: str) -> str:
@@ -211,6 +216,17 @@ class SqliteSuppressions:
             raise self._health.failed(WHAT, error) from error
         return row is not None
 
+    async def recorded(self) -> AsyncIterator[tuple[str, tuple[str, ...]]]:
+        try:
+            rows = self._db.execute(
+                "SELECT connection, digest FROM suppressions ORDER BY connection, digest"
+            )
+            for scope, group in groupby(rows, key=lambda row: str(row[0])):
+                while chunk := tuple(str(row[1]) for row in islice(group, LISTED_AT_ONCE)):
+                    yield scope, chunk
+        except sqlite3.Error as error:
+            raise self._health.failed(WHAT, error) from error
+
     def close(self) -> None:
         self._db.close()
 
@@ -231,6 +247,10 @@ class MemorySuppressions:
 
     async def any_of(self, connection: str, digests: tuple[str, ...]) -> bool:
         return any((connection, d) in self._set for d in digests)
+
+    async def recorded(self) -> AsyncIterator[tuple[str, tuple[str, ...]]]:
+        for scope, group in groupby(sorted(self._set), key=lambda pair: pair[0]):
+            yield scope, tuple(d for _, d in group)
 
     def close(self) -> None:
         self._set.clear()

@@ -80,3 +80,19 @@ async def test_forget_prospects_drops_only_the_records_naming_them(state: StateU
     assert await records.get(other) == b"two"
     assert await records.get(elsewhere) == b"three"
     assert await records.forget_prospects("default", (7,)) == 0
+
+
+async def test_recorded_lists_every_scope_with_its_digests(state: StateUnderTest) -> None:
+    """What ``prospect-sync state migrate`` copies; scope names as given, ``:`` and
+    ``%`` included (Redis escapes them in its keys)."""
+    store = state.suppressions()
+    key = await store.hash_key()
+    scopes = ("default", "odd:scope%3A")
+    wanted = {s: {digest(key, s, f"id:{n}") for n in range(3)} for s in scopes}
+    for scope, digests in wanted.items():
+        await store.add(scope, tuple(digests))
+    listed: dict[str, set[str]] = {}
+    async for scope, digests in store.recorded():
+        assert not listed.get(scope, set()) & set(digests)  # each digest once
+        listed.setdefault(scope, set()).update(digests)
+    assert listed == wanted
