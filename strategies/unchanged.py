@@ -82,7 +82,8 @@ class UnchangedMemory:
         written_to = prospect.id if prospect.id is not None else target
         if written_to is not None:
             await self._written.wrote(written_to, compared)
-        if key.by == "email" and operation != "create":
+        if key.by == "email" and operation != "create" and prospect.id != target:
+            # Known already (the lookup above): a write to the map would change nothing.
             await self._gateway.identity.remember(EMAIL, str(key.value), prospect)
         return prospect
 

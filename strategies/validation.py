@@ -75,10 +75,10 @@ def check_email(value: object, field: str) -> str:
     own rule (``pardot_facts.EMAIL_PATTERN``, at most 255 characters; a write that
     breaks it is err 4), whose failure is named part by part ("its top-level domain is
     longer than Pardot's 13 characters"). Deliverability (DNS) is not checked: the service
-    runs without outside network and Pardot does not check it either. The value is sent
-    as given, not normalised: Pardot matches emails as it stored them. Every path that
-    sends an email to Pardot passes here (the strategies, track, the snippet, the
-    backfill).
+    runs without outside network and Pardot does not check it either. The value is
+    returned as given (trimmed): the case folding ``settings.normalize_email`` asks for
+    happens before, in ``strategies.emails``, on every path. Every path that sends an
+    email to Pardot passes here (the strategies, track, the snippet, the backfill).
     """
     if not isinstance(value, str) or not value.strip():
         raise InvalidArgument(field, "must be a non-empty email address")
