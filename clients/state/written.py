@@ -82,8 +82,9 @@ class SqliteWrittenFields:
     identify). This store sees its own pending changes at once; another store on the
     file sees them once written. Safe because losing memory is: a crash loses at most
     that much of it, and the next write of those prospects is sent. A failed group write
-    is reported to the state's health (as any failed write is) and its digests are
-    dropped, never left to vouch for a value."""
+    (a full disk) is logged and its digests dropped, never left to vouch for a value; it
+    does not turn the state's health NOT_SERVING, since nothing is lost but calls saved
+    (the stores whose loss matters report the disk on their own writes)."""
 
     def __init__(self, path: Path, *, health: StateHealth | None = None) -> None:
         folder = path.parent
@@ -171,9 +172,8 @@ class SqliteWrittenFields:
                     " DO UPDATE SET digests = json_patch(digests, excluded.digests)",
                     merged,
                 )
-        except sqlite3.Error as error:
-            self._health.failed(WHAT, error)  # reported; the digests are dropped (safe)
-            log.warning("written.group_write_failed", prospects=len(pending))
+        except sqlite3.Error as error:  # dropped: safe (the class docstring)
+            log.warning("written.group_write_failed", prospects=len(pending), error=str(error))
 
     def close(self) -> None:
         self.flush()
