@@ -37,6 +37,7 @@ from strategies.core.model import (
     SyncMode,
     SyncResult,
     TrackMapping,
+    TrackResult,
     field_namespace,
 )
 from strategies.policies import PolicyGateway, policies_for
@@ -353,10 +354,12 @@ async def test_dry_run_update_only_by_an_unknown_fid_is_skipped_not_planned() ->
 # --- track ------------------------------------------------------------------------
 
 
-async def test_a_track_in_update_only_with_no_match_applies_no_action() -> None:
+async def track_signed_up(mode: SyncMode, pardot: MemoryGateway) -> TrackResult:
+    """A Signed Up track of a new person (a field and list 501), as the servicer runs it:
+    planned, then resolved through the registry's strategy behind the call's policies."""
     settings = replace(
         ORG_V4,
-        sync_mode=UPDATE_ONLY,
+        sync_mode=mode,
         track_mappings={"Signed Up": TrackMapping(fields={"plan": "plan"}, add_to_list_ids=(501,))},
     )
     event = Event(
@@ -367,37 +370,23 @@ async def test_a_track_in_update_only_with_no_match_applies_no_action() -> None:
     )
     plan = plan_track(event, settings)
     assert plan is not None
-    pardot = MemoryGateway(api_version=4)
-    gateway = governed(pardot, settings)
 
     def resolve(through: Gateway) -> Awaitable[SyncResult]:
         return REGISTRY.pick(event, settings).sync(event, settings, through)
 
+    return await run_track(plan, event, settings, governed(pardot, settings), resolve)
+
+
+async def test_a_track_in_update_only_with_no_match_applies_no_action() -> None:
+    pardot = MemoryGateway(api_version=4)
     with pytest.raises(Skipped):
-        await run_track(plan, event, settings, gateway, resolve)
+        await track_signed_up(UPDATE_ONLY, pardot)
     assert writes(pardot) == [] and pardot.lists[501] == set()
 
 
 async def test_a_track_in_create_only_writes_its_fields_to_the_prospect_it_created() -> None:
-    settings = replace(
-        ORG_V4,
-        sync_mode=CREATE_ONLY,
-        track_mappings={"Signed Up": TrackMapping(fields={"plan": "plan"}, add_to_list_ids=(501,))},
-    )
-    event = Event(
-        kind="track",
-        name="Signed Up",
-        traits={"email": EMAIL_ADDR, "org_id": "o-1"},
-        properties={"plan": "pro"},
-    )
-    plan = plan_track(event, settings)
-    assert plan is not None
     pardot = MemoryGateway(api_version=4)
-
-    def resolve(through: Gateway) -> Awaitable[SyncResult]:
-        return REGISTRY.pick(event, settings).sync(event, settings, through)
-
-    done = await run_track(plan, event, settings, governed(pardot, settings), resolve)
+    done = await track_signed_up(CREATE_ONLY, pardot)
     created = done.sync.prospect.id
     assert done.sync.outcome is Outcome.CREATED and created is not None
     assert pardot.prospects[created]["plan"] == "pro" and pardot.lists[501] == {created}
