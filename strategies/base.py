@@ -306,6 +306,24 @@ class Gateway(ABC):
             )
 
 
+class GatewayWrapper(Gateway):
+    """A gateway around another that changes its writes: what the call knows (its API
+    version, the identity map, the memory of writes, an earlier attempt of its message)
+    is the inner gateway's, passed on here once so that no wrapper forgets one (a
+    track carrier that dropped ``earlier_attempt`` let CreateV4 create a twin); reads
+    pass through."""
+
+    def __init__(self, inner: Gateway) -> None:
+        self._inner = inner
+        self.api_version = inner.api_version
+        self.identity = inner.identity
+        self.written = inner.written
+        self.earlier_attempt = inner.earlier_attempt
+
+    async def read(self, key: ProspectKey) -> list[Prospect]:
+        return await self._inner.read(key)
+
+
 class Strategy(ABC):
     """Decides how one event becomes Pardot calls. Subclasses register themselves with
     ``strategies.registry.REGISTRY.register(name=..., priority=...)``."""

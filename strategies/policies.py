@@ -20,7 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
 
-from strategies.base import Gateway, ProspectKey, WriteFn, WriteOperation, WritePolicy
+from strategies.base import (
+    Gateway,
+    GatewayWrapper,
+    ProspectKey,
+    WriteFn,
+    WriteOperation,
+    WritePolicy,
+)
 from strategies.core.errors import PardotError
 from strategies.core.model import Fields, Prospect, Settings, Suppressed, SyncMode
 from strategies.opt_out import OptOutGuard
@@ -29,7 +36,7 @@ from strategies.track import ListChange, TrackGateway
 from strategies.unchanged import UnchangedMemory
 
 
-class PolicyGateway(TrackGateway):
+class PolicyGateway(GatewayWrapper, TrackGateway):
     """The call's gateway with ``policies`` around its prospect writes. Reads and the
     track verbs pass through. ``suppressed`` collects what the opt-out guard left out,
     for the response."""
@@ -40,13 +47,11 @@ class PolicyGateway(TrackGateway):
         policies: Sequence[WritePolicy],
         suppressed: list[Suppressed] | None = None,
     ) -> None:
+        super().__init__(inner)
         self.inner = inner
-        self.api_version = inner.api_version
-        self.identity = inner.identity
-        self.written = inner.written
-        self.earlier_attempt = inner.earlier_attempt
         self.suppressed: list[Suppressed] = [] if suppressed is None else suppressed
-        self._policies = tuple(policies)
+        #: The chain, linked once: each write goes in at its head.
+        self._chain = _linked(tuple(policies), inner)
 
     async def write(
         self,
@@ -56,28 +61,7 @@ class PolicyGateway(TrackGateway):
         *,
         need_answer: bool,
     ) -> Prospect:
-        return await self._through(0)(operation, key, fields, need_answer)
-
-    def _through(self, index: int) -> WriteFn:
-        if index == len(self._policies):
-
-            def send(
-                operation: WriteOperation, key: ProspectKey, fields: Fields, need_answer: bool
-            ) -> Awaitable[Prospect]:
-                return self.inner.write(operation, key, fields, need_answer=need_answer)
-
-            return send
-        policy, rest = self._policies[index], self._through(index + 1)
-
-        def step(
-            operation: WriteOperation, key: ProspectKey, fields: Fields, need_answer: bool
-        ) -> Awaitable[Prospect]:
-            return policy.write(operation, key, fields, need_answer=need_answer, then=rest)
-
-        return step
-
-    async def read(self, key: ProspectKey) -> list[Prospect]:
-        return await self.inner.read(key)
+        return await self._chain(operation, key, fields, need_answer)
 
     # --- the track verbs pass through --------------------------------------------------
 
@@ -102,6 +86,30 @@ class PolicyGateway(TrackGateway):
         self, extension: str, activity_type: str, value: str, email: str
     ) -> bool:
         return await self.inner.record_external_activity(extension, activity_type, value, email)
+
+
+def _linked(policies: Sequence[WritePolicy], inner: Gateway) -> WriteFn:
+    """``policies`` in order, each passing a write on to the next, the last to
+    ``inner``'s own write."""
+
+    def send(
+        operation: WriteOperation, key: ProspectKey, fields: Fields, need_answer: bool
+    ) -> Awaitable[Prospect]:
+        return inner.write(operation, key, fields, need_answer=need_answer)
+
+    chain: WriteFn = send
+    for policy in reversed(policies):
+        chain = _step(policy, chain)
+    return chain
+
+
+def _step(policy: WritePolicy, then: WriteFn) -> WriteFn:
+    def step(
+        operation: WriteOperation, key: ProspectKey, fields: Fields, need_answer: bool
+    ) -> Awaitable[Prospect]:
+        return policy.write(operation, key, fields, need_answer=need_answer, then=then)
+
+    return step
 
 
 def policies_for(

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from strategies.base import Gateway, ProspectKey, WriteOperation
+from strategies.base import Gateway, GatewayWrapper, ProspectKey, WriteOperation
 from strategies.core.errors import (
     UNKNOWN_PARDOT_ERROR,
     FailedPrecondition,
@@ -553,7 +553,7 @@ def _activity_refused(exc: PardotError, path: str, plan: TrackPlan) -> FailedPre
     )
 
 
-class _CarryingFields(Gateway):
+class _CarryingFields(GatewayWrapper):
     """The gateway a strategy resolves a track call through. Its first prospect write
     that succeeds also carries the mapped fields; the strategy's own fields (identity,
     campaign) win over a mapped field of the same name. A write that fails (a stale
@@ -562,11 +562,7 @@ class _CarryingFields(Gateway):
     their version rules are the base class's; only the primitives pass through."""
 
     def __init__(self, inner: Gateway, mapped: Fields, *, need_answer: bool = False) -> None:
-        self._inner = inner
-        self.api_version = inner.api_version
-        self.identity = inner.identity
-        self.written = inner.written
-        self.earlier_attempt = inner.earlier_attempt
+        super().__init__(inner)
         self._mapped = dict(mapped)
         self.delivered = not mapped
         #: The write that carried the mapped fields changed nothing (``Prospect.unchanged``).
@@ -590,6 +586,3 @@ class _CarryingFields(Gateway):
         self.delivered = True
         self.delivered_unchanged = prospect.unchanged
         return prospect
-
-    async def read(self, key: ProspectKey) -> list[Prospect]:
-        return await self._inner.read(key)
