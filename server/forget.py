@@ -31,7 +31,7 @@ id of a forgotten person is logged (``clients.call_log.PRIVATE_PATHS``) or store
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import structlog
 
@@ -118,9 +118,7 @@ class Forgetting:
         identifiers = event_identifiers(event, settings)
         if not identifiers:
             return
-        key = await self._suppressions.hash_key()
-        scope = self._scope(settings.connection)
-        digests = tuple(digest(key, scope, i) for i in identifiers)
+        scope, digests = await self._digests(settings.connection, identifiers)
         if await self._suppressions.any_of(scope, digests):
             raise FailedPrecondition(
                 "this person was erased with Forget from the Pardot account of connection "
@@ -216,11 +214,17 @@ class Forgetting:
         if self._suppressions is None:
             return
         identifiers = (*target.identifiers(), *(id_identifier(p) for p in found))
+        await self._suppressions.add(*await self._digests(connection, identifiers))
+
+    async def _digests(
+        self, connection: str, identifiers: Iterable[str]
+    ) -> tuple[str, tuple[str, ...]]:
+        """The scope a connection's suppressions are kept under, and the digests of
+        ``identifiers`` in it (each once): what a check asks and a Forget records."""
+        assert self._suppressions is not None
         key = await self._suppressions.hash_key()
         scope = self._scope(connection)
-        await self._suppressions.add(
-            scope, tuple(digest(key, scope, i) for i in dict.fromkeys(identifiers))
-        )
+        return scope, tuple(digest(key, scope, i) for i in dict.fromkeys(identifiers))
 
     async def _drop_memory(self, found: list[int], connection: str) -> tuple[int, int]:
         """The identity entries, written-fields memory and message_id records of the
