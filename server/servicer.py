@@ -56,12 +56,11 @@ from strategies.core.model import (
     Settings,
     Skipped,
     SyncResult,
-    TrackAction,
     TrackResult,
 )
 from strategies.core.pardot_facts import MAX_BATCH_PROSPECTS, MAX_CONCURRENT_REQUESTS
 from strategies.emails import normalized
-from strategies.policies import governed
+from strategies.policies import PolicyGateway, governed
 from strategies.registry import Registry
 from strategies.track import identity_event, mapping_path, plan_identify, plan_track, run_track
 
@@ -258,25 +257,18 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
         await self._forgetting.refuse_forgotten(event, rpc.settings)
         self._refuse_while_unwritable(rpc.settings)
         gateway = rpc.open_gateway()
-        governed_gateway = governed(gateway, rpc.settings)
-        actions: list[TrackAction] = []
-        try:
+
+        def resolve(through: Gateway) -> Awaitable[SyncResult]:
+            return self._resolve(strategy, event, rpc.settings, through)
+
+        async def run(governed_gateway: PolicyGateway) -> TrackResult:
             if plan is None:
-                result = await self._resolve(strategy, event, rpc.settings, governed_gateway)
-            else:
-                done = await run_track(
-                    plan,
-                    event,
-                    rpc.settings,
-                    governed_gateway,
-                    lambda through: self._resolve(strategy, event, rpc.settings, through),
-                )
-                result, actions = done.sync, done.actions
-        except Skipped as skip:
-            result = _skipped(skip)
-        result.suppressed.extend(governed_gateway.suppressed)
-        bind(outcome=result.outcome.name, pardot_calls=len(gateway.calls))
-        return identify_response(result, strategy.name, gateway.calls, actions)
+                return TrackResult(await resolve(governed_gateway))
+            return await run_track(plan, event, rpc.settings, governed_gateway, resolve)
+
+        done = await _under_policies(gateway, rpc.settings, run)
+        bind(outcome=done.sync.outcome.name, pardot_calls=len(gateway.calls))
+        return identify_response(done.sync, strategy.name, gateway.calls, done.actions)
 
     async def _track(self, event: Event, rpc: _Rpc) -> pb.TrackResponse:
         plan = plan_track(event, rpc.settings)  # a bad mapping fails before any call
@@ -291,16 +283,14 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
         await self._forgetting.refuse_forgotten(who, rpc.settings)
         self._refuse_while_unwritable(rpc.settings)
         gateway = rpc.open_gateway()
-        governed_gateway = governed(gateway, rpc.settings)
 
         def resolve(through: Gateway) -> Awaitable[SyncResult]:
             return self._resolve(strategy, who, rpc.settings, through)
 
-        try:
-            result = await run_track(plan, who, rpc.settings, governed_gateway, resolve)
-        except Skipped as skip:
-            result = TrackResult(_skipped(skip))
-        result.sync.suppressed.extend(governed_gateway.suppressed)
+        def run(governed_gateway: PolicyGateway) -> Awaitable[TrackResult]:
+            return run_track(plan, who, rpc.settings, governed_gateway, resolve)
+
+        result = await _under_policies(gateway, rpc.settings, run)
         bind(
             outcome=result.sync.outcome.name,
             pardot_calls=len(gateway.calls),
@@ -375,9 +365,21 @@ class ProspectSyncServicer(pb_grpc.ProspectSyncServicer):
             return await strategy.sync(event, settings, gateway)
 
 
-def _skipped(skip: Skipped) -> SyncResult:
-    """A call its sync mode forbade: nothing was written, and the warning says why."""
-    return SyncResult(Prospect(id=None), Outcome.SKIPPED, [skip.reason])
+async def _under_policies(
+    gateway: PardotGateway,
+    settings: Settings,
+    run: Callable[[PolicyGateway], Awaitable[TrackResult]],
+) -> TrackResult:
+    """``run`` through ``gateway`` with the write policies the settings ask for: a call
+    its sync mode forbade answers SKIPPED (nothing was written, the warning says why),
+    and what the opt-out guard left out joins the result."""
+    governed_gateway = governed(gateway, settings)
+    try:
+        done = await run(governed_gateway)
+    except Skipped as skip:
+        done = TrackResult(SyncResult(Prospect(id=None), Outcome.SKIPPED, [skip.reason]))
+    done.sync.suppressed.extend(governed_gateway.suppressed)
+    return done
 
 
 async def _reported(
