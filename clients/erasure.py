@@ -37,9 +37,6 @@ from strategies.core import pardot_facts as facts
 from strategies.core.errors import PardotError
 from strategies.core.model import CallRecord
 
-#: The query that names a prospect in the recycle bin to v5 (as its reads take it).
-_IN_RECYCLE_BIN = {"deleted": "true"}
-
 
 class Erased(NamedTuple):
     """What became of one prospect in Pardot."""
@@ -96,11 +93,8 @@ class PardotErasure:
         await self._gone_is_done(request)
         if not self.permanent_delete:
             return Erased(deleted=True, permanently_deleted=False)
-        forever = v5.v5_request(
-            "DELETE", request.path, None, idempotent=True, query=_IN_RECYCLE_BIN
-        )
         try:
-            await self._send(forever)
+            await self._send(v5.prospect_delete(prospect_id, from_recycle_bin=True))
         except PardotError:
             return Erased(deleted=True, permanently_deleted=False)
         return Erased(deleted=True, permanently_deleted=True)

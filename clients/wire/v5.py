@@ -187,9 +187,13 @@ def prospect_query_by_email(email: str, *, custom_fields: Iterable[str] = ()) ->
     return v5_request("GET", facts.V5_PROSPECTS_PATH, None, idempotent=True, query=query)
 
 
-def prospect_delete(prospect_id: int) -> PardotRequest:
-    """``DELETE objects/prospects/<id>`` (to the recycle bin; HTTP 204)."""
-    return v5_request("DELETE", _prospect_path(prospect_id), None, idempotent=True)
+def prospect_delete(prospect_id: int, *, from_recycle_bin: bool = False) -> PardotRequest:
+    """``DELETE objects/prospects/<id>`` (to the recycle bin; HTTP 204). With
+    ``from_recycle_bin``, ``?deleted=true`` names the prospect in the recycle bin, as
+    v5's reads do: deleting it from there for good is not documented by Salesforce
+    (``clients.erasure`` sends it only where a connection asks)."""
+    query = {"deleted": "true"} if from_recycle_bin else None
+    return v5_request("DELETE", _prospect_path(prospect_id), None, idempotent=True, query=query)
 
 
 def page_values(document: Mapping[str, Any]) -> list[dict[str, Any]]:
