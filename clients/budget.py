@@ -118,6 +118,11 @@ class DailyBudget:
         self._day: date = self._local_day(clock())
         self._logged_shares: set[float] = set()
 
+    @property
+    def remote(self) -> bool:
+        """Whether :meth:`check` waits for the network (the mark is shared)."""
+        return self._mark.remote
+
     async def check(self, connection: str) -> None:
         """Raise DailyLimitReached while the account is exhausted; else do nothing.
         On every request: one read of the mark (and a second only when the account's

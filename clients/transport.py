@@ -48,6 +48,7 @@ from clients.state.protocols import ConcurrencySlots
 from clients.wire.request import PardotRequest
 from strategies.core import pardot_facts as facts
 from strategies.core.errors import (
+    DailyLimitReached,
     DeadlineExceeded,
     PardotError,
     PardotUnavailable,
@@ -212,8 +213,39 @@ class PardotTransport:
         attempt: int,
         stale_token: str | None,
     ) -> dict[str, Any]:
-        # 0. An account whose daily budget Pardot declared spent gets no request.
-        await self._budget.check(self.name)
+        # 0. An account whose daily budget Pardot declared spent gets no request. A
+        #    shared mark (Redis) is a round trip away: its check runs while the token
+        #    is taken and the slot entered, and is awaited before anything is sent —
+        #    first, when the slot would have to be waited for (a spent account fails
+        #    fast, it does not queue).
+        checking = self._budget_check()
+        try:
+            if checking is not None and self._slots.locked():
+                await checking
+            return await self._send_attempt(exchange, calls, attempt, stale_token, checking)
+        finally:
+            if checking is not None and not checking.done():
+                checking.cancel()  # the attempt failed before it needed the answer
+
+    def _budget_check(self) -> asyncio.Future[None] | None:
+        """The budget's check under way, when its mark is a round trip away; else None
+        (checked at once: an in-process mark answers without waiting)."""
+        if not self._budget.remote:
+            return None
+        checking = asyncio.ensure_future(self._budget.check(self.name))
+        checking.add_done_callback(_retrieved)
+        return checking
+
+    async def _send_attempt(
+        self,
+        exchange: _Exchange,
+        calls: list[CallRecord],
+        attempt: int,
+        stale_token: str | None,
+        checking: asyncio.Future[None] | None,
+    ) -> dict[str, Any]:
+        if checking is None:
+            await self._budget.check(self.name)
 
         # 1. Credentials. Nothing has been sent to the API yet, so a token endpoint
         #    that is down is retryable for any call.
@@ -255,6 +287,11 @@ class PardotTransport:
         started = 0.0
         try:
             async with entrance:
+                if checking is not None:
+                    try:
+                        await checking
+                    except DailyLimitReached as spent:
+                        raise _Spent(spent) from None
                 if queued:  # the wait is over: is there still time for the call?
                     self._refuse_if_late(exchange, ahead=0)
                 if exchange.claim is not None:
@@ -276,6 +313,8 @@ class PardotTransport:
             answer = request.parse(
                 status, response.headers.get("content-type", ""), response.content
             )
+        except _Spent as spent:
+            raise spent.error from None
         except _NOT_SENT as exc:
             never_left = True
             raise _Failed(self._unavailable(request, exc), sent=False) from None
@@ -404,6 +443,21 @@ class _Failed(Exception):
         super().__init__(error.message)
         self.error = error
         self.sent = sent
+
+
+class _Spent(Exception):
+    """The budget's check, awaited inside the slot, found the account spent: nothing
+    was sent (it leaves the attempt as the DailyLimitReached it carries)."""
+
+    def __init__(self, error: DailyLimitReached) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _retrieved(checking: asyncio.Future[None]) -> None:
+    """A check nobody awaited (its attempt failed first) leaves no unretrieved error."""
+    if not checking.cancelled():
+        checking.exception()
 
 
 class _TokenRefused(Exception):

@@ -131,9 +131,6 @@ class Idempotency:
         """``respond()``'s response, run at most once per key while it succeeds; a
         repeat gets the stored response marked as a duplicate."""
         while True:
-            stored = await self.store.get(key)
-            if stored is not None:
-                return _replay(key, stored, response_type)
             running = self._in_flight.get(key)
             if running is not None:
                 await running.wait()  # then look again: stored, or the first one failed
@@ -144,6 +141,9 @@ class Idempotency:
             except BaseException:
                 self._finished(key, done)
                 raise
+            if claim.stored is not None:
+                self._finished(key, done)
+                return _replay(key, claim.stored, response_type)
             if not claim.elsewhere:
                 break
             self._finished(key, done)
@@ -170,10 +170,14 @@ class Idempotency:
         return response
 
     async def _claim(self, key: IdempotencyKey) -> Claim:
-        """The message marked in progress (committed) by this process, or, on shared
-        records, found running in another one."""
+        """The response stored; else the message marked in progress (committed) by this
+        process, or, on shared records, found running in another one. Shared records
+        look and mark in one round trip (``SharedResponseRecords.claim``)."""
         if self._shared is not None:
             return await self._shared.claim(key)
+        stored = await self.store.get(key)
+        if stored is not None:
+            return Claim(None, elsewhere=False, stored=stored)
         return Claim(await self.store.begin(key), elsewhere=False)
 
     def _release_elsewhere(self, key: IdempotencyKey) -> None:

@@ -31,7 +31,8 @@ That is why ``settings.skip_unchanged`` turns it off, per call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 
 from strategies.base import Gateway, ProspectKey, WriteFn, WriteOperation
@@ -80,11 +81,13 @@ class UnchangedMemory:
         if prospect.planned or self._dry_run:
             return prospect
         written_to = prospect.id if prospect.id is not None else target
+        learned: list[Awaitable[None]] = []
         if written_to is not None:
-            await self._written.wrote(written_to, compared)
+            learned.append(self._written.wrote(written_to, compared))
         if key.by == "email" and operation != "create" and prospect.id != target:
             # Known already (the lookup above): a write to the map would change nothing.
-            await self._gateway.identity.remember(EMAIL, str(key.value), prospect)
+            learned.append(self._gateway.identity.remember(EMAIL, str(key.value), prospect))
+        await _together(learned)
         return prospect
 
     async def _prospect_named(self, key: ProspectKey) -> int | None:
@@ -93,6 +96,15 @@ class UnchangedMemory:
             return int(key.value)
         namespace = FID if key.by == "fid" else EMAIL
         return await self._gateway.identity.lookup(namespace, str(key.value))
+
+
+async def _together(writes: list[Awaitable[None]]) -> None:
+    """The writes at once: on a shared backend each is a round trip, and they do not
+    depend on each other (a lone one is awaited as it is, without a task)."""
+    if len(writes) == 1:
+        await writes[0]
+    elif writes:
+        await asyncio.gather(*writes)
 
 
 def _with_key_email(key: ProspectKey, fields: Fields) -> Fields:

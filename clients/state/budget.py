@@ -19,6 +19,8 @@ from datetime import date, datetime
 class MemoryBudgetMark:
     """One account's day in this process's memory."""
 
+    remote = False
+
     def __init__(self) -> None:
         self._day: date | None = None
         self._used = 0

@@ -153,6 +153,8 @@ class Claim(NamedTuple):
     began: float | None
     #: Another process is running the message now (its lease is live): wait for it.
     elsewhere: bool
+    #: The response stored already (nothing was marked): answer it as a replay.
+    stored: bytes | None = None
 
 
 @runtime_checkable
@@ -162,8 +164,9 @@ class SharedResponseRecords(ResponseRecords, Protocol):
     duplicate in the same process does (``server.idempotency``'s single flight)."""
 
     async def claim(self, key: IdempotencyKey) -> Claim:
-        """:meth:`begin`, unless another process runs the message now (then nothing is
-        written and ``elsewhere`` says to :meth:`wait_for` it)."""
+        """:meth:`begin`, unless the response is stored (``stored``: one look and one
+        mark cost one round trip, not two) or another process runs the message now
+        (``elsewhere``: :meth:`wait_for` it); in both cases nothing is written."""
         ...
 
     async def wait_for(self, key: IdempotencyKey, *, timeout_s: float) -> bytes | None:
@@ -215,8 +218,13 @@ class BudgetMark(Protocol):
     the thresholds and the errors). A day nothing was told of reads as nothing spent,
     nothing exhausted."""
 
+    #: Its reads cross the network (a shared backend): worth running beside other
+    #: waits (``clients.transport`` checks the mark while it enters the slot).
+    remote: bool
+
     async def count(self, day: date) -> int:
-        """One more call on ``day``; the day's count, this one included."""
+        """One more call on ``day``; the day's count, this one included (as far as this
+        process knows: a shared backend may write it behind and answer at once)."""
         ...
 
     async def used(self, day: date) -> int:

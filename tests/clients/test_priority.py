@@ -156,6 +156,7 @@ async def test_follow_ups_go_first_in_arrival_order_and_a_cancelled_one_takes_no
         waiters[gone].cancel()
     await asyncio.sleep(0)
     assert (slots.waiting(), slots.waiting(follow_up=True)) == (4, 2)
+    await state.queued(4)
 
     release.set()
     await asyncio.wait_for(asyncio.gather(held, *(waiters[n] for n in ("u1", "u3", "f2", "f3"))), 5)

@@ -8,6 +8,7 @@ outage test runs a redis-server of its own, to stop it.
 from __future__ import annotations
 
 import asyncio
+import datetime
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -300,6 +301,45 @@ async def test_redis_stopped_is_state_unwritable_for_every_kind_and_recovers(
         await eventually(lambda: _writable(state))
         assert await identity.lookup("default", EMAIL, "ann@example.com") is None
     finally:
+        await state.aclose()
+        state.health.close()
+        server.stop()
+
+
+async def test_a_redis_that_stalls_fails_every_kind_within_its_timeout(tmp_path: Path) -> None:
+    """A frozen Redis (SIGSTOP: connections open, no answer) fails each operation with
+    StateUnwritable instead of holding the call: the client has no socket timeout of
+    its own, so every command is bounded by ``redis.timeout_s`` in RedisContext.run.
+    The server stays frozen longer than the test waits for each attempt: an attempt
+    that waited for Redis instead would end in the test's TimeoutError."""
+    server = RedisServer(redis_server_binary(), tmp_path / "redis")
+    server.start()
+    state = RedisState(server.url, key_prefix=fresh_prefix(), timeout_s=0.2)
+    today = datetime.date(2026, 12, 2)
+    try:
+        identity, written, budget = state.identity(), state.written(), state.budget_mark("a")
+        records, suppressions = state.responses(window_s=60), state.suppressions(b"k" * 32)
+        slots, locks = state.slots("a", 5), state.person_locks()
+        await identity.remember("default", EMAIL, "ann@example.com", 7)  # connected
+        server.pause()
+        attempts: list[Callable[[], Awaitable[object]]] = [
+            lambda: identity.lookup("default", EMAIL, "ann@example.com"),
+            lambda: written.digests("default", 7),
+            lambda: budget.used(today),  # (a count is written behind: never raises)
+            lambda: budget.exhausted_until(today),
+            lambda: records.get(KEY),
+            lambda: records.claim(KEY),  # type: ignore[attr-defined]  # shared records
+            lambda: suppressions.any_of("default", ("d",)),
+            lambda: _enter(slots),
+            lambda: _enter(locks.hold("default", "k")),
+        ]
+        for attempt in attempts:
+            with pytest.raises(StateUnwritable) as caught:
+                await asyncio.wait_for(attempt(), 5)
+            assert caught.value.reason == "STATE_UNAVAILABLE"
+        assert not state.health.writable
+    finally:
+        server.resume()
         await state.aclose()
         state.health.close()
         server.stop()

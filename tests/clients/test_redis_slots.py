@@ -37,7 +37,9 @@ from clients.state.redis.slots import RedisSlots
 async def main() -> None:
     url, prefix, account = sys.argv[1:4]
     limit, n, lease = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
-    ctx = RedisContext(open_client(url, timeout_s=2.0), prefix, StateHealth(lambda: None))
+    ctx = RedisContext(
+        open_client(url, timeout_s=2.0), prefix, StateHealth(lambda: None), timeout_s=2.0
+    )
     slots = RedisSlots(ctx, account, limit, lease_s=lease)
     for _ in range(n):
         await slots.__aenter__()

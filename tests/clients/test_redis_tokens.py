@@ -35,7 +35,9 @@ from clients.state.redis.tokens import RedisTokenStore
 
 async def main() -> None:
     url, prefix, lease = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    ctx = RedisContext(open_client(url, timeout_s=2.0), prefix, StateHealth(lambda: None))
+    ctx = RedisContext(
+        open_client(url, timeout_s=2.0), prefix, StateHealth(lambda: None), timeout_s=2.0
+    )
     tokens = RedisTokenStore(ctx, "default", lease_s=lease)
 
     async def fetch() -> str:

@@ -15,6 +15,7 @@ import atexit
 import itertools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -90,6 +91,16 @@ class RedisServer:
             self.process.kill()
             self.process.wait(timeout=10)
         self.process = None
+
+    def pause(self) -> None:
+        """Freezes the server (SIGSTOP): its connections stay open and nothing answers,
+        as when its host stalls. :meth:`resume` thaws it."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def _answers(self) -> bool:
         try:

@@ -21,6 +21,7 @@ runs; every store a test opens reads the same ones.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,19 @@ class StateUnderTest:
 
     def slots(self, limit: int, account: str = "0Uv000000000001CAA") -> ConcurrencySlots:
         return self.client_state().slots(account, limit)
+
+    async def queued(self, waiters: int, account: str = "0Uv000000000001CAA") -> None:
+        """Until the backend's queue of ``account``'s slots holds ``waiters``: a waiter
+        of a shared backend is in line only once its entry reached Redis (the order
+        among entries still on their way is not the queue's to keep), and a cancelled
+        one leaves it a round trip later. In-process slots queue at once."""
+        if self.backend != "redis":
+            return
+        ctx = self.redis.context
+        key = ctx.key("slots", account, "queue")
+        async with asyncio.timeout(5):
+            while await ctx.client.zcard(key) != waiters:  # noqa: ASYNC110 - Redis's queue
+                await asyncio.sleep(0.005)
 
     def tokens(self, connection: str = "default") -> TokenStore:
         store = self.client_state().tokens(connection)

@@ -61,24 +61,30 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-#: KEYS[1] the attempt; ARGV: wall now, owner, lease ms, window ms, '1' to take over a
-#: live lease of another owner (else report it). {began or '', 1 if running elsewhere}.
+#: KEYS[1] the attempt, KEYS[2] the response; ARGV: wall now, owner, lease ms, window
+#: ms, '1' to take over a live lease of another owner (``begin``: else report it),
+#: '1' to look for the response first (``claim``). {began or '', 1 if running
+#: elsewhere, the response or ''}: a stored response is answered, nothing marked.
 _CLAIM = (
     _NOW_MS
     + """
+local response = ARGV[6] == '1' and redis.call('GET', KEYS[2])
+if response then
+  return {'', 0, response}
+end
 local began = redis.call('HGET', KEYS[1], 'began')
 if began then
   local owner = redis.call('HGET', KEYS[1], 'owner')
   local lease = tonumber(redis.call('HGET', KEYS[1], 'lease') or '0')
   if owner ~= ARGV[2] and lease > now and ARGV[5] ~= '1' then
-    return {began, 1}
+    return {began, 1, ''}
   end
   redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'lease', now + tonumber(ARGV[3]))
-  return {began, 0}
+  return {began, 0, ''}
 end
 redis.call('HSET', KEYS[1], 'began', ARGV[1], 'owner', ARGV[2], 'lease', now + tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return {'', 0}
+return {'', 0, ''}
 """
 )
 
@@ -201,17 +207,22 @@ class RedisResponseRecords:
         return (await self._claimed(key, take_over=True)).began
 
     async def claim(self, key: IdempotencyKey) -> Claim:
-        """:meth:`begin`, unless another replica runs the message now: then nothing is
-        written and ``elsewhere`` says to :meth:`wait_for` it (see the module docstring)."""
+        """:meth:`begin`, unless the response is stored (``stored``) or another replica
+        runs the message now (``elsewhere``: :meth:`wait_for` it, see the module
+        docstring); then nothing is written. One script: the look and the mark are one
+        round trip."""
         return await self._claimed(key, take_over=False)
 
     async def _claimed(self, key: IdempotencyKey, *, take_over: bool) -> Claim:
         wall = repr(self._clocks.wall())  # this host's: compared with Pardot's timestamps
         args: list[str | int] = [wall, self.owner, self._lease_ms, self._window_ms]
-        began, elsewhere = await self._ctx.run(
-            WHAT,
-            self._claim(keys=[self._attempt_key(key)], args=[*args, "1" if take_over else "0"]),
+        keys = [self._attempt_key(key), self._response_key(key)]
+        modes = ["1", "0"] if take_over else ["0", "1"]  # begin takes over; claim looks
+        began, elsewhere, response = await self._ctx.run(
+            WHAT, self._claim(keys=keys, args=[*args, *modes])
         )
+        if response:
+            return Claim(None, elsewhere=False, stored=_as_bytes(response))
         claim = Claim(float(began) if began else None, bool(elsewhere))
         if not claim.elsewhere:
             self._running.add(key)

@@ -23,7 +23,8 @@ within the same time, and the slots go to the next in line. While a process live
 renewal task per :class:`RedisSlots` renews its leases and queued entries every third of
 the lease.
 
-Entering with a slot free is one script call; leaving is one more. A waiter granted a
+Entering with a slot free is one script call; leaving is one more, which the caller
+does not wait for (the process's next enter does). A waiter granted a
 slot by someone else's leave is told through Redis pub/sub (the leaving script
 publishes the ids it granted on ``slots:<account>:granted``), so a freed slot is taken
 at once rather than at the next poll; each waiter also polls with backoff
@@ -57,7 +58,9 @@ from typing import Any
 from redis.commands.core import AsyncScript
 
 from clients import metrics
+from clients.state.redis.budget import DAY_TTL_S, RedisBudgetMark
 from clients.state.redis.context import REDIS_FAILURES, RedisContext
+from strategies.core.errors import StateUnwritable
 
 #: How long a slot (or a place in the queue) lasts unless its process renews it: a
 #: process killed with slots in hand gives them back within this time.
@@ -74,15 +77,21 @@ ESTIMATE_S = 1.0
 SEQ_TTL_S = 24 * 3600
 WHAT = "the concurrency slots"
 
-#: KEYS: leases, queue, queue-leases, mine, seq, channel.
-#: ARGV: op ("enter" | "leave" | "renew"), limit, lease_ms, participant, then
+#: KEYS: leases, queue, queue-leases, mine, seq, channel, then the budget days whose
+#: mark is read, then the budget days counted (what rides along: ``budget.Ride``).
+#: ARGV: op ("enter" | "leave" | "renew"), limit, lease_ms, participant, how many days
+#: read, how many counted, each counted day's calls, then
 #: enter: id, entrance (0 follow-up, 1 first); leave: id; renew: ids…
 #: Returns {granted (enter: 1 if the id holds a slot), leases held, follow-ups queued,
-#: all queued, this participant's follow-ups queued, this participant's firsts queued}.
+#: all queued, this participant's follow-ups queued, this participant's firsts queued,
+#: the ids it granted to others, space-separated (also published), each day read's
+#: exhausted-until mark ('' where none), each day counted's total}.
 SCRIPT = """
 local leases, queue, qleases = KEYS[1], KEYS[2], KEYS[3]
 local mine, seq, channel = KEYS[4], KEYS[5], KEYS[6]
 local op, limit, lease_ms, me = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local nreads, ncounts = tonumber(ARGV[5]), tonumber(ARGV[6])
+local base = 6 + ncounts  -- the op's own arguments follow
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Scores as exact digits: Lua would write a large number as %.14g and lose the order.
@@ -101,9 +110,9 @@ end
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', num(now))
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', qleases, '-inf', num(now))) do unqueue(id) end
 
-local granted = 0
+local granted, told = 0, {}
 if op == 'enter' then
-  local id, entrance = ARGV[5], tonumber(ARGV[6])
+  local id, entrance = ARGV[base + 1], tonumber(ARGV[base + 2])
   if redis.call('ZSCORE', leases, id) then
     granted = 1
   else
@@ -116,10 +125,10 @@ if op == 'enter' then
     redis.call('ZADD', qleases, num(now + lease_ms), id)
   end
 elseif op == 'leave' then
-  redis.call('ZREM', leases, ARGV[5])
-  unqueue(ARGV[5])
+  redis.call('ZREM', leases, ARGV[base + 1])
+  unqueue(ARGV[base + 1])
 elseif op == 'renew' then
-  for i = 5, #ARGV do
+  for i = base + 1, #ARGV do
     redis.call('ZADD', leases, 'XX', num(now + lease_ms), ARGV[i])
     redis.call('ZADD', qleases, 'XX', num(now + lease_ms), ARGV[i])
   end
@@ -127,22 +136,31 @@ end
 
 local free = limit - redis.call('ZCARD', leases)
 if free > 0 then
-  local told = {}
   for _, id in ipairs(redis.call('ZRANGE', queue, 0, free - 1)) do
     unqueue(id)
     redis.call('ZADD', leases, num(now + lease_ms), id)
-    if op == 'enter' and id == ARGV[5] then granted = 1 else told[#told + 1] = id end
+    if op == 'enter' and id == ARGV[base + 1] then granted = 1 else told[#told + 1] = id end
   end
-  if #told > 0 then redis.call('PUBLISH', channel, table.concat(told, ' ')) end
 end
+local granted_others = table.concat(told, ' ')
+if #told > 0 then redis.call('PUBLISH', channel, granted_others) end
 
 local keep = lease_ms * 3
 for _, key in ipairs({leases, queue, qleases, mine}) do redis.call('PEXPIRE', key, keep) end
+
+local untils, totals = {}, {}
+for i = 1, nreads do untils[i] = redis.call('HGET', KEYS[6 + i], 'until') or '' end
+for i = 1, ncounts do
+  local day = KEYS[6 + nreads + i]
+  totals[i] = redis.call('HINCRBY', day, 'used', tonumber(ARGV[6 + i]))
+  redis.call('EXPIRE', day, @DAY_TTL_S@)
+end
 return {granted, redis.call('ZCARD', leases),
         redis.call('ZCOUNT', queue, '-inf', '(@FIRST_OFFSET@'), redis.call('ZCARD', queue),
         tonumber(redis.call('HGET', mine, me .. '|0') or '0'),
-        tonumber(redis.call('HGET', mine, me .. '|1') or '0')}
+        tonumber(redis.call('HGET', mine, me .. '|1') or '0'), granted_others, untils, totals}
 """.replace("@FIRST_OFFSET@", str(FIRST_OFFSET)).replace("@SEQ_TTL_MS@", str(SEQ_TTL_S * 1000))
+SCRIPT = SCRIPT.replace("@DAY_TTL_S@", str(DAY_TTL_S))
 
 FOLLOW_UP, FIRST = 0, 1
 
@@ -160,6 +178,7 @@ class RedisSlots:
         lease_s: float = LEASE_S,
         poll_first_s: float = POLL_FIRST_S,
         poll_max_s: float = POLL_MAX_S,
+        budget: RedisBudgetMark | None = None,
     ) -> None:
         if limit < 1:
             raise ValueError(f"slots need a limit of at least 1, not {limit}")
@@ -173,6 +192,8 @@ class RedisSlots:
         self._channel = ctx.key("slots", account, "granted")
         self._keys.append(self._channel)
         self._script: AsyncScript = ctx.client.register_script(SCRIPT)
+        #: The account's budget mark, whose reads and counts ride along with the scripts.
+        self._budget = budget
         #: This view of the slots among all that share them (a process, a replica).
         self._me = uuid.uuid4().hex[:16]
         self._ids = itertools.count(1)
@@ -197,9 +218,10 @@ class RedisSlots:
         self._answered_at = 0.0
         self._renewer: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
-        #: Leaves under way (of holders, and of waiters that stopped waiting), kept
-        #: until they ran.
+        #: Leaves of waiters that stopped waiting, kept until they ran.
         self._abandoning: set[asyncio.Future[Any]] = set()
+        #: Leaves of holders sent and not answered yet (kept until they ran).
+        self._leaves: set[asyncio.Future[bool]] = set()
         self.follow_up = _FollowUpEntrance(self)
 
     # --- the estimates ------------------------------------------------------------------
@@ -298,33 +320,62 @@ class RedisSlots:
             await self._call("leave", slot)
 
     async def _leave(self) -> None:
+        """Gives the slot back without waiting for Redis's answer: the request is over,
+        and the round trip is not the caller's to pay (an idle call paid one for each
+        request). An enter of this process that reaches Redis first waits in the queue
+        for a moment, and the leave's answer hands it the slot (:meth:`_call`: no
+        pub/sub in between); a caller cancelled as it leaves still gives the slot back
+        (the leave is a task)."""
         if not self._held:
             raise RuntimeError("left slots that nobody holds")
         slot = self._held.pop()
         self._leaving += 1
-        leave = asyncio.ensure_future(self._call("leave", slot))
-        self._abandoning.add(leave)
+        leave = asyncio.ensure_future(self._call("leave", slot, held=True))
+        self._leaves.add(leave)
         leave.add_done_callback(self._left)
-        # Shielded: a caller cancelled as it leaves (its deadline) still gives the slot back.
-        with contextlib.suppress(Exception):  # reported; the lease ends by itself in time
-            await asyncio.shield(leave)
         self._report()
 
     def _left(self, leave: asyncio.Future[bool]) -> None:
         self._leaving -= 1
-        self._abandoning.discard(leave)
+        self._leaves.discard(leave)
         if not leave.cancelled():
             leave.exception()  # seen: a failed leave was reported to the health
 
-    async def _call(self, op: str, *args: str) -> bool:
-        """Runs the script; keeps its counts; whether the slot asked for is granted."""
-        argv = [op, str(self.limit), str(self._lease_ms), self._me, *args]
-        answer = await self._ctx.run(WHAT, self._script(keys=self._keys, args=argv))
-        granted, leases, follow_ups, queued, my_follow_ups, my_firsts = (int(n) for n in answer)
-        # This process's slots in Redis's count: held, leaving (but not this leave, done),
-        # and this enter's, granted. (A waiter woken but not yet holding counts as the
-        # others' for a moment: an estimate.)
-        mine = len(self._held) + self._leaving - (op == "leave") + (granted if op == "enter" else 0)
+    async def drain(self) -> None:
+        """Waits for the leaves and cleanups under way (before the backend's client
+        closes: a leave cut off would keep its slot until the lease ends)."""
+        pending = [*self._leaves, *self._abandoning]
+        if pending:
+            await asyncio.wait(pending)
+
+    async def _call(self, op: str, *args: str, held: bool = False) -> bool:
+        """Runs the script; keeps its counts; whether the slot asked for is granted.
+        ``held``: a leave of a slot held (counted in ``_leaving`` until it is answered;
+        a waiter's leave is not)."""
+        ride = self._budget.ride() if self._budget is not None else None
+        keys, argv = self._keys, [op, str(self.limit), str(self._lease_ms), self._me]
+        if ride and self._budget is not None:
+            keys = [*keys, *map(self._budget.key, ride.reads), *map(self._budget.key, ride.counts)]
+            argv += [str(len(ride.reads)), str(len(ride.counts))]
+            argv += [str(calls) for calls in ride.counts.values()]
+        else:
+            argv += ["0", "0"]
+        try:
+            answer = await self._ctx.run(WHAT, self._script(keys=keys, args=[*argv, *args]))
+        except StateUnwritable as error:
+            if ride and self._budget is not None:
+                self._budget.fell(ride, error)
+            raise
+        if ride and self._budget is not None:
+            self._budget.rode(ride, list(answer[7]), [int(total) for total in answer[8]])
+        granted, leases, follow_ups, queued, my_follow_ups, my_firsts = (int(n) for n in answer[:6])
+        woken = self._wake(answer[6])
+        # This process's slots in Redis's count: held, leaving (but not this leave of a
+        # held slot, done), this enter's if granted, and its waiters this script granted.
+        # (A waiter granted by another process's script counts as the others' until it
+        # holds: an estimate.)
+        mine = len(self._held) + self._leaving - held + (granted if op == "enter" else 0)
+        mine += woken
         self._others_leases = max(0, leases - mine)
         self._answered_at = time.monotonic()
         self._others = [
@@ -359,20 +410,30 @@ class RedisSlots:
         subscription fails, the waiters' polls carry on (and restart it)."""
         pubsub = self._ctx.client.pubsub()
         try:
-            await pubsub.subscribe(self._channel)
+            async with asyncio.timeout(self._ctx.timeout_s):  # the client has none
+                await pubsub.subscribe(self._channel)
             while self._waiters:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
                 if message is None:
                     continue
-                for slot in bytes(message["data"]).decode().split():
-                    waiter = self._waiters.get(slot)
-                    if waiter is not None:
-                        _resolve(waiter)
+                self._wake(message["data"])
         except (*REDIS_FAILURES, RuntimeError):  # type: ignore[misc]  # a tuple of types
             pass
         finally:
             with contextlib.suppress(*REDIS_FAILURES, RuntimeError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py's own
+
+    def _wake(self, granted: bytes) -> int:
+        """Resolves this process's waiters among the ids a script granted (its answer,
+        or the others' scripts' message on the channel); how many were this
+        process's."""
+        woken = 0
+        for slot in bytes(granted).decode().split():
+            waiter = self._waiters.get(slot)
+            if waiter is not None:
+                woken += 1
+                _resolve(waiter)
+        return woken
 
     def _report(self) -> None:
         """This process's slots in use and callers waiting, for the metrics: its own

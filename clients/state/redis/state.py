@@ -8,6 +8,8 @@ of the same state: that is the point (every replica asks, and they share).
 
 from __future__ import annotations
 
+import contextlib
+
 import redis
 
 from clients.state.clock import SYSTEM_CLOCKS, HostClocks
@@ -33,6 +35,7 @@ from clients.state.redis.slots import RedisSlots
 from clients.state.redis.suppressions import RedisSuppressions
 from clients.state.redis.tokens import RedisTokenStore
 from clients.state.redis.written import RedisWrittenFields
+from strategies.core.errors import StateUnwritable
 
 
 def ping_probe(url: str, *, timeout_s: float) -> None:
@@ -61,10 +64,17 @@ class RedisState:
         #: attempt began); every window, hold and lease runs on Redis's own clock.
         self.clocks = clocks
         self.health = health or StateHealth(lambda: ping_probe(url, timeout_s=timeout_s))
-        self.context = RedisContext(open_client(url, timeout_s=timeout_s), key_prefix, self.health)
+        self.context = RedisContext(
+            open_client(url, timeout_s=timeout_s), key_prefix, self.health, timeout_s=timeout_s
+        )
         #: The message_id records handed out: their last writes land before the client
         #: closes (:meth:`aclose`).
         self._records: list[RedisResponseRecords] = []
+        #: The slots and budget marks handed out: their leaves and counts land before
+        #: the client closes.
+        self._slots: list[RedisSlots] = []
+        #: One mark per account: its reads and counts ride with that account's slots.
+        self._marks: dict[str, RedisBudgetMark] = {}
 
     def identity(self) -> IdentityStore:
         return RedisIdentityStore(self.context)
@@ -87,17 +97,30 @@ class RedisState:
         return RedisCreateHolds(self.context, connection, hold_s=hold_s)
 
     def budget_mark(self, account: str) -> BudgetMark:
-        return RedisBudgetMark(self.context, account)
+        return self._mark(account)
+
+    def _mark(self, account: str) -> RedisBudgetMark:
+        if account not in self._marks:
+            self._marks[account] = RedisBudgetMark(self.context, account)
+        return self._marks[account]
 
     def slots(self, account: str, limit: int) -> ConcurrencySlots:
-        return RedisSlots(self.context, account, limit)
+        slots = RedisSlots(self.context, account, limit, budget=self._mark(account))
+        self._slots.append(slots)
+        return slots
 
     def tokens(self, connection: str) -> TokenStore:
         return RedisTokenStore(self.context, connection)
 
     async def aclose(self) -> None:
-        """Waits for the records' writes under way, then closes the shared client (the
-        stores' close() release what is theirs)."""
+        """Waits for the records' writes, the slots' leaves and the counts under way,
+        then closes the shared client (the stores' close() release what is theirs)."""
         for records in self._records:
             await records.drain()
+        for slots in self._slots:
+            await slots.drain()
+        for mark in self._marks.values():
+            with contextlib.suppress(StateUnwritable):  # reported: Redis is away
+                await mark.drain()
+            mark.close()
         await self.context.client.aclose()
