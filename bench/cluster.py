@@ -11,10 +11,13 @@ the same run, so that machine load moves both sides alike.
   Redis, the same load through several connections (the kernel spreads connections,
   not calls, over the workers); the CPU of every process is reported, since on a
   small machine the load generator, the fake and redis-server share the cores.
-- ``redis-idle``: one call at a time, Pardot at zero latency: p50 over
-  ``--idle-calls`` calls on SQLite and on Redis, and what one call costs at
-  redis-server (``INFO`` around the measured calls: its round trips and commands), so
-  a miss names its cause.
+- ``redis-idle``: one call at a time, Pardot at zero latency, ``--idle-calls`` rounds
+  of one call to an embedded (SQLite) server and one to a Redis-backed one, both up
+  at once, the order turned every round: the added latency is the median of the
+  rounds' differences (both sides see the same moments of the machine's noise; two
+  runs one after the other differed by more than the figure judged), and what one
+  call costs at redis-server (``INFO`` around the measured calls: its round trips and
+  commands), so a miss names its cause.
 
 Each part starts its own redis-server (no persistence) and stops it; nothing here
 decides what a figure means (``bench.report`` checks the targets).
@@ -200,47 +203,70 @@ def workers(run: Runner, pardot: Pardot) -> dict[str, Any]:
 
 
 def idle(run: Runner, pardot: Pardot) -> dict[str, Any]:
-    """One call at a time on SQLite, then on Redis: the p50 each, and Redis's commands."""
+    """One call at a time on SQLite and on Redis, two servers up at once and the calls
+    alternating between them (``bench.loadgen``'s ``paired`` mode): each one's p50, the
+    median of the rounds' differences, and Redis's commands and round trips per call."""
     count = run.args.idle_calls
     figures: dict[str, Any] = {"calls": count}
     store, url = start_redis(run.workdir, "redis-idle")
+    servers: list[Child] = []
     try:
+        run.say(f"redis-idle: {count} rounds of one Identify on SQLite and one on Redis, "
+                "one call at a time, Pardot at zero latency")  # fmt: skip
+        pardot.fresh(latency_s=0.0)
+        targets = []
         for key, shared in (("sqlite", None), ("redis", SharedState(url, f"bench-{run.tag}-i:"))):
-            run.say(f"redis-idle: {count} Identify one at a time on {key}, Pardot at zero latency")
-            pardot.fresh(latency_s=0.0)
             server, target = start_server(
                 run.workdir, pardot.url, name=f"server-idle-{key}", source=run.source, shared=shared
             )
-            counts = RedisCounts(url)
-            try:
-                one_at_a_time(run, target, f"idle-{key}-warm", IDLE_WARMUP_CALLS)
-                before, reads_before = counts.snapshot()
-                measured = one_at_a_time(run, target, f"idle-{key}", count)
-                after, reads_after = counts.snapshot()
-                server.check_alive()
-            finally:
-                counts.close()
-                server.stop()
+            servers.append(server)
+            targets.append(target)
+            one_at_a_time(run, target, f"idle-{key}-warm", IDLE_WARMUP_CALLS)
+        counts = RedisCounts(url)
+        try:
+            before, reads_before = counts.snapshot()
+            measured = paired(run, targets, "idle", count)
+            after, reads_after = counts.snapshot()
+        finally:
+            counts.close()
+        for server in servers:
+            server.check_alive()
+        for key, result in zip(("sqlite", "redis"), measured["targets"], strict=True):
             figures[key] = {
-                "p50_ms": measured["p50_ms"],
-                "p99_ms": measured["p99_ms"],
-                "ok": measured["codes"].get("OK", 0),
-                "codes": measured["codes"],
+                "p50_ms": result["p50_ms"],
+                "p99_ms": result["p99_ms"],
+                "ok": result["codes"].get("OK", 0),
+                "codes": result["codes"],
             }
-            if shared is not None:
-                used = {name: after.get(name, 0) - before.get(name, 0) for name in after}
-                figures["redis_commands_per_call"] = {
-                    name: calls / count for name, calls in sorted(used.items()) if calls
-                }
-                # The second snapshot's own read is the bench's.
-                figures["redis_round_trips_per_call"] = (reads_after - reads_before - 1) / count
+        used = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+        figures["redis_commands_per_call"] = {
+            name: calls / count for name, calls in sorted(used.items()) if calls
+        }
+        # The second snapshot's own read is the bench's.
+        figures["redis_round_trips_per_call"] = (reads_after - reads_before - 1) / count
         figures["round_trip_p50_ms"] = round_trip_p50_ms(url, count)
+        figures["added_ms"] = measured["difference_p50_ms"][0]
     finally:
+        for server in servers:
+            server.stop()
         store.stop()
     sqlite, on_redis = figures["sqlite"]["p50_ms"], figures["redis"]["p50_ms"]
-    figures["added_ms"] = on_redis - sqlite if on_redis is not None and sqlite is not None else None
+    both = on_redis is not None and sqlite is not None
+    figures["p50_gap_ms"] = on_redis - sqlite if both else None
     figures["redis_commands"] = sum(figures.get("redis_commands_per_call", {}).values())
     return figures
+
+
+def paired(run: Runner, targets: list[str], name: str, count: int) -> dict[str, Any]:
+    """``count`` rounds of one Identify of a new person on each target in turn."""
+    args = [arg for target in targets for arg in ("--target", target)]
+    args += ["--tag", f"{run.tag}-{name}", "--mode", "paired", "--count", str(count)]
+    result = run_loadgen(run.workdir, args, timeout_s=60.0 + 2 * count)
+    for target, figures in zip(targets, result["targets"], strict=True):
+        if figures["codes"].get("OK", 0) != count:
+            codes = figures["codes"]
+            raise RuntimeError(f"{name} on {target}: not every call answered OK: {codes}")
+    return result
 
 
 def one_at_a_time(run: Runner, target: str, name: str, count: int) -> dict[str, Any]:

@@ -11,6 +11,11 @@ orchestrator. Modes:
   ``--warmup-max``; then a ``--window`` is measured. With ``--fake-url`` the fake's call
   log is cleared at the window's start and counted at its end.
 - ``seed``: people 0 … COUNT-1 once each, N at a time (to warm an identity map).
+- ``paired``: COUNT rounds of one call to each ``--target`` in turn, one call at a
+  time, a new person each, the order turned every round: targets that differ in one
+  setting (SQLite or Redis state) are measured through the same moments of a noisy
+  machine, and each round's difference is the figure (its median is robust to a
+  burst of noise that a comparison of two separate runs' medians is not).
 - ``burst``: COUNT calls at once, each with ``--timeout`` as its deadline; every
   status counted (and, with ``--outcomes``, each call's status by its number, so the
   orchestrator can tell which Pardot calls were spent on calls that failed).
@@ -272,6 +277,34 @@ async def seed(call: Call, in_flight: int, count: int) -> dict[str, Any]:
     return {"mode": "seed", "duration_s": time.perf_counter() - began, **tally.summary()}
 
 
+async def paired(call: Call, targets: int, count: int) -> dict[str, Any]:
+    """``count`` rounds; in round ``n`` target ``t`` (worker ``t``: one channel each)
+    identifies person ``n * targets + t``, the targets in turn, the first one turning
+    every round. Each target's figures, and the per-round differences of every target
+    from the first, in milliseconds."""
+    tallies = [Tally() for _ in range(targets)]
+    began = time.perf_counter()
+    for n in range(count):
+        for step in range(targets):
+            target = (n + step) % targets
+            started = time.perf_counter()
+            codes = await call(target, n * targets + target)
+            tallies[target].add(time.perf_counter() - started, codes)
+    differences = [
+        sorted(
+            (later - first) * 1000
+            for later, first in zip(tally.latencies, tallies[0].latencies, strict=True)
+        )
+        for tally in tallies[1:]
+    ]
+    return {
+        "mode": "paired",
+        "duration_s": time.perf_counter() - began,
+        "targets": [tally.summary() for tally in tallies],
+        "difference_p50_ms": [percentile(d, 0.50) for d in differences],
+    }
+
+
 async def burst(call: Call, count: int, *, outcomes: bool = False) -> dict[str, Any]:
     tally = Tally()
     statuses = [""] * count
@@ -293,7 +326,9 @@ async def burst(call: Call, count: int, *, outcomes: bool = False) -> dict[str, 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     in_flight = args.count if args.mode == "burst" else args.in_flight
-    channels = open_channels(args.target, in_flight, args.channels)
+    # Paired: one channel per target, worker t on target t (open_channels interleaves).
+    per_target = 1 if args.mode == "paired" else args.channels
+    channels = open_channels(args.target, in_flight, per_target)
     control = FakeControl(args.fake_url) if args.fake_url else None
     try:
         await asyncio.wait_for(
@@ -309,6 +344,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             call = identify_call(channels, args.strategy, people, args.timeout)
         if args.mode == "seed":
             return await seed(call, in_flight, args.count)
+        if args.mode == "paired":
+            return await paired(call, len(args.target), args.count)
         if args.mode == "burst":
             return await burst(call, args.count, outcomes=args.outcomes)
         return await closed_loop(
@@ -337,13 +374,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="HOST:PORT of the gRPC server; again for more (load spread evenly over them)",
     )
     parser.add_argument("--channels", type=int, help="connections per target (by the load)")
-    parser.add_argument("--mode", choices=("closed", "seed", "burst"), default="closed")
+    parser.add_argument("--mode", choices=("closed", "seed", "paired", "burst"), default="closed")
     parser.add_argument("--rpc", choices=("identify", "batch"), default="identify")
     parser.add_argument("--strategy", default="EmailV3", help="a bench.workload strategy")
     parser.add_argument("--tag", required=True, help="makes this scenario's people distinct")
     parser.add_argument("--pool", type=int, help="cycle through this many people")
     parser.add_argument("--in-flight", type=int, default=1)
-    parser.add_argument("--count", type=int, default=0, help="seed/burst: how many calls")
+    parser.add_argument(
+        "--count", type=int, default=0, help="seed/burst: how many calls; paired: rounds"
+    )
     parser.add_argument("--items", type=int, default=1, help="batch: items per request")
     parser.add_argument("--timeout", type=float, default=60.0, help="each call's deadline, s")
     parser.add_argument("--warmup-min", type=float, default=1.0)

@@ -506,7 +506,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--cluster-in-flight", type=int, default=500, help="cluster: Identify in flight (500)"
     )
     parser.add_argument(
-        "--idle-calls", type=int, help="redis-idle: calls one at a time (300; --quick 30)"
+        "--idle-calls", type=int, help="redis-idle: rounds of one call on each (300; --quick 30)"
     )
     parser.add_argument("--burst", type=int, help="calls at once (5000; --quick 500)")
     parser.add_argument("--burst-deadline", type=float, help="their deadline, s (15; --quick 3)")
