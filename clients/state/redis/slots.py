@@ -108,13 +108,24 @@ local function unqueue(id)
 end
 
 redis.call('ZREMRANGEBYSCORE', leases, '-inf', num(now))
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', qleases, '-inf', num(now))) do unqueue(id) end
+-- A queue-lease lives only beside its entry in the queue: with nobody queued there is
+-- none to end, and the queue's bookkeeping is skipped (the path of an account not at
+-- its limit: an enter and a leave touch the leases alone).
+local waiting = redis.call('ZCARD', queue) > 0
+if waiting then
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', qleases, '-inf', num(now))) do unqueue(id) end
+end
+local held = redis.call('ZCARD', leases)
 
 local granted, told = 0, {}
 if op == 'enter' then
   local id, entrance = ARGV[base + 1], tonumber(ARGV[base + 2])
   if redis.call('ZSCORE', leases, id) then
     granted = 1
+  elseif not waiting and held < limit then
+    redis.call('ZADD', leases, num(now + lease_ms), id)  -- nobody ahead: no queue
+    redis.call('PEXPIRE', leases, lease_ms * 3)
+    granted, held = 1, held + 1
   else
     if not redis.call('ZSCORE', queue, id) then
       local n = redis.call('INCR', seq)
@@ -123,10 +134,11 @@ if op == 'enter' then
       redis.call('HINCRBY', mine, me .. '|' .. entrance, 1)
     end
     redis.call('ZADD', qleases, num(now + lease_ms), id)
+    waiting = true
   end
 elseif op == 'leave' then
-  redis.call('ZREM', leases, ARGV[base + 1])
-  unqueue(ARGV[base + 1])
+  held = held - redis.call('ZREM', leases, ARGV[base + 1])
+  if waiting then unqueue(ARGV[base + 1]) end
 elseif op == 'renew' then
   for i = base + 1, #ARGV do
     redis.call('ZADD', leases, 'XX', num(now + lease_ms), ARGV[i])
@@ -134,19 +146,34 @@ elseif op == 'renew' then
   end
 end
 
-local free = limit - redis.call('ZCARD', leases)
-if free > 0 then
-  for _, id in ipairs(redis.call('ZRANGE', queue, 0, free - 1)) do
-    unqueue(id)
-    redis.call('ZADD', leases, num(now + lease_ms), id)
-    if op == 'enter' and id == ARGV[base + 1] then granted = 1 else told[#told + 1] = id end
+if waiting then
+  local free = limit - held
+  if free > 0 then
+    for _, id in ipairs(redis.call('ZRANGE', queue, 0, free - 1)) do
+      unqueue(id)
+      redis.call('ZADD', leases, num(now + lease_ms), id)
+      held = held + 1
+      if op == 'enter' and id == ARGV[base + 1] then granted = 1 else told[#told + 1] = id end
+    end
   end
 end
 local granted_others = table.concat(told, ' ')
 if #told > 0 then redis.call('PUBLISH', channel, granted_others) end
 
-local keep = lease_ms * 3
-for _, key in ipairs({leases, queue, qleases, mine}) do redis.call('PEXPIRE', key, keep) end
+-- Every key outlives its last use by three leases (a dead process's leftovers go by
+-- themselves); the fast enter above kept its one key, a leave keeps what remains.
+if waiting or op == 'renew' then
+  for _, key in ipairs({leases, queue, qleases, mine}) do
+    redis.call('PEXPIRE', key, lease_ms * 3)
+  end
+end
+local follow_ups, queued, my_follow_ups, my_firsts = 0, 0, 0, 0
+if waiting then
+  follow_ups = redis.call('ZCOUNT', queue, '-inf', '(@FIRST_OFFSET@')
+  queued = redis.call('ZCARD', queue)
+  my_follow_ups = tonumber(redis.call('HGET', mine, me .. '|0') or '0')
+  my_firsts = tonumber(redis.call('HGET', mine, me .. '|1') or '0')
+end
 
 local untils, totals = {}, {}
 for i = 1, nreads do untils[i] = redis.call('HGET', KEYS[6 + i], 'until') or '' end
@@ -155,10 +182,8 @@ for i = 1, ncounts do
   totals[i] = redis.call('HINCRBY', day, 'used', tonumber(ARGV[6 + i]))
   redis.call('EXPIRE', day, @DAY_TTL_S@)
 end
-return {granted, redis.call('ZCARD', leases),
-        redis.call('ZCOUNT', queue, '-inf', '(@FIRST_OFFSET@'), redis.call('ZCARD', queue),
-        tonumber(redis.call('HGET', mine, me .. '|0') or '0'),
-        tonumber(redis.call('HGET', mine, me .. '|1') or '0'), granted_others, untils, totals}
+return {granted, held, follow_ups, queued, my_follow_ups, my_firsts,
+        granted_others, untils, totals}
 """.replace("@FIRST_OFFSET@", str(FIRST_OFFSET)).replace("@SEQ_TTL_MS@", str(SEQ_TTL_S * 1000))
 SCRIPT = SCRIPT.replace("@DAY_TTL_S@", str(DAY_TTL_S))
 
@@ -267,7 +292,7 @@ class RedisSlots:
             self._arriving += 1
         else:
             self._live[entrance] += 1
-        first = asyncio.ensure_future(self._first_enter(slot, entrance, granted))
+        first = asyncio.ensure_future(self._first_enter(slot, entrance, granted, expected))
         try:
             try:
                 await asyncio.shield(first)
@@ -306,9 +331,11 @@ class RedisSlots:
         self._keep_renewing()
         self._report()
 
-    async def _first_enter(self, slot: str, entrance: int, granted: asyncio.Future[None]) -> None:
+    async def _first_enter(
+        self, slot: str, entrance: int, granted: asyncio.Future[None], arriving: bool
+    ) -> None:
         async with self._entering:
-            if await self._call("enter", slot, str(entrance)):
+            if await self._call("enter", slot, str(entrance), arriving=arriving):
                 _resolve(granted)
 
     async def _abandon(self, slot: str, first: asyncio.Future[None]) -> None:
@@ -348,10 +375,10 @@ class RedisSlots:
         if pending:
             await asyncio.wait(pending)
 
-    async def _call(self, op: str, *args: str, held: bool = False) -> bool:
+    async def _call(self, op: str, *args: str, held: bool = False, arriving: bool = False) -> bool:
         """Runs the script; keeps its counts; whether the slot asked for is granted.
         ``held``: a leave of a slot held (counted in ``_leaving`` until it is answered;
-        a waiter's leave is not)."""
+        a waiter's leave is not). ``arriving``: an enter counted in ``_arriving``."""
         ride = self._budget.ride() if self._budget is not None else None
         keys, argv = self._keys, [op, str(self.limit), str(self._lease_ms), self._me]
         if ride and self._budget is not None:
@@ -371,11 +398,12 @@ class RedisSlots:
         granted, leases, follow_ups, queued, my_follow_ups, my_firsts = (int(n) for n in answer[:6])
         woken = self._wake(answer[6])
         # This process's slots in Redis's count: held, leaving (but not this leave of a
-        # held slot, done), this enter's if granted, and its waiters this script granted.
+        # held slot, done), this enter's if granted, its waiters this script granted, and
+        # its enters on their way (Redis may have granted them before this script ran).
         # (A waiter granted by another process's script counts as the others' until it
         # holds: an estimate.)
         mine = len(self._held) + self._leaving - held + (granted if op == "enter" else 0)
-        mine += woken
+        mine += woken + self._arriving - arriving
         self._others_leases = max(0, leases - mine)
         self._answered_at = time.monotonic()
         self._others = [
