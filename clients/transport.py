@@ -214,10 +214,11 @@ class PardotTransport:
         stale_token: str | None,
     ) -> dict[str, Any]:
         # 0. An account whose daily budget Pardot declared spent gets no request. A
-        #    shared mark (Redis) is a round trip away: its check runs while the token
-        #    is taken and the slot entered, and is awaited before anything is sent —
-        #    first, when the slot would have to be waited for (a spent account fails
-        #    fast, it does not queue).
+        #    shared mark (Redis) is a round trip away: its check starts here and is
+        #    awaited inside the slot, before anything is sent, so that its read can
+        #    ride the slot's enter (``clients.state.redis.budget``) — awaited first
+        #    when the slot would have to be waited for (a spent account fails fast,
+        #    it does not queue).
         checking = self._budget_check()
         try:
             if checking is not None and self._slots.locked():
