@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -219,23 +219,19 @@ class PardotTransport:
         #    ride the slot's enter (``clients.state.redis.budget``) — awaited first
         #    when the slot would have to be waited for (a spent account fails fast,
         #    it does not queue).
-        checking = self._budget_check()
+        checking: Coroutine[Any, Any, None] | None = None  # None: checked
+        if self._budget.remote:
+            checking = self._budget.check_soon(self.name)
+        else:
+            await self._budget.check(self.name)
         try:
             if checking is not None and self._slots.locked():
                 await checking
+                checking = None
             return await self._send_attempt(exchange, calls, attempt, stale_token, checking)
         finally:
-            if checking is not None and not checking.done():
-                checking.cancel()  # the attempt failed before it needed the answer
-
-    def _budget_check(self) -> asyncio.Future[None] | None:
-        """The budget's check under way, when its mark is a round trip away; else None
-        (checked at once: an in-process mark answers without waiting)."""
-        if not self._budget.remote:
-            return None
-        checking = asyncio.ensure_future(self._budget.check(self.name))
-        checking.add_done_callback(_retrieved)
-        return checking
+            if checking is not None:
+                checking.close()  # awaited already, or the attempt failed before it
 
     async def _send_attempt(
         self,
@@ -243,10 +239,8 @@ class PardotTransport:
         calls: list[CallRecord],
         attempt: int,
         stale_token: str | None,
-        checking: asyncio.Future[None] | None,
+        checking: Coroutine[Any, Any, None] | None,
     ) -> dict[str, Any]:
-        if checking is None:
-            await self._budget.check(self.name)
 
         # 1. Credentials. Nothing has been sent to the API yet, so a token endpoint
         #    that is down is retryable for any call.
@@ -453,12 +447,6 @@ class _Spent(Exception):
     def __init__(self, error: DailyLimitReached) -> None:
         super().__init__(error.message)
         self.error = error
-
-
-def _retrieved(checking: asyncio.Future[None]) -> None:
-    """A check nobody awaited (its attempt failed first) leaves no unretrieved error."""
-    if not checking.cancelled():
-        checking.exception()
 
 
 class _TokenRefused(Exception):

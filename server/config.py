@@ -151,9 +151,9 @@ class RedisConfig:
     timeout_s: float = setting(
         0.5,
         rule=more_than(0, "seconds"),
-        doc="connecting and each command; a Redis that does not answer within it fails the "
-        "call UNAVAILABLE `STATE_UNAVAILABLE` (before any Pardot write) and health turns "
-        "NOT_SERVING until it answers again",
+        doc="connecting, and each operation (a command, a script, a transaction); a Redis "
+        "that does not answer within it fails the call UNAVAILABLE `STATE_UNAVAILABLE` "
+        "(before any Pardot write) and health turns NOT_SERVING until it answers again",
     )
 
     @property

@@ -235,8 +235,9 @@ class BudgetMark(Protocol):
         """Pardot said ``day``'s budget is spent: mark it exhausted until ``until``."""
         ...
 
-    async def exhausted_until(self, day: date) -> datetime | None:
-        """The mark set on ``day``, if any."""
+    def exhausted_until(self, day: date) -> Awaitable[datetime | None]:
+        """The mark set on ``day``, if any: asked for when called (a shared backend may
+        carry the read with the next script it sends), answered when awaited."""
         ...
 
 

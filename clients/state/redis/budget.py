@@ -13,13 +13,13 @@ script of the account's slots (``clients.state.redis.slots``) that enters and le
 So that an idle call does not pay a round trip for each (docs/benchmarks.md, "Issue
 13"), both ride along with the slots' scripts (:meth:`RedisBudgetMark.ride`):
 
-- A read of the mark waits one turn of the event loop for a slots script to carry it;
-  the transport starts the check just before it enters the slot, so the enter's script
-  reads the mark at Redis, after the read was asked for: as fresh as a read of its
-  own. If no script goes in that turn, the read goes alone.
+- A read of the mark waits for a slots script to carry it: the transport asks for it
+  just before it enters the slot (``DailyBudget.check_soon``), so the enter's script
+  reads the mark at Redis after the read was asked for: as fresh as a read of its own.
+  If no script has taken it two turns of the event loop later, it goes alone.
 - The count is written behind: :meth:`RedisBudgetMark.count` answers at once, and
   what is counted goes with the next slots script (the leave that follows the
-  request), or alone one turn later, the counts of that turn as one HINCRBY. Waiting
+  request), or alone two turns later, the counts waiting then as one HINCRBY. Waiting
   for Redis after the request was sent would only delay the call and let a Redis
   failure fail a call that Pardot has served. What ``count`` answers is this process's
   best knowledge: the total at Redis's last answer plus the counts not yet in it (the
@@ -49,12 +49,17 @@ RETRY_S = 1.0
 WHAT = "the daily budget"
 
 
+def _seen(read: asyncio.Future[datetime | None]) -> None:
+    if not read.cancelled():
+        read.exception()
+
+
 @dataclass
 class Ride:
     """What goes to Redis with one script: the days whose mark is read (each with its
     readers) and the calls counted per day."""
 
-    reads: dict[date, list[asyncio.Future[bytes | None]]] = field(default_factory=dict)
+    reads: dict[date, list[asyncio.Future[datetime | None]]] = field(default_factory=dict)
     counts: dict[date, int] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
@@ -69,7 +74,7 @@ class RedisBudgetMark:
     def __init__(self, ctx: RedisContext, account: str) -> None:
         self._ctx = ctx
         self._account = account
-        #: What waits for the next script (or this mark's own send, one turn later).
+        #: What waits for the next script (or this mark's own send, two turns later).
         self._waiting = Ride()
         self._alone_planned = False
         #: Counts sent and not answered yet, by day.
@@ -109,12 +114,14 @@ class RedisBudgetMark:
         pipe.expire(key, DAY_TTL_S)
         await self._ctx.run(WHAT, pipe.execute())
 
-    async def exhausted_until(self, day: date) -> datetime | None:
-        read: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+    def exhausted_until(self, day: date) -> asyncio.Future[datetime | None]:
+        """Asked for now: the read waits for a slots script to carry it (or goes alone
+        two turns later); the future is its answer."""
+        read: asyncio.Future[datetime | None] = asyncio.get_running_loop().create_future()
+        read.add_done_callback(_seen)  # a reader that gave up leaves no unseen error
         self._waiting.reads.setdefault(day, []).append(read)
         self._plan_alone()
-        until = await read
-        return None if not until else datetime.fromisoformat(until.decode())
+        return read
 
     # --- riding along with the slots' scripts -------------------------------------------
 
@@ -135,9 +142,10 @@ class RedisBudgetMark:
         """The script went: each day's mark read (``ride.reads``' order; empty or None
         where none is set) and each day's total (``ride.counts``' order)."""
         for readers, until in zip(ride.reads.values(), untils, strict=True):
+            mark = datetime.fromisoformat(until.decode()) if until else None
             for reader in readers:
                 if not reader.done():
-                    reader.set_result(until or None)
+                    reader.set_result(mark)
         self._learn(dict(zip(ride.counts, totals, strict=True)))
         self._landed_ride(ride)
 
@@ -176,10 +184,13 @@ class RedisBudgetMark:
     # --- going alone ----------------------------------------------------------------------
 
     def _plan_alone(self) -> None:
-        """What waits goes by itself one turn from now, unless a script took it."""
+        """What waits goes by itself two turns from now, unless a script took it: a task
+        started in this turn (the slot's enter or leave) takes its first step in the
+        next one, before this."""
         if not self._alone_planned:
             self._alone_planned = True
-            asyncio.get_running_loop().call_soon(self._go_alone)
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.call_soon, self._go_alone)
 
     def _go_alone(self) -> None:
         self._alone_planned = False

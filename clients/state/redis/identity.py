@@ -25,9 +25,13 @@ from __future__ import annotations
 
 from clients.state.identity import WHAT, _normal
 from clients.state.redis.context import RedisContext
+from clients.state.redis.written import WrittenRides, settle
+from strategies.core.errors import StateUnwritable
 
-#: KEYS[1] the entry, KEYS[2] the new id's reverse set; ARGV[1] the id, ARGV[2] the
-#: reverse sets' key without the id (to find the old id's set).
+#: KEYS[1] the entry, KEYS[2] the new id's reverse set, then the memory of writes'
+#: hashes that ride along; ARGV[1] the id, ARGV[2] the reverse sets' key without the id
+#: (to find the old id's set), then per hash its number of fields and its field, digest
+#: pairs (``clients.state.redis.written``).
 _REMEMBER = """
 local old = redis.call('GET', KEYS[1])
 if old and old ~= ARGV[1] then
@@ -35,6 +39,12 @@ if old and old ~= ARGV[1] then
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], KEYS[1])
+local at = 3
+for i = 3, #KEYS do
+  local n = tonumber(ARGV[at])
+  redis.call('HSET', KEYS[i], unpack(ARGV, at + 1, at + 2 * n))
+  at = at + 1 + 2 * n
+end
 return 1
 """
 
@@ -59,8 +69,10 @@ class RedisIdentityStore:
     connection are computed here, in Python, and the old id's set inside the script
     (single Redis instance; a Redis Cluster would need the connection as a hash tag)."""
 
-    def __init__(self, ctx: RedisContext) -> None:
+    def __init__(self, ctx: RedisContext, rides: WrittenRides | None = None) -> None:
         self._ctx = ctx
+        #: The memory of writes' HSETs waiting for a script (one per backend).
+        self._rides = rides
         self._remember = ctx.client.register_script(_REMEMBER)
         self._forget = ctx.client.register_script(_FORGET)
 
@@ -78,11 +90,19 @@ class RedisIdentityStore:
 
     async def remember(self, connection: str, namespace: str, key: str, prospect_id: int) -> None:
         index = self._index(connection)
-        entry = self._entry(connection, namespace, key)
-        await self._ctx.run(
-            WHAT,
-            self._remember(keys=[entry, f"{index}:{prospect_id}"], args=[prospect_id, index]),
-        )
+        keys: list[str] = [self._entry(connection, namespace, key), f"{index}:{prospect_id}"]
+        args: list[str | int] = [prospect_id, index]
+        riding = self._rides.take() if self._rides is not None else []
+        for written in riding:
+            keys.append(written.key)
+            args.append(len(written.digests))
+            args += [part for pair in written.digests.items() for part in pair]
+        try:
+            await self._ctx.run(WHAT, self._remember(keys=keys, args=args))
+        except StateUnwritable as error:
+            settle(riding, error)
+            raise
+        settle(riding, None)
 
     async def forget(self, connection: str, prospect_id: int) -> int:
         index = f"{self._index(connection)}:{prospect_id}"

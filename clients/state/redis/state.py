@@ -34,7 +34,7 @@ from clients.state.redis.responses import RedisResponseRecords
 from clients.state.redis.slots import RedisSlots
 from clients.state.redis.suppressions import RedisSuppressions
 from clients.state.redis.tokens import RedisTokenStore
-from clients.state.redis.written import RedisWrittenFields
+from clients.state.redis.written import RedisWrittenFields, WrittenRides
 from strategies.core.errors import StateUnwritable
 
 
@@ -70,6 +70,8 @@ class RedisState:
         #: The message_id records handed out: their last writes land before the client
         #: closes (:meth:`aclose`).
         self._records: list[RedisResponseRecords] = []
+        #: The memory of writes' HSETs waiting to ride the identity map's scripts.
+        self._written_rides = WrittenRides(self.context)
         #: The slots and budget marks handed out: their leaves and counts land before
         #: the client closes.
         self._slots: list[RedisSlots] = []
@@ -77,10 +79,10 @@ class RedisState:
         self._marks: dict[str, RedisBudgetMark] = {}
 
     def identity(self) -> IdentityStore:
-        return RedisIdentityStore(self.context)
+        return RedisIdentityStore(self.context, self._written_rides)
 
     def written(self) -> WrittenFields:
-        return RedisWrittenFields(self.context)
+        return RedisWrittenFields(self.context, self._written_rides)
 
     def person_locks(self) -> PersonLocks:
         return RedisPersonLocks(self.context)
