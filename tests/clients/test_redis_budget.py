@@ -15,7 +15,13 @@ import redis.asyncio
 
 from clients.state.redis.state import RedisState
 from strategies.core.errors import StateUnwritable
-from support.redis_server import RedisServer, fresh_prefix, redis_server_binary, session_server
+from support.redis_server import (
+    RedisServer,
+    fresh_prefix,
+    read_events,
+    redis_server_binary,
+    session_server,
+)
 from support.waiting import until
 
 ACCOUNT = "0Uv000000000001CAA"
@@ -105,3 +111,23 @@ async def test_redis_stopped_loses_no_count_and_fails_no_call(tmp_path: Path) ->
         state.health.close()
         await state.aclose()
         server.stop()
+
+
+async def test_a_read_of_the_mark_rides_the_slots_enter(replicas: list[RedisState]) -> None:
+    """The transport asks for the mark just before it enters the slot: the enter's
+    script reads it at Redis (one round trip for both, counted as redis-server's read
+    events), and it reads what another replica marked."""
+    state = replicas[0]
+    mark, slots = state.budget_mark(ACCOUNT), state.slots(ACCOUNT, 5)
+    reading = mark.exhausted_until(DAY)  # the first loads the script, opens connections
+    async with slots:
+        assert await reading is None
+    midnight = datetime(2024, 6, 2, 7, tzinfo=UTC)
+    await replicas[1].budget_mark(ACCOUNT).exhaust(DAY, midnight)
+    await slots.drain()
+    before = await read_events(state.context.client)
+    reading = mark.exhausted_until(DAY)
+    async with slots:
+        assert await reading == midnight
+        during = await read_events(state.context.client)
+    assert during - before == 2  # the enter carrying the read, then this INFO

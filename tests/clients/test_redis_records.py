@@ -22,7 +22,13 @@ from clients.state.redis.state import RedisState
 from fakepardot import FakePardot
 from strategies.core.errors import StateUnwritable
 from strategies.core.model import EMAIL
-from support.redis_server import RedisServer, fresh_prefix, redis_server_binary, session_server
+from support.redis_server import (
+    RedisServer,
+    fresh_prefix,
+    read_events,
+    redis_server_binary,
+    session_server,
+)
 from support.waiting import until
 
 from .conftest import gateway, oauth_config
@@ -155,6 +161,32 @@ async def test_the_map_is_shared_and_forget_follows_entries_learned_again(
     await two.forget("default", 8)
     assert await one.lookup("default", "fid", "f-1") is None
     assert await client.exists(f"{index}:7", f"{index}:8") == 0  # nothing left behind
+
+
+async def test_the_memory_of_writes_rides_the_identity_maps_script_else_goes_alone(
+    replicas: list[RedisState],
+) -> None:
+    """After a write the memory and the identity map learn at once: one round trip
+    (the HSET inside the identity script), counted as redis-server's read events. A
+    write to the memory with no identity script beside it lands alone; a replica sees
+    both either way."""
+    state, other = replicas[0], replicas[1]
+    written, identity = state.written(), state.identity()
+    digests = {"email": "d1", "first_name": "d2"}
+    await asyncio.gather(  # the first pair loads the script and opens the connections
+        written.wrote("default", 6, digests),
+        identity.remember("default", EMAIL, "bob@example.com", 6),
+    )
+    before = await read_events(state.context.client)
+    await asyncio.gather(
+        written.wrote("default", 7, digests),
+        identity.remember("default", EMAIL, "ann@example.com", 7),
+    )
+    assert await read_events(state.context.client) - before == 2  # the pair, then this INFO
+    assert await other.written().digests("default", 7) == digests
+    assert await other.identity().lookup("default", EMAIL, "ann@example.com") == 7
+    await written.wrote("default", 8, {"email": "d3"})  # alone
+    assert await other.written().digests("default", 8) == {"email": "d3"}
 
 
 # --- the creates in doubt ------------------------------------------------------------

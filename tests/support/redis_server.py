@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis.asyncio
 
 LOOPBACK = "127.0.0.1"
 _prefixes = itertools.count(1)
@@ -109,6 +110,13 @@ class RedisServer:
                 return conn.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+
+async def read_events(client: redis.asyncio.Redis) -> int:
+    """redis-server's read events so far — one per request or pipeline that arrives, so
+    the round trips its clients made — this INFO's own included."""
+    stats = await client.info("stats")
+    return int(stats["total_reads_processed"])
 
 
 def fresh_prefix() -> str:
