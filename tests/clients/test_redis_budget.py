@@ -131,3 +131,17 @@ async def test_a_read_of_the_mark_rides_the_slots_enter(replicas: list[RedisStat
         assert await reading == midnight
         during = await read_events(state.context.client)
     assert during - before == 2  # the enter carrying the read, then this INFO
+
+
+async def test_what_rode_a_cancelled_script_waits_again(replicas: list[RedisState]) -> None:
+    """A slots script cancelled before Redis answered (a waiter's poll, its caller
+    gone) may have carried another call's read and counts: they go again, alone, and
+    nothing is lost or left waiting."""
+    mark = replicas[0].budget_mark(ACCOUNT)
+    await replicas[1].budget_mark(ACCOUNT).exhaust(DAY, datetime(2024, 6, 2, tzinfo=UTC))
+    reading = mark.exhausted_until(DAY)
+    await mark.count(DAY)
+    ride = mark.ride()  # taken by a script…
+    mark.returned(ride)  # …that was cancelled
+    assert await asyncio.wait_for(reading, 5) == datetime(2024, 6, 2, tzinfo=UTC)
+    assert await mark.used(DAY) == 1

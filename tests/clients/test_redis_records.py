@@ -19,6 +19,7 @@ from clients.state.protocols import IdempotencyKey
 from clients.state.redis.locks import RedisPersonLocks
 from clients.state.redis.responses import RedisResponseRecords
 from clients.state.redis.state import RedisState
+from clients.state.redis.written import WrittenRides
 from fakepardot import FakePardot
 from strategies.core.errors import StateUnwritable
 from strategies.core.model import EMAIL
@@ -187,6 +188,20 @@ async def test_the_memory_of_writes_rides_the_identity_maps_script_else_goes_alo
     assert await other.identity().lookup("default", EMAIL, "ann@example.com") == 7
     await written.wrote("default", 8, {"email": "d3"})  # alone
     assert await other.written().digests("default", 8) == {"email": "d3"}
+
+
+async def test_the_memory_of_writes_that_rode_a_cancelled_script_goes_alone(
+    replicas: list[RedisState],
+) -> None:
+    """An identity script cancelled before Redis answered may have carried another
+    call's HSET: it goes again, alone, and its writer learns that it landed."""
+    ctx = replicas[0].context
+    rides = WrittenRides(ctx)
+    key = ctx.key("written", "default", "9")
+    landed = rides.add(key, {"email": "d9"})
+    rides.put_back(rides.take())  # taken by a script that was cancelled
+    await asyncio.wait_for(landed, 5)
+    assert await replicas[1].written().digests("default", 9) == {"email": "d9"}
 
 
 # --- the creates in doubt ------------------------------------------------------------

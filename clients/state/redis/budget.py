@@ -163,6 +163,17 @@ class RedisBudgetMark:
             if self._retry is None:
                 self._retry = asyncio.get_running_loop().call_later(RETRY_S, self._retried)
 
+    def returned(self, ride: Ride) -> None:
+        """The script was cancelled before Redis answered: what it carried waits again
+        (its readers may belong to other calls; a count it may have applied is counted
+        again, as a count sent and unanswered may be)."""
+        self._landed_ride(ride)
+        for day, readers in ride.reads.items():
+            self._waiting.reads.setdefault(day, []).extend(r for r in readers if not r.done())
+        for day, calls in ride.counts.items():
+            self._waiting.counts[day] = self._waiting.counts.get(day, 0) + calls
+        self._plan_alone()
+
     def _landed_ride(self, ride: Ride) -> None:
         for day, calls in ride.counts.items():
             left = self._sending.get(day, 0) - calls

@@ -102,6 +102,10 @@ class RedisIdentityStore:
         except StateUnwritable as error:
             settle(riding, error)
             raise
+        except BaseException:  # cancelled: the memory's writes go alone
+            if self._rides is not None:
+                self._rides.put_back(riding)
+            raise
         settle(riding, None)
 
     async def forget(self, connection: str, prospect_id: int) -> int:

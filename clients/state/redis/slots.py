@@ -393,6 +393,10 @@ class RedisSlots:
             if ride and self._budget is not None:
                 self._budget.fell(ride, error)
             raise
+        except BaseException:  # cancelled: what rode along goes with another script
+            if ride and self._budget is not None:
+                self._budget.returned(ride)
+            raise
         if ride and self._budget is not None:
             self._budget.rode(ride, list(answer[7]), [int(total) for total in answer[8]])
         granted, leases, follow_ups, queued, my_follow_ups, my_firsts = (int(n) for n in answer[:6])

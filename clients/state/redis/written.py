@@ -65,15 +65,25 @@ class WrittenRides:
     def add(self, key: str, digests: dict[str, str]) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(WrittenHash(key, digests, done))
-        if not self._planned:
-            self._planned = True
-            asyncio.get_running_loop().call_soon(self._go_alone)
+        self._plan()
         return done
 
     def take(self) -> list[WrittenHash]:
         """What waits, for a script about to go; it settles them (:func:`settle`)."""
         taken, self._waiting = self._waiting, []
         return taken
+
+    def put_back(self, taken: list[WrittenHash]) -> None:
+        """The script that took them was cancelled before Redis answered: they go
+        alone (their writers may belong to other calls)."""
+        self._waiting.extend(written for written in taken if not written.done.done())
+        self._plan()
+
+    def _plan(self) -> None:
+        """What waits goes alone one turn from now, unless a script took it."""
+        if not self._planned:
+            self._planned = True
+            asyncio.get_running_loop().call_soon(self._go_alone)
 
     def _go_alone(self) -> None:
         self._planned = False
