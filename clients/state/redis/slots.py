@@ -23,11 +23,14 @@ within the same time, and the slots go to the next in line. While a process live
 renewal task per :class:`RedisSlots` renews its leases and queued entries every third of
 the lease.
 
-Entering with a slot free is one script call; leaving is one more, which the caller
-does not wait for (the process's next enter does). A waiter granted a
-slot by someone else's leave is told through Redis pub/sub (the leaving script
-publishes the ids it granted on ``slots:<account>:granted``), so a freed slot is taken
-at once rather than at the next poll; each waiter also polls with backoff
+Entering with a slot free is one script call (with nobody queued it takes the slot
+without the queue's bookkeeping); leaving is one more, which the caller does not wait
+for (the request is over: the leave is a task). The account's budget mark rides these
+scripts (``clients.state.redis.budget``). A waiter granted a slot by someone else's
+leave is told at once: the script names the ids it granted in its reply (this
+process's own waiters are woken by it) and publishes them on
+``slots:<account>:granted`` (for the other processes), so a freed slot is taken at once
+rather than at the next poll; each waiter also polls with backoff
 (:data:`POLL_FIRST_S` doubling to :data:`POLL_MAX_S`) because nobody publishes when a
 dead process's lease runs out, and a message missed while the subscription (re)starts
 must not strand a waiter. The poll is the same script: it renews the waiter's entry and
